@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Configures and builds lipattn into build/ (Release). Installs dependencies first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+mkdir -p build
+if ! { cmake -S . -B build -DCMAKE_BUILD_TYPE=Release && cmake --build build -j"$(nproc)"; } > build/build.log 2>&1; then
+  tail -n 60 build/build.log >&2
+  echo "build: failed; the full log is build/build.log" >&2
+  exit 1
+fi

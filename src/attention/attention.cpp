@@ -1,0 +1,243 @@
+// Multi-head softmax attention. Formulas: docs/theory.md §2 (forward §2.1, jvp §2.2, vjp §2.3).
+//
+// Shapes (one head h; k = key width, kv = value width, n tokens):
+//   X (n × d) → QKV = X W_qkvᵀ + b (n × (2Hk + Hkv)) → Q_h, K_h (n × k), V_h (n × kv)
+//   S_h = scale Q_h K_hᵀ (n × n), masked; P_h = softmax_rows(S_h); O_h = P_h V_h (n × kv)
+//   O = [O_1 … O_H] (n × Hkv); Y = O W_Oᵀ + b_O (n × d_out), or Y = O without W_O.
+#include "attention/attention.h"
+
+#include <cmath>
+
+#include <fmt/core.h>
+
+#include "common/error.h"
+
+namespace lipattn {
+
+// ---- weights --------------------------------------------------------------------------------
+
+AttentionWeights AttentionWeights::paper_form(const MatrixD& A, const MatrixD& V, bool causal) {
+  if (A.rows() != A.cols())
+    throw InputError(fmt::format("tensor 'A' must be square (d × d), got {} × {}", A.rows(), A.cols()));
+  if (V.cols() != A.cols())
+    throw InputError(fmt::format("tensor 'V' must be (d_v × d) with d = {} (from 'A'), got {} × {}",
+                                 A.cols(), V.rows(), V.cols()));
+  AttentionWeights w;
+  w.heads = 1;
+  w.w_q = A;  // q_i = A x_i
+  w.w_k = MatrixD::Identity(A.rows(), A.cols());  // k_j = x_j, so S_ij = ⟨A x_i, x_j⟩
+  w.w_v = V;
+  w.causal = causal;
+  w.scale = 1.0;  // the paper's A already holds the temperature
+  return w;
+}
+
+double AttentionWeights::effective_scale() const {
+  return std::isnan(scale) ? 1.0 / std::sqrt(static_cast<double>(key_dim())) : scale;
+}
+
+void AttentionWeights::validate() const {
+  if (heads < 1) throw InputError(fmt::format("--heads must be at least 1, got {}", heads));
+  if (w_q.size() == 0) throw InputError("tensor 'q.weight' is empty or missing");
+  const Index d = w_q.cols();
+  if (w_q.rows() % heads != 0)
+    throw InputError(fmt::format("tensor 'q.weight' has {} rows, not a multiple of --heads {}", w_q.rows(), heads));
+  if (w_k.rows() != w_q.rows() || w_k.cols() != d)
+    throw InputError(fmt::format("tensor 'k.weight' must have the shape of 'q.weight' ({} × {}), got {} × {}",
+                                 w_q.rows(), d, w_k.rows(), w_k.cols()));
+  if (w_v.cols() != d || w_v.rows() == 0 || w_v.rows() % heads != 0)
+    throw InputError(fmt::format("tensor 'v.weight' must be (H·k_v × {}) with H = {}, got {} × {}", d, heads,
+                                 w_v.rows(), w_v.cols()));
+  auto check_bias = [](const VectorD& b, Index size, const char* name) {
+    if (b.size() != 0 && b.size() != size)
+      throw InputError(fmt::format("tensor '{}' must have {} entries, got {}", name, size, b.size()));
+  };
+  check_bias(b_q, w_q.rows(), "q.bias");
+  check_bias(b_k, w_k.rows(), "k.bias");
+  check_bias(b_v, w_v.rows(), "v.bias");
+  if (w_o.size() != 0) {
+    if (w_o.cols() != w_v.rows())
+      throw InputError(fmt::format("tensor 'o.weight' must be (d_out × {}) to follow 'v.weight', got {} × {}",
+                                   w_v.rows(), w_o.rows(), w_o.cols()));
+    check_bias(b_o, w_o.rows(), "o.bias");
+  } else if (b_o.size() != 0) {
+    throw InputError("tensor 'o.bias' is given without 'o.weight'");
+  }
+  if (!(effective_scale() > 0) || !std::isfinite(effective_scale()))
+    throw InputError(fmt::format("attention scale must be positive and finite, got {}", effective_scale()));
+}
+
+AttentionWeights AttentionWeights::head(Index h) const {
+  if (h < 0 || h >= heads)
+    throw InputError(fmt::format("--head {} is out of range: the layer has {} heads (0..{})", h, heads, heads - 1));
+  const Index k = key_dim(), kv = value_dim();
+  AttentionWeights one;
+  one.heads = 1;
+  one.w_q = w_q.middleRows(h * k, k);
+  one.w_k = w_k.middleRows(h * k, k);
+  one.w_v = w_v.middleRows(h * kv, kv);
+  if (b_q.size()) one.b_q = b_q.segment(h * k, k);
+  if (b_k.size()) one.b_k = b_k.segment(h * k, k);
+  if (b_v.size()) one.b_v = b_v.segment(h * kv, kv);
+  if (w_o.size()) one.w_o = w_o.middleCols(h * kv, kv);
+  one.b_o = b_o;  // a constant shift: it does not change the Jacobian
+  one.causal = causal;
+  one.scale = effective_scale();  // 1/√k of the full layer's k, which is the head's k too
+  return one;
+}
+
+// ---- map ------------------------------------------------------------------------------------
+
+namespace {
+template <class T>
+struct AttentionCache : Cache<T> {
+  Matrix<T> qkv;               // n × (2Hk + Hkv): Q, K, V of every head
+  std::vector<Matrix<T>> p;    // H attention matrices, n × n, rows sum to 1 (zero above the diagonal if causal)
+};
+
+// P ⊙ (G − rowsum(P ⊙ G) 1ᵀ), in place on G: the softmax Jacobian applied row by row (§2.2).
+template <class T>
+void softmax_jacobian_inplace(const Matrix<T>& P, Matrix<T>& G, bool causal) {
+  const Index n = P.rows();
+  for (Index i = 0; i < n; ++i) {
+    const Index width = causal ? i + 1 : n;
+    auto p = P.row(i).head(width);
+    auto g = G.row(i).head(width);
+    const T c = p.dot(g);
+    g = p.cwiseProduct((g.array() - c).matrix());
+    if (width < n) G.row(i).tail(n - width).setZero();
+  }
+}
+}  // namespace
+
+template <class T>
+MultiHeadAttention<T>::MultiHeadAttention(const AttentionWeights& w) {
+  w.validate();
+  heads_ = w.heads;
+  d_ = w.input_dim();
+  k_ = w.key_dim();
+  kv_ = w.value_dim();
+  d_out_ = w.output_dim();
+  causal_ = w.causal;
+  scale_ = static_cast<T>(w.effective_scale());
+  w_qkv_.resize(2 * heads_ * k_ + heads_ * kv_, d_);
+  w_qkv_ << w.w_q.cast<T>(), w.w_k.cast<T>(), w.w_v.cast<T>();
+  if (w.b_q.size() || w.b_k.size() || w.b_v.size()) {
+    b_qkv_ = Vector<T>::Zero(w_qkv_.rows());
+    if (w.b_q.size()) b_qkv_.segment(0, heads_ * k_) = w.b_q.cast<T>();
+    if (w.b_k.size()) b_qkv_.segment(heads_ * k_, heads_ * k_) = w.b_k.cast<T>();
+    if (w.b_v.size()) b_qkv_.segment(2 * heads_ * k_, heads_ * kv_) = w.b_v.cast<T>();
+  }
+  if (w.w_o.size()) w_o_ = w.w_o.cast<T>();
+  if (w.b_o.size()) b_o_ = w.b_o.cast<T>();
+}
+
+template <class T>
+std::string MultiHeadAttention<T>::describe() const {
+  return fmt::format("attention(H={}, d={}, k={}, k_v={}{}{})", heads_, d_, k_, kv_, causal_ ? ", causal" : "",
+                     w_o_.size() ? ", W_O" : "");
+}
+
+template <class T>
+const Matrix<T>& MultiHeadAttention<T>::attention_matrix(const Cache<T>& cache, Index h) const {
+  return static_cast<const AttentionCache<T>&>(cache).p.at(h);
+}
+
+// §2.1
+template <class T>
+std::unique_ptr<Cache<T>> MultiHeadAttention<T>::forward(const Matrix<T>& X) const {
+  const Index n = X.rows();
+  auto cache = std::make_unique<AttentionCache<T>>();
+  cache->qkv.noalias() = X * w_qkv_.transpose();  // n × (2Hk + Hkv)
+  if (b_qkv_.size()) cache->qkv.rowwise() += b_qkv_.transpose();
+  cache->p.resize(heads_);
+  Matrix<T> O(n, heads_ * kv_);
+  const Matrix<T>& qkv = cache->qkv;
+#pragma omp parallel for schedule(dynamic) if (heads_ > 1)
+  for (Index h = 0; h < heads_; ++h) {
+    auto Q = qkv.middleCols(h * k_, k_);
+    auto K = qkv.middleCols(heads_ * k_ + h * k_, k_);
+    auto V = qkv.middleCols(2 * heads_ * k_ + h * kv_, kv_);
+    Matrix<T>& P = cache->p[h];
+    P.noalias() = scale_ * (Q * K.transpose());  // scores S, n × n
+    for (Index i = 0; i < n; ++i) {  // row softmax, shifted by the row max for stability
+      const Index width = causal_ ? i + 1 : n;
+      auto row = P.row(i).head(width);
+      row = (row.array() - row.maxCoeff()).exp().matrix();
+      row /= row.sum();
+      if (width < n) P.row(i).tail(n - width).setZero();
+    }
+    O.middleCols(h * kv_, kv_).noalias() = P * V;
+  }
+  if (w_o_.size()) {
+    cache->output.noalias() = O * w_o_.transpose();
+    if (b_o_.size()) cache->output.rowwise() += b_o_.transpose();
+  } else {
+    cache->output = std::move(O);
+  }
+  return cache;
+}
+
+// §2.2: dS = scale (dQ Kᵀ + Q dKᵀ); dP = P ⊙ (dS − rowsum(P ⊙ dS)); dO = dP V + P dV; dY = dO W_Oᵀ.
+template <class T>
+Matrix<T> MultiHeadAttention<T>::jvp(const Cache<T>& cache_base, const Matrix<T>& dX) const {
+  const auto& cache = static_cast<const AttentionCache<T>&>(cache_base);
+  const Index n = dX.rows();
+  Matrix<T> dqkv;
+  dqkv.noalias() = dX * w_qkv_.transpose();
+  Matrix<T> dO(n, heads_ * kv_);
+  const Matrix<T>& qkv = cache.qkv;
+#pragma omp parallel for schedule(dynamic) if (heads_ > 1)
+  for (Index h = 0; h < heads_; ++h) {
+    auto Q = qkv.middleCols(h * k_, k_), dQ = dqkv.middleCols(h * k_, k_);
+    auto K = qkv.middleCols(heads_ * k_ + h * k_, k_), dK = dqkv.middleCols(heads_ * k_ + h * k_, k_);
+    auto V = qkv.middleCols(2 * heads_ * k_ + h * kv_, kv_), dV = dqkv.middleCols(2 * heads_ * k_ + h * kv_, kv_);
+    const Matrix<T>& P = cache.p[h];
+    Matrix<T> G(n, n);
+    G.noalias() = dQ * K.transpose();
+    G.noalias() += Q * dK.transpose();
+    G *= scale_;
+    softmax_jacobian_inplace(P, G, causal_);  // G = dP
+    auto dOh = dO.middleCols(h * kv_, kv_);
+    dOh.noalias() = G * V;
+    dOh.noalias() += P * dV;
+  }
+  if (w_o_.size()) return dO * w_o_.transpose();
+  return dO;
+}
+
+// §2.3: dO = dY W_O; dP = dO Vᵀ; dV = Pᵀ dO; dS = P ⊙ (dP − rowsum(P ⊙ dP));
+//       dQ = scale dS K; dK = scale dSᵀ Q; dX = [dQ dK dV] W_qkv.
+template <class T>
+Matrix<T> MultiHeadAttention<T>::vjp(const Cache<T>& cache_base, const Matrix<T>& dY) const {
+  const auto& cache = static_cast<const AttentionCache<T>&>(cache_base);
+  const Index n = dY.rows();
+  Matrix<T> dO;
+  if (w_o_.size())
+    dO.noalias() = dY * w_o_;
+  else
+    dO = dY;
+  Matrix<T> dqkv(n, w_qkv_.rows());
+  const Matrix<T>& qkv = cache.qkv;
+#pragma omp parallel for schedule(dynamic) if (heads_ > 1)
+  for (Index h = 0; h < heads_; ++h) {
+    auto Q = qkv.middleCols(h * k_, k_);
+    auto K = qkv.middleCols(heads_ * k_ + h * k_, k_);
+    auto V = qkv.middleCols(2 * heads_ * k_ + h * kv_, kv_);
+    auto dOh = dO.middleCols(h * kv_, kv_);
+    const Matrix<T>& P = cache.p[h];
+    Matrix<T> G(n, n);
+    G.noalias() = dOh * V.transpose();  // dP
+    dqkv.middleCols(2 * heads_ * k_ + h * kv_, kv_).noalias() = P.transpose() * dOh;
+    softmax_jacobian_inplace(P, G, causal_);  // G = dS / scale
+    G *= scale_;
+    dqkv.middleCols(h * k_, k_).noalias() = G * K;
+    dqkv.middleCols(heads_ * k_ + h * k_, k_).noalias() = G.transpose() * Q;
+  }
+  return dqkv * w_qkv_;
+}
+
+template class MultiHeadAttention<double>;
+template class MultiHeadAttention<float>;
+
+}  // namespace lipattn

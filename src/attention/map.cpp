@@ -1,0 +1,114 @@
+#include "attention/map.h"
+
+#include <fmt/core.h>
+
+#include "common/error.h"
+
+namespace lipattn {
+
+// ---- Chain ---------------------------------------------------------------------------------
+
+namespace {
+template <class T>
+struct ChainCache : Cache<T> {
+  std::vector<std::unique_ptr<Cache<T>>> stages;  // one per map, in order
+};
+}  // namespace
+
+template <class T>
+Chain<T>::Chain(std::vector<MapPtr<T>> maps) : maps_(std::move(maps)) {
+  if (maps_.empty()) throw std::invalid_argument("Chain: no maps");
+  for (size_t i = 1; i < maps_.size(); ++i)
+    if (maps_[i]->input_dim() != maps_[i - 1]->output_dim())
+      throw InputError(fmt::format("cannot compose {} (output width {}) with {} (input width {})",
+                                   maps_[i - 1]->describe(), maps_[i - 1]->output_dim(),
+                                   maps_[i]->describe(), maps_[i]->input_dim()));
+}
+
+template <class T>
+Index Chain<T>::input_dim() const { return maps_.front()->input_dim(); }
+template <class T>
+Index Chain<T>::output_dim() const { return maps_.back()->output_dim(); }
+
+template <class T>
+std::string Chain<T>::describe() const {
+  std::string s;
+  for (size_t i = 0; i < maps_.size(); ++i) s += (i ? " → " : "") + maps_[i]->describe();
+  return s;
+}
+
+template <class T>
+std::unique_ptr<Cache<T>> Chain<T>::forward(const Matrix<T>& X) const {
+  auto cache = std::make_unique<ChainCache<T>>();
+  const Matrix<T>* input = &X;
+  for (const auto& map : maps_) {
+    cache->stages.push_back(map->forward(*input));
+    input = &cache->stages.back()->output;
+  }
+  cache->output = *input;
+  return cache;
+}
+
+template <class T>
+Matrix<T> Chain<T>::jvp(const Cache<T>& cache, const Matrix<T>& dX) const {
+  const auto& stages = static_cast<const ChainCache<T>&>(cache).stages;
+  Matrix<T> d = maps_[0]->jvp(*stages[0], dX);
+  for (size_t i = 1; i < maps_.size(); ++i) d = maps_[i]->jvp(*stages[i], d);
+  return d;
+}
+
+template <class T>
+Matrix<T> Chain<T>::vjp(const Cache<T>& cache, const Matrix<T>& dY) const {
+  const auto& stages = static_cast<const ChainCache<T>&>(cache).stages;
+  Matrix<T> d = maps_.back()->vjp(*stages.back(), dY);
+  for (size_t i = maps_.size() - 1; i-- > 0;) d = maps_[i]->vjp(*stages[i], d);
+  return d;
+}
+
+// ---- Residual ------------------------------------------------------------------------------
+
+namespace {
+template <class T>
+struct ResidualCache : Cache<T> {
+  std::unique_ptr<Cache<T>> inner;
+};
+}  // namespace
+
+template <class T>
+Residual<T>::Residual(MapPtr<T> inner) : inner_(std::move(inner)) {
+  if (inner_->input_dim() != inner_->output_dim())
+    throw InputError(fmt::format("--residual needs the attention output width ({}) to equal the input width ({})",
+                                 inner_->output_dim(), inner_->input_dim()));
+}
+
+template <class T>
+std::string Residual<T>::describe() const { return "residual(" + inner_->describe() + ")"; }
+
+template <class T>
+std::unique_ptr<Cache<T>> Residual<T>::forward(const Matrix<T>& X) const {
+  auto cache = std::make_unique<ResidualCache<T>>();
+  cache->inner = inner_->forward(X);
+  cache->output = X + cache->inner->output;
+  return cache;
+}
+
+template <class T>
+Matrix<T> Residual<T>::jvp(const Cache<T>& cache, const Matrix<T>& dX) const {
+  Matrix<T> d = inner_->jvp(*static_cast<const ResidualCache<T>&>(cache).inner, dX);
+  d += dX;
+  return d;
+}
+
+template <class T>
+Matrix<T> Residual<T>::vjp(const Cache<T>& cache, const Matrix<T>& dY) const {
+  Matrix<T> d = inner_->vjp(*static_cast<const ResidualCache<T>&>(cache).inner, dY);
+  d += dY;
+  return d;
+}
+
+template class Chain<double>;
+template class Chain<float>;
+template class Residual<double>;
+template class Residual<float>;
+
+}  // namespace lipattn

@@ -1,0 +1,117 @@
+// LayerNorm and RMSNorm, token by token. Formulas: docs/theory.md §3.
+//   LayerNorm: ẑ = (x − mean x)/s, s = √(var x + ε), y = γ ⊙ ẑ + β
+//     jvp: dy = γ ⊙ (dx − mean(dx) − ẑ mean(ẑ ⊙ dx)) / s; the bracket is symmetric in dx, so
+//     vjp: dx = (g − mean(g) − ẑ mean(ẑ ⊙ g)) / s with g = γ ⊙ dy.
+//   RMSNorm: r = √(mean(x²) + ε), y = γ ⊙ x / r (+ β)
+//     jvp: dy = γ ⊙ (dx − x mean(x ⊙ dx)/r²) / r;  vjp: dx = (g − x mean(x ⊙ g)/r²) / r.
+#include "attention/norm.h"
+
+#include <fmt/core.h>
+
+#include "common/error.h"
+
+namespace lipattn {
+
+NormWeights NormWeights::identity(NormKind kind, Index d, double eps) {
+  NormWeights w;
+  w.kind = kind;
+  w.gamma = VectorD::Ones(d);
+  w.eps = eps;
+  return w;
+}
+
+namespace {
+template <class T>
+struct NormCache : Cache<T> {
+  Matrix<T> z;      // LayerNorm: ẑ; RMSNorm: x (n × d)
+  Vector<T> scale;  // LayerNorm: s; RMSNorm: r (n)
+};
+}  // namespace
+
+template <class T>
+Norm<T>::Norm(const NormWeights& w) : kind_(w.kind), gamma_(w.gamma.cast<T>()), eps_(static_cast<T>(w.eps)) {
+  if (w.gamma.size() == 0) throw InputError("norm weight (γ) is empty");
+  if (w.beta.size() != 0 && w.beta.size() != w.gamma.size())
+    throw InputError(fmt::format("norm bias (β) has {} entries, expected {} like the weight (γ)", w.beta.size(),
+                                 w.gamma.size()));
+  if (!(w.eps >= 0)) throw InputError(fmt::format("--norm-eps must be ≥ 0, got {}", w.eps));
+  if (w.beta.size()) beta_ = w.beta.cast<T>();
+}
+
+template <class T>
+std::string Norm<T>::describe() const {
+  return fmt::format("{}(d={}, eps={:g})", kind_ == NormKind::LayerNorm ? "layernorm" : "rmsnorm", gamma_.size(),
+                     static_cast<double>(eps_));
+}
+
+template <class T>
+std::unique_ptr<Cache<T>> Norm<T>::forward(const Matrix<T>& X) const {
+  if (X.cols() != gamma_.size())
+    throw InputError(fmt::format("norm expects {} features per token, the input has {}", gamma_.size(), X.cols()));
+  auto cache = std::make_unique<NormCache<T>>();
+  const Index n = X.rows(), d = X.cols();
+  cache->z.resize(n, d);
+  cache->scale.resize(n);
+  for (Index i = 0; i < n; ++i) {
+    if (kind_ == NormKind::LayerNorm) {
+      const T mean = X.row(i).mean();
+      auto centred = (X.row(i).array() - mean);
+      const T var = centred.square().mean();
+      const T s = std::sqrt(var + eps_);
+      cache->scale(i) = s;
+      cache->z.row(i) = (centred / s).matrix();
+    } else {
+      const T r = std::sqrt(X.row(i).squaredNorm() / T(d) + eps_);
+      cache->scale(i) = r;
+      cache->z.row(i) = X.row(i);
+    }
+  }
+  if (kind_ == NormKind::LayerNorm)
+    cache->output = cache->z.array().rowwise() * gamma_.transpose().array();
+  else
+    cache->output = (cache->z.array().colwise() / cache->scale.array()).rowwise() * gamma_.transpose().array();
+  if (beta_.size()) cache->output.rowwise() += beta_.transpose();
+  return cache;
+}
+
+namespace {
+// The symmetric per-token operator shared by jvp and vjp (§3): M u for each row u.
+template <class T>
+Matrix<T> apply_norm_operator(NormKind kind, const Matrix<T>& z, const Vector<T>& scale, const Matrix<T>& U) {
+  const Index n = U.rows(), d = U.cols();
+  Matrix<T> out(n, d);
+  for (Index i = 0; i < n; ++i) {
+    auto u = U.row(i);
+    if (kind == NormKind::LayerNorm) {
+      const T mean_u = u.mean();
+      const T mean_zu = z.row(i).dot(u) / T(d);
+      out.row(i) = ((u.array() - mean_u) - z.row(i).array() * mean_zu) / scale(i);
+    } else {
+      const T r = scale(i);
+      const T mean_xu = z.row(i).dot(u) / T(d);
+      out.row(i) = (u.array() - z.row(i).array() * (mean_xu / (r * r))) / r;
+    }
+  }
+  return out;
+}
+}  // namespace
+
+template <class T>
+Matrix<T> Norm<T>::jvp(const Cache<T>& cache_base, const Matrix<T>& dX) const {
+  const auto& cache = static_cast<const NormCache<T>&>(cache_base);
+  Matrix<T> out = apply_norm_operator(kind_, cache.z, cache.scale, dX);
+  out.array().rowwise() *= gamma_.transpose().array();
+  return out;
+}
+
+template <class T>
+Matrix<T> Norm<T>::vjp(const Cache<T>& cache_base, const Matrix<T>& dY) const {
+  const auto& cache = static_cast<const NormCache<T>&>(cache_base);
+  Matrix<T> g = dY.array().rowwise() * gamma_.transpose().array();
+  return apply_norm_operator(kind_, cache.z, cache.scale, g);
+}
+
+template class Norm<double>;
+template class Norm<float>;
+
+}  // namespace lipattn

@@ -1,0 +1,35 @@
+// Per-token LayerNorm and RMSNorm with analytic jvp and vjp (docs/theory.md §3).
+#pragma once
+
+#include "attention/map.h"
+
+namespace lipattn {
+
+enum class NormKind { LayerNorm, RmsNorm };
+
+struct NormWeights {
+  NormKind kind = NormKind::LayerNorm;
+  VectorD gamma;  // d
+  VectorD beta;   // d, or empty
+  double eps = 1e-5;
+  static NormWeights identity(NormKind kind, Index d, double eps);  // γ = 1, β = 0
+};
+
+template <class T>
+class Norm final : public Map<T> {
+ public:
+  explicit Norm(const NormWeights& weights);
+  Index input_dim() const override { return gamma_.size(); }
+  Index output_dim() const override { return gamma_.size(); }
+  std::string describe() const override;
+  std::unique_ptr<Cache<T>> forward(const Matrix<T>& X) const override;
+  Matrix<T> jvp(const Cache<T>& cache, const Matrix<T>& dX) const override;
+  Matrix<T> vjp(const Cache<T>& cache, const Matrix<T>& dY) const override;
+
+ private:
+  NormKind kind_;
+  Vector<T> gamma_, beta_;
+  T eps_;
+};
+
+}  // namespace lipattn

@@ -1,0 +1,48 @@
+// lipattn: measure, bound and attack the Lipschitz constant of self-attention.
+#include <algorithm>
+#include <csignal>
+#include <exception>
+#include <iostream>
+
+#include <fmt/core.h>
+
+#include "cli/command.h"
+#include "common/error.h"
+
+namespace lipattn::cli {
+std::vector<Command>& registry() {
+  static std::vector<Command> commands;
+  return commands;
+}
+}  // namespace lipattn::cli
+
+int main(int argc, char** argv) {
+  using namespace lipattn;
+  CLI::App app{"lipattn: the local Lipschitz constant of self-attention, exact and certified"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "lipattn 0.1.0");
+  auto& commands = cli::registry();
+  std::sort(commands.begin(), commands.end(), [](auto& a, auto& b) { return a.name < b.name; });
+  std::vector<std::pair<CLI::App*, std::function<int()>>> actions;
+  for (auto& command : commands) {
+    CLI::App* sub = app.add_subcommand(command.name, command.summary);
+    actions.emplace_back(sub, command.setup(*sub));
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int code = app.exit(e);
+    return code == 0 ? 0 : 2;  // usage errors are input errors
+  }
+  try {
+    for (auto& [sub, action] : actions)
+      if (sub->parsed()) return action();
+  } catch (const InputError& e) {
+    std::cerr << "lipattn: error: " << e.what() << "\n";
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "lipattn: internal error: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}

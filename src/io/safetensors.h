@@ -1,0 +1,84 @@
+// Hugging Face safetensors files: a validating, memory-mapped reader and a writer (docs/formats.md).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/types.h"
+
+namespace lipattn::io {
+
+// The floating-point dtypes lipattn reads and writes. Integer and bool tensors are rejected: nothing
+// lipattn measures is stored that way, and silently casting them would hide a wrong file.
+enum class DType { F64, F32, F16, BF16 };
+
+std::string to_string(DType dtype);       // "F64", "F32", "F16", "BF16" (the safetensors spelling)
+std::size_t dtype_size(DType dtype);      // bytes per element
+DType parse_dtype(const std::string& s);  // InputError naming s on anything else
+
+struct TensorInfo {
+  std::string name;
+  DType dtype = DType::F32;
+  std::vector<std::int64_t> shape;
+  std::size_t begin = 0, end = 0;  // byte offsets relative to the start of the data area
+  std::int64_t numel() const;      // product of shape (1 for a scalar)
+};
+
+class SafetensorsFile {
+ public:
+  // Maps the file read-only and validates the header completely (see docs/formats.md): any
+  // violation throws InputError naming the file and, where relevant, the tensor.
+  static SafetensorsFile open(const std::filesystem::path& path);
+
+  SafetensorsFile(SafetensorsFile&& other) noexcept;
+  SafetensorsFile& operator=(SafetensorsFile&& other) noexcept;
+  SafetensorsFile(const SafetensorsFile&) = delete;
+  SafetensorsFile& operator=(const SafetensorsFile&) = delete;
+  ~SafetensorsFile();
+
+  const std::filesystem::path& path() const { return path_; }
+  bool has(const std::string& name) const;
+  const TensorInfo& info(const std::string& name) const;  // InputError listing a few names on a miss
+  std::vector<std::string> names() const;                 // sorted
+  const std::map<std::string, std::string>& metadata() const { return metadata_; }
+
+  // The tensor's elements in row-major order, converted to double. F16 and BF16 convert exactly
+  // (every half/bfloat16 value is a double). InputError if any element is NaN or ±Inf.
+  std::vector<double> values(const std::string& name) const;
+  MatrixD matrix(const std::string& name) const;  // requires a 2-D tensor
+  VectorD vector(const std::string& name) const;  // requires a 1-D tensor
+
+  // Raw bytes of a tensor inside the mapping (little-endian, possibly unaligned).
+  const unsigned char* raw_data(const std::string& name) const;
+
+ private:
+  SafetensorsFile() = default;
+  void release() noexcept;
+
+  std::filesystem::path path_;
+  void* mapping_ = nullptr;
+  std::size_t mapping_size_ = 0;
+  std::size_t data_start_ = 0;  // 8 + header length
+  std::map<std::string, TensorInfo> tensors_;
+  std::map<std::string, std::string> metadata_;
+};
+
+struct TensorToWrite {
+  std::string name;
+  std::vector<std::int64_t> shape;
+  std::vector<double> values;  // row-major, product(shape) elements
+};
+
+// Writes all tensors in `dtype`, in the order given, with the header padded by spaces to a multiple
+// of 8 bytes as Hugging Face's writer does. Values are rounded to nearest (ties to even); a value
+// that is not finite, or that overflows the dtype (e.g. |x| > 65504 in F16), throws InputError
+// naming the tensor, so that every file we write can be read back. The file is written to a
+// temporary name beside `path` and renamed, so a failed write never leaves a half file behind.
+void write_safetensors(const std::filesystem::path& path, const std::vector<TensorToWrite>& tensors,
+                       DType dtype, const std::map<std::string, std::string>& metadata = {});
+
+}  // namespace lipattn::io

@@ -1,0 +1,43 @@
+// What a spectral solver sees: a linear operator J: R^{N_in} → R^{N_out} that can apply J and Jᵀ
+// (docs/theory.md §4). Solvers work on JᵀJ in float64; the operator may compute in float32 inside.
+#pragma once
+
+#include <memory>
+
+#include "attention/map.h"
+
+namespace lipattn {
+
+class LinearOperator {
+ public:
+  virtual ~LinearOperator() = default;
+  virtual Index input_size() const = 0;   // N_in
+  virtual Index output_size() const = 0;  // N_out
+  virtual VectorD apply(const VectorD& v) const = 0;            // J v
+  virtual VectorD apply_transpose(const VectorD& w) const = 0;  // Jᵀ w
+  VectorD apply_normal(const VectorD& v) const { return apply_transpose(apply(v)); }  // JᵀJ v
+};
+
+// Df(X) of a map at X: runs forward once and keeps the cache, so every product reuses it.
+// Vectors are the row-major flattening of n × d matrices.
+template <class T>
+class Linearization final : public LinearOperator {
+ public:
+  Linearization(MapPtr<T> map, const MatrixD& X);
+  Index input_size() const override { return n_ * map_->input_dim(); }
+  Index output_size() const override { return n_ * map_->output_dim(); }
+  VectorD apply(const VectorD& v) const override;
+  VectorD apply_transpose(const VectorD& w) const override;
+
+  Index tokens() const { return n_; }
+  const Map<T>& map() const { return *map_; }
+  const Cache<T>& cache() const { return *cache_; }
+  MatrixD output() const { return cache_->output.template cast<double>(); }
+
+ private:
+  MapPtr<T> map_;
+  Index n_;
+  std::unique_ptr<Cache<T>> cache_;
+};
+
+}  // namespace lipattn

@@ -1,0 +1,47 @@
+// σ_max(J) for any LinearOperator: dense SVD, Lanczos on JᵀJ (Spectra), power iteration on JᵀJ.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "spectral/operator.h"
+
+namespace lipattn {
+
+enum class SpectralMethod { Auto, Dense, Lanczos, Power };
+SpectralMethod parse_spectral_method(const std::string& name);  // throws InputError
+std::string to_string(SpectralMethod method);
+
+struct SpectralOptions {
+  SpectralMethod method = SpectralMethod::Auto;
+  double tol = 1e-10;         // relative residual ‖JᵀJv − θv‖ ≤ tol·θ
+  int max_iter = 0;           // 0: the method's default (Lanczos restarts 1000, power steps 100000)
+  std::uint64_t seed = 0;     // start vector
+  Index dense_max_size = 768; // auto picks dense when N_in and N_out are at most this
+  int krylov_dim = 20;        // Lanczos subspace size (ncv)
+};
+
+struct SpectralResult {
+  double lipschitz = 0;          // the estimate of ‖J‖₂ (the method's σ)
+  double lower = 0;              // ‖Jv‖ for the unit vector v found: a certified lower bound
+  double relative_residual = 0;  // ‖JᵀJv − θv‖/θ with θ = ‖Jv‖²
+  SpectralMethod method = SpectralMethod::Dense;  // the method that actually ran
+  long matvecs = 0;              // products with JᵀJ (dense: columns of J assembled)
+  bool converged = false;
+  double seconds = 0;
+  VectorD right_vector;          // v, unit: the top right singular vector found
+};
+
+SpectralResult spectral_norm(const LinearOperator& op, const SpectralOptions& options = {});
+
+// The certificate of a unit vector v: lower = ‖Jv‖ and the relative residual of (θ, v).
+struct Certificate {
+  double lower = 0;
+  double relative_residual = 0;
+};
+Certificate certify(const LinearOperator& op, const VectorD& v);
+
+// The full Jacobian (N_out × N_in), assembled column by column with apply().
+MatrixD assemble_dense(const LinearOperator& op);
+
+}  // namespace lipattn

@@ -1,0 +1,179 @@
+// The solvers: dense against an independent SVD, Lanczos and power against dense on random layers,
+// certificates, float32.
+#include <gtest/gtest.h>
+
+#include <fmt/core.h>
+
+#include "spectral/measure.h"
+#include "common/error.h"
+#include "test_support.h"
+
+using namespace lipattn;
+using namespace lipattn::testing;
+
+namespace {
+
+struct RandomLayer {
+  LayerSpec spec;
+  MatrixD X;
+  std::string name;
+};
+
+// heads 1–4, causal or not, with and without biases and W_O, each norm placement, n 1..16, d 1..12.
+RandomLayer random_layer(std::mt19937_64& rng, int index) {
+  std::uniform_int_distribution<int> heads(1, 4), n_dist(1, 16), d_dist(1, 12), k_dist(1, 4), coin(0, 1),
+      placement(0, 5);
+  AttentionOptions o;
+  o.heads = heads(rng);
+  o.d = d_dist(rng);
+  o.k = k_dist(rng);
+  o.causal = coin(rng);
+  o.biases = coin(rng);
+  o.w_o = coin(rng);
+  o.sd = 0.8;
+  const int where = placement(rng);
+  const bool residual = where >= 2;
+  if (o.w_o) {
+    o.kv = k_dist(rng);
+    o.d_out = residual ? o.d : d_dist(rng);
+  } else {
+    // Without W_O the output width is H·k_v; a residual needs it to equal d.
+    if (residual) o.heads = 1;
+    o.kv = residual ? o.d : k_dist(rng);
+  }
+  RandomLayer layer;
+  layer.spec.attention = random_attention(rng, o);
+  const Index d_out = layer.spec.attention.output_dim();
+  const bool bias = coin(rng);
+  if (where == 1 || where == 3 || where == 5)
+    layer.spec.pre_norm = random_norm(rng, where == 3 ? NormKind::RmsNorm : NormKind::LayerNorm, o.d, bias);
+  layer.spec.residual = residual;
+  if (where == 4 || where == 5)
+    layer.spec.post_norm = random_norm(rng, where == 5 ? NormKind::RmsNorm : NormKind::LayerNorm, d_out, bias);
+  const Index n = n_dist(rng);
+  layer.X = random_matrix(rng, n, o.d, 1.5);
+  layer.name = fmt::format("#{} {} n={} d={}", index, layer.spec.describe(), n, o.d);
+  return layer;
+}
+
+}  // namespace
+
+TEST(Dense, MatchesAnIndependentSvdOfTheJacobianAssembledFromVjps) {
+  std::mt19937_64 rng(20);
+  for (int t = 0; t < 10; ++t) {
+    const RandomLayer layer = random_layer(rng, t);
+    Linearization<double> lin(build_map<double>(layer.spec), layer.X);
+    // Rows of J from Jᵀ e_i: a different assembly path from the solver's columns.
+    MatrixD J(lin.output_size(), lin.input_size());
+    for (Index i = 0; i < lin.output_size(); ++i) J.row(i) = lin.apply_transpose(VectorD::Unit(lin.output_size(), i));
+    const double sigma = Eigen::JacobiSVD<MatrixD>(J).singularValues()(0);
+    SpectralOptions o;
+    o.method = SpectralMethod::Dense;
+    const SpectralResult r = spectral_norm(lin, o);
+    EXPECT_NEAR(r.lipschitz, sigma, 1e-12 * sigma) << layer.name;
+    EXPECT_NEAR(r.lower, sigma, 1e-12 * sigma) << layer.name;
+    EXPECT_LT(r.relative_residual, 1e-10) << layer.name;
+  }
+}
+
+TEST(IterativeSolvers, AgreeWithDenseOnRandomLayers) {
+  std::mt19937_64 rng(21);
+  int compared = 0;
+  for (int t = 0; t < 60; ++t) {
+    const RandomLayer layer = random_layer(rng, t);
+    Linearization<double> lin(build_map<double>(layer.spec), layer.X);
+    SpectralOptions o;
+    o.method = SpectralMethod::Dense;
+    const double exact = spectral_norm(lin, o).lipschitz;
+    for (SpectralMethod method : {SpectralMethod::Lanczos, SpectralMethod::Power}) {
+      o.method = method;
+      o.seed = t;
+      SpectralResult r; try { r = spectral_norm(lin, o);} catch(std::exception&e){ ADD_FAILURE() << layer.name << " exact=" << exact << " " << e.what(); continue;}
+      EXPECT_TRUE(r.converged) << layer.name << " " << to_string(method);
+      EXPECT_NEAR(r.lipschitz, exact, 1e-9 * exact) << layer.name << " " << to_string(method);
+      EXPECT_LE(r.lower, exact * (1 + 1e-12)) << layer.name;  // the certificate never exceeds the truth
+      EXPECT_LT(r.relative_residual, 1e-9) << layer.name << " " << to_string(method);
+      EXPECT_GT(r.matvecs, 0) << layer.name;
+    }
+    ++compared;
+  }
+  EXPECT_GE(compared, 50);
+}
+
+TEST(IterativeSolvers, LanczosOnALargerLayerAgreesWithDense) {
+  std::mt19937_64 rng(22);
+  AttentionOptions o{4, 24, 6, 6, true, true, true, 24, 0.5};
+  LayerSpec spec;
+  spec.attention = random_attention(rng, o);
+  spec.pre_norm = random_norm(rng, NormKind::LayerNorm, 24, true);
+  spec.residual = true;
+  const MatrixD X = random_matrix(rng, 40, 24);
+  SpectralOptions so;
+  so.method = SpectralMethod::Dense;
+  const double exact = measure_local_lipschitz(spec, X, so).lipschitz;
+  so.method = SpectralMethod::Lanczos;
+  const SpectralResult r = measure_local_lipschitz(spec, X, so);
+  EXPECT_NEAR(r.lipschitz, exact, 1e-9 * exact);
+  EXPECT_TRUE(r.converged);
+  // Lanczos needs far fewer products than the 960 columns of the dense Jacobian.
+  EXPECT_LT(r.matvecs, 300);
+}
+
+TEST(Certificate, LowerBoundOfAnyVectorIsBelowTheNorm) {
+  std::mt19937_64 rng(23);
+  const RandomLayer layer = random_layer(rng, 0);
+  Linearization<double> lin(build_map<double>(layer.spec), layer.X);
+  SpectralOptions o;
+  o.method = SpectralMethod::Dense;
+  const double exact = spectral_norm(lin, o).lipschitz;
+  for (int t = 0; t < 20; ++t) {
+    const Certificate c = certify(lin, random_vector(rng, lin.input_size()));
+    EXPECT_LE(c.lower, exact * (1 + 1e-12));
+  }
+  // A power method stopped after two products still certifies its lower bound.
+  o.method = SpectralMethod::Power;
+  o.max_iter = 2;
+  const SpectralResult r = spectral_norm(lin, o);
+  EXPECT_LE(r.lower, exact * (1 + 1e-12));
+  EXPECT_EQ(r.matvecs, 2);
+}
+
+TEST(Measure, AutoPicksDenseForSmallAndLanczosForLarge) {
+  std::mt19937_64 rng(24);
+  LayerSpec spec;
+  spec.attention = random_attention(rng, AttentionOptions{2, 8, 4, 4, false, false, true, 8, 0.5});
+  SpectralOptions o;
+  EXPECT_EQ(measure_local_lipschitz(spec, random_matrix(rng, 4, 8), o).method, SpectralMethod::Dense);
+  EXPECT_EQ(measure_local_lipschitz(spec, random_matrix(rng, 200, 8), o).method, SpectralMethod::Lanczos);
+}
+
+TEST(Measure, Float32AgreesWithFloat64AndStaysCertified) {
+  std::mt19937_64 rng(25);
+  LayerSpec spec;
+  spec.attention = random_attention(rng, AttentionOptions{4, 32, 8, 8, true, true, true, 32, 0.3});
+  spec.pre_norm = random_norm(rng, NormKind::LayerNorm, 32, true);
+  const MatrixD X = random_matrix(rng, 30, 32);
+  SpectralOptions o;
+  o.method = SpectralMethod::Lanczos;
+  const SpectralResult r64 = measure_local_lipschitz(spec, X, o, Precision::F64);
+  const SpectralResult r32 = measure_local_lipschitz(spec, X, o, Precision::F32);
+  EXPECT_NEAR(r32.lipschitz, r64.lipschitz, 1e-5 * r64.lipschitz);
+  EXPECT_LE(r32.lower, r64.lipschitz * (1 + 1e-12));  // recertified in float64
+  EXPECT_NEAR(r32.lower, r64.lipschitz, 1e-5 * r64.lipschitz);
+}
+
+TEST(Measure, RejectsNonFiniteInputAndBadOptions) {
+  std::mt19937_64 rng(26);
+  LayerSpec spec;
+  spec.attention = random_attention(rng, AttentionOptions{});
+  MatrixD X = random_matrix(rng, 3, 6);
+  X(1, 2) = std::nan("");
+  EXPECT_THROW(measure_local_lipschitz(spec, X), InputError);
+  X(1, 2) = 0;
+  SpectralOptions o;
+  o.tol = -1;
+  EXPECT_THROW(measure_local_lipschitz(spec, X, o), InputError);
+  EXPECT_THROW(measure_local_lipschitz(spec, random_matrix(rng, 3, 5)), InputError);
+  EXPECT_THROW(parse_spectral_method("svd"), InputError);
+  EXPECT_THROW(parse_precision("f16"), InputError);
+}
