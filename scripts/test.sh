@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Builds lipattn and runs the whole test suite (GoogleTest through CTest).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/build.sh
+cd build
+ctest --output-on-failure -j"$(nproc)" "$@"

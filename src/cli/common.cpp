@@ -1,0 +1,50 @@
+#include "cli/common.h"
+
+namespace lipattn::cli {
+
+void SolverFlags::add_to(CLI::App& app) {
+  app.add_option("--method", method, "auto | dense | lanczos | power (auto: dense when n·d ≤ 768)")
+      ->capture_default_str();
+  app.add_option("--tol", tol, "relative residual ‖JᵀJv − θv‖/θ to stop at")->capture_default_str();
+  app.add_option("--max-iter", max_iter, "Lanczos restarts or power steps (0: 1000 / 100000)")->capture_default_str();
+  app.add_option("--seed", seed, "seed of the start vector (and of random models)")->capture_default_str();
+  app.add_option("--dtype", dtype, "f64 | f32: precision of the products (results are float64)")
+      ->capture_default_str();
+}
+
+SpectralOptions SolverFlags::options() const {
+  SpectralOptions o;
+  o.method = parse_spectral_method(method);
+  o.tol = tol;
+  o.max_iter = max_iter;
+  o.seed = seed;
+  return o;
+}
+
+void LayerFlags::add_to(CLI::App& app) {
+  app.add_option("--heads", heads, "number of heads in q/k/v.weight")->capture_default_str();
+  app.add_flag("--causal", causal, "causal mask: token i attends to j ≤ i");
+  app.add_option("--pre-norm", pre_norm, "layernorm | rmsnorm applied to X before attention");
+  app.add_flag("--residual", residual, "add the layer's input: Y = X + attention(...)");
+  app.add_option("--post-norm", post_norm, "layernorm | rmsnorm applied to the output");
+  app.add_option("--norm-eps", norm_eps, "ε of the norms")->capture_default_str();
+}
+
+models::LayerFileOptions LayerFlags::options() const {
+  models::LayerFileOptions o;
+  o.heads = heads;
+  o.causal = causal;
+  if (!pre_norm.empty()) o.pre_norm = models::parse_norm_kind(pre_norm, "--pre-norm");
+  o.residual = residual;
+  if (!post_norm.empty()) o.post_norm = models::parse_norm_kind(post_norm, "--post-norm");
+  o.norm_eps = norm_eps;
+  return o;
+}
+
+nlohmann::json to_json(const SpectralResult& r) {
+  return {{"lipschitz", r.lipschitz},         {"lower", r.lower},   {"method", to_string(r.method)},
+          {"matvecs", r.matvecs},             {"converged", r.converged},
+          {"relative_residual", r.relative_residual}, {"seconds", r.seconds}};
+}
+
+}  // namespace lipattn::cli

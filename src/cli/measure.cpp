@@ -1,0 +1,127 @@
+// lipattn measure: ‖Df(X)‖₂ of one layer at one input (--weights/--input), of a model's block on
+// text windows (--model), or of the embedded default (neither).
+#include <iostream>
+#include <random>
+
+#include <fmt/core.h>
+
+#include "cli/command.h"
+#include "cli/common.h"
+#include "common/error.h"
+#include "io/npy.h"
+#include "models/measure_model.h"
+
+namespace lipattn::cli {
+namespace {
+
+struct MeasureFlags {
+  std::string weights, input, model;
+  LayerFlags layer;
+  SolverFlags solver;
+  bool json = false;
+  // --model
+  int layer_index = 0;
+  std::optional<int> head;
+  std::string block, text, tokenizer;
+  int n = 0, samples = 1;
+  std::vector<int> ids;
+  // embedded default
+  int demo_n = 64;
+};
+
+void print_summary(const SpectralResult& r, const std::string& what, Index n, Index d) {
+  fmt::print("layer      {}\n", what);
+  fmt::print("input      n = {} tokens, d = {}\n", n, d);
+  fmt::print("lipschitz  {:.12g}   ‖Df(X)‖₂ by {}{}, {} products, {:.3f} s\n", r.lipschitz, to_string(r.method),
+             r.converged ? "" : " (NOT converged: raise --max-iter or --tol)", r.matvecs, r.seconds);
+  fmt::print("lower      {:.12g}   certified lower bound ‖Jv‖ at the unit vector found\n", r.lower);
+  fmt::print("residual   {:.3g}   ‖JᵀJv − θv‖/θ\n", r.relative_residual);
+}
+
+int run(const MeasureFlags& f) {
+  const SpectralOptions options = f.solver.options();
+  const Precision precision = f.solver.precision();
+  if (!f.model.empty()) {
+    if (!f.weights.empty() || !f.input.empty()) throw InputError("--model cannot be combined with --weights/--input");
+    models::ModelMeasureRequest request;
+    request.model = f.model;
+    request.seed = f.solver.seed;
+    request.layer = f.layer_index;
+    request.head = f.head;
+    request.block = f.block;
+    request.text_file = f.text;
+    request.tokenizer_dir = f.tokenizer;
+    request.n = f.n;
+    request.samples = f.samples;
+    request.ids = f.ids;
+    request.causal_override = f.layer.causal;
+    models::measure_model(request, options, precision, [&](const nlohmann::json& record) {
+      std::cout << record.dump() << std::endl;  // one line per window, flushed: nothing is lost on interrupt
+    });
+    return 0;
+  }
+  LayerSpec spec;
+  MatrixD X;
+  std::string what;
+  if (f.weights.empty() && f.input.empty()) {
+    // The embedded default: a random GPT-2-shaped attention layer on random tokens.
+    spec = models::random_gpt2_attention_layer(f.solver.seed);
+    std::mt19937_64 rng(f.solver.seed + 1);
+    std::normal_distribution<double> normal;
+    X.resize(f.demo_n, spec.attention.input_dim());
+    for (Index i = 0; i < X.size(); ++i) X.data()[i] = normal(rng);
+    what = fmt::format("embedded default: random GPT-2-shaped {} (seed {}), X ~ N(0, 1)", spec.describe(),
+                       f.solver.seed);
+  } else {
+    if (f.weights.empty()) throw InputError("--input needs --weights LAYER.safetensors");
+    if (f.input.empty()) throw InputError("--weights needs --input X.npy");
+    spec = models::load_layer_file(f.weights, f.layer.options());
+    X = io::read_npy_matrix(f.input);
+    if (X.cols() != spec.attention.input_dim())
+      throw InputError(fmt::format("{}: X has d = {} features per token, but {} expects d = {}", f.input, X.cols(),
+                                   f.weights, spec.attention.input_dim()));
+    what = spec.describe();
+  }
+  const SpectralResult r = measure_local_lipschitz(spec, X, options, precision);
+  if (f.json) {
+    nlohmann::json j = to_json(r);
+    j["n"] = X.rows();
+    j["d"] = X.cols();
+    j["heads"] = spec.attention.heads;
+    j["causal"] = spec.attention.causal;
+    j["dtype"] = to_string(precision);
+    std::cout << j.dump() << std::endl;
+  } else {
+    print_summary(r, what, X.rows(), X.cols());
+  }
+  if (!r.converged)
+    std::cerr << "lipattn: warning: the solver did not reach --tol; `lower` is still a certified lower bound\n";
+  return 0;
+}
+
+const Register registered{{"measure", "the local Lipschitz constant ‖Df(X)‖₂ of an attention layer at X",
+                           [](CLI::App& app) -> std::function<int()> {
+                             auto f = std::make_shared<MeasureFlags>();
+                             app.add_option("--weights", f->weights, "LAYER.safetensors (see docs/formats.md)");
+                             app.add_option("--input", f->input, "X.npy, float32/float64, shape [n, d] or [1, n, d]");
+                             f->layer.add_to(app);
+                             f->solver.add_to(app);
+                             app.add_flag("--json", f->json, "print one JSON object (one per window with --model)");
+                             app.add_option("--model", f->model,
+                                            "model folder, cached name, random:gpt2, random:bert-base-uncased");
+                             app.add_option("--layer", f->layer_index, "layer L of --model")->capture_default_str();
+                             app.add_option("--head", f->head, "measure one head's map (default: all heads)");
+                             app.add_option("--block", f->block, "attn (GPT-2) | attention | self (BERT)");
+                             app.add_option("--text", f->text, "text file cut into windows of --n tokens");
+                             app.add_option("--n", f->n, "tokens per window");
+                             app.add_option("--samples", f->samples, "windows per n")->capture_default_str();
+                             app.add_option("--ids", f->ids, "explicit token ids, e.g. --ids 1,2,3")->delimiter(',');
+                             app.add_option("--tokenizer", f->tokenizer, "folder with the tokenizer files");
+                             app.add_option("--demo-n", f->demo_n, "tokens of the embedded default")
+                                 ->capture_default_str()
+                                 ->check(CLI::Range(1, 1 << 20));
+                             return [f] { return run(*f); };
+                           }}};
+
+}  // namespace
+}  // namespace lipattn::cli

@@ -1,0 +1,61 @@
+#include "models/blocks.h"
+
+#include <fmt/core.h>
+
+#include "common/error.h"
+
+namespace lipattn::models {
+
+std::string to_string(Block block) {
+  switch (block) {
+    case Block::Gpt2Attn: return "attn";
+    case Block::BertAttention: return "attention";
+    case Block::BertSelf: return "self";
+  }
+  return "?";
+}
+
+Block parse_block(const std::string& name, ModelType type) {
+  if (type == ModelType::Gpt2) {
+    if (name.empty() || name == "attn") return Block::Gpt2Attn;
+    throw InputError(fmt::format("--block '{}' does not exist in GPT-2; its attention block is 'attn'", name));
+  }
+  if (name.empty() || name == "attention") return Block::BertAttention;
+  if (name == "self") return Block::BertSelf;
+  throw InputError(
+      fmt::format("--block '{}' does not exist in BERT; choose 'attention' (BertAttention) or 'self' "
+                  "(BertSelfAttention)",
+                  name));
+}
+
+LayerSpec block_spec(const ModelWeights& model, int layer, Block block, std::optional<int> head) {
+  const ModelConfig& c = model.config;
+  if (layer < 0 || layer >= c.num_layers)
+    throw InputError(fmt::format("--layer {} is out of range: the model has {} layers (0..{})", layer, c.num_layers,
+                                 c.num_layers - 1));
+  if (layer >= static_cast<int>(model.layers.size()))
+    throw InputError(fmt::format("--layer {}: only {} layers were loaded", layer, model.layers.size()));
+  (void)parse_block(to_string(block), c.type);  // the block must belong to this model type
+  const LayerWeights& L = model.layers[layer];
+  LayerSpec spec;
+  spec.attention = L.attention;
+  if (block == Block::BertSelf) {
+    spec.attention.w_o.resize(0, 0);
+    spec.attention.b_o.resize(0);
+  }
+  if (head) {
+    if (*head < 0 || *head >= c.num_heads)
+      throw InputError(fmt::format("--head {} is out of range: the layer has {} heads (0..{})", *head, c.num_heads,
+                                   c.num_heads - 1));
+    spec.attention = spec.attention.head(*head);
+  }
+  if (block == Block::BertAttention) {
+    spec.residual = true;
+    spec.post_norm = L.attention_norm;
+  }
+  return spec;
+}
+
+const MatrixD& block_input(const LayerTaps& taps, Block) { return taps.attn_in; }
+
+}  // namespace lipattn::models

@@ -1,0 +1,66 @@
+// Hugging Face config.json for the two model families lipattn reads: GPT-2 and BERT (docs/formats.md,
+// "Model folders").
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "common/types.h"
+
+namespace lipattn::models {
+
+enum class ModelType { Gpt2, Bert };
+std::string to_string(ModelType type);  // "gpt2" | "bert" (the config.json spelling)
+
+// The MLP activations transformers' ACT2FN offers that these models use.
+enum class Activation {
+  GeluErf,    // "gelu": x·Φ(x), the erf form (BERT)
+  GeluTanh,   // "gelu_new", "gelu_pytorch_tanh", "gelu_fast": the tanh approximation (GPT-2)
+  Relu,       // "relu"
+  Silu,       // "silu", "swish"
+  QuickGelu,  // "quick_gelu": x·σ(1.702x)
+  Tanh,       // "tanh"
+};
+// Throws InputError naming `where` (file and key) for a name transformers would not accept here.
+Activation parse_activation(const std::string& name, const std::string& where);
+
+struct ModelConfig {
+  ModelType type = ModelType::Gpt2;
+  Index hidden_size = 0;        // d: GPT-2 n_embd, BERT hidden_size
+  Index num_heads = 0;          // GPT-2 n_head, BERT num_attention_heads
+  Index num_layers = 0;         // GPT-2 n_layer, BERT num_hidden_layers
+  Index intermediate_size = 0;  // GPT-2 n_inner (null: 4d), BERT intermediate_size
+  Index max_positions = 0;      // GPT-2 n_positions, BERT max_position_embeddings
+  Index vocab_size = 0;
+  Index type_vocab_size = 0;    // BERT token types (GPT-2: 0)
+  double layer_norm_eps = 1e-5; // GPT-2 layer_norm_epsilon, BERT layer_norm_eps
+  Activation activation = Activation::GeluTanh;
+  std::string activation_name = "gelu_new";
+  bool is_decoder = false;      // BERT: causal self-attention (GPT-2 is always causal)
+  double initializer_range = 0.02;
+  // GPT-2 attention scaling switches (transformers' GPT2Attention): scores are divided by √k when
+  // scale_attn_weights, and additionally by (layer + 1) when scale_attn_by_inverse_layer_idx.
+  bool scale_attn_weights = true;
+  bool scale_attn_by_inverse_layer_idx = false;
+  Index pad_token_id = -1;      // BERT: the embedding row random init zeroes (-1: none)
+
+  bool causal() const { return type == ModelType::Gpt2 || is_decoder; }
+  Index head_dim() const { return hidden_size / num_heads; }
+  // The attention score scale of layer `layer` (1/√k by default).
+  double attention_scale(int layer) const;
+  nlohmann::json to_json() const;  // the fields above, config.json-like but in lipattn's names
+};
+
+// Parses a config.json object. `source` names the file in every error (unknown model_type, a
+// missing or non-positive dimension, hidden size not divisible by heads, unsupported options such
+// as BERT's relative position embeddings).
+ModelConfig parse_config(const nlohmann::json& json, const std::string& source);
+ModelConfig read_config(const std::filesystem::path& path);
+
+// The published shapes of "gpt2" (124M) and "bert-base-uncased" (110M), as their config.json say.
+// InputError for any other name.
+ModelConfig published_config(const std::string& name);
+
+}  // namespace lipattn::models

@@ -1,0 +1,241 @@
+// `lipattn measure` end to end: results equal the library's, and every bad input gets exit code 2
+// with a message naming the file, tensor or flag.
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "cli_support.h"
+#include "io/npy.h"
+#include "io/safetensors.h"
+#include "spectral/measure.h"
+#include "test_support.h"
+
+using namespace lipattn;
+using namespace lipattn::testing;
+namespace fs = std::filesystem;
+
+namespace {
+
+io::TensorToWrite tensor(const std::string& name, const MatrixD& m) {
+  return {name, {m.rows(), m.cols()}, std::vector<double>(m.data(), m.data() + m.size())};
+}
+io::TensorToWrite tensor(const std::string& name, const VectorD& v) {
+  return {name, {v.size()}, std::vector<double>(v.data(), v.data() + v.size())};
+}
+
+struct Fixture {
+  fs::path dir, weights, input;
+  AttentionWeights w;
+  NormWeights pre;
+  MatrixD X;
+};
+
+// A 2-head layer with W_O, biases and a pre-norm, written as F32 like a real export.
+Fixture make_fixture(const std::string& name, io::DType dtype = io::DType::F64) {
+  Fixture f;
+  f.dir = scratch_dir(name);
+  std::mt19937_64 rng(42);
+  f.w = random_attention(rng, AttentionOptions{2, 6, 3, 3, true, true, true, 6, 0.5});
+  f.pre = random_norm(rng, NormKind::LayerNorm, 6, true);
+  f.X = random_matrix(rng, 5, 6);
+  f.weights = f.dir / "layer.safetensors";
+  f.input = f.dir / "x.npy";
+  io::write_safetensors(f.weights,
+                        {tensor("q.weight", f.w.w_q), tensor("k.weight", f.w.w_k), tensor("v.weight", f.w.w_v),
+                         tensor("o.weight", f.w.w_o), tensor("q.bias", f.w.b_q), tensor("k.bias", f.w.b_k),
+                         tensor("v.bias", f.w.b_v), tensor("o.bias", f.w.b_o), tensor("pre_norm.weight", f.pre.gamma),
+                         tensor("pre_norm.bias", f.pre.beta)},
+                        dtype);
+  io::write_npy(f.input, f.X);
+  return f;
+}
+
+std::string flags(const Fixture& f) {
+  return "measure --weights " + f.weights.string() + " --input " + f.input.string() +
+         " --heads 2 --causal --pre-norm layernorm --residual";
+}
+
+void expect_input_error(const std::string& args, const std::string& must_mention) {
+  const CommandResult r = run_cli(args);
+  EXPECT_EQ(r.exit_code, 2) << args << "\n" << r.out;
+  EXPECT_NE(r.out.find(must_mention), std::string::npos) << "message should mention '" << must_mention << "':\n" << r.out;
+  EXPECT_EQ(r.out.find("internal error"), std::string::npos) << r.out;
+}
+
+}  // namespace
+
+TEST(CliMeasure, JsonMatchesTheLibraryForEveryMethod) {
+  const Fixture f = make_fixture("json");
+  LayerSpec spec;
+  spec.attention = f.w;
+  spec.attention.causal = true;
+  spec.pre_norm = f.pre;
+  spec.residual = true;
+  SpectralOptions o;
+  o.method = SpectralMethod::Dense;
+  const double exact = measure_local_lipschitz(spec, f.X, o).lipschitz;
+  for (std::string method : {"dense", "lanczos", "power", "auto"}) {
+    const CommandResult r = run_cli(flags(f) + " --json --method " + method);
+    ASSERT_EQ(r.exit_code, 0) << r.out;
+    const auto j = nlohmann::json::parse(r.out);
+    for (const char* key : {"lipschitz", "lower", "method", "matvecs", "converged", "relative_residual", "seconds",
+                            "n", "d", "heads", "causal"})
+      EXPECT_TRUE(j.contains(key)) << key;
+    EXPECT_NEAR(j["lipschitz"].get<double>(), exact, 1e-9 * exact) << method;
+    EXPECT_LE(j["lower"].get<double>(), exact * (1 + 1e-12)) << method;
+    EXPECT_EQ(j["n"], 5);
+    EXPECT_EQ(j["d"], 6);
+    EXPECT_EQ(j["heads"], 2);
+    EXPECT_EQ(j["causal"], true);
+    EXPECT_TRUE(j["converged"].get<bool>());
+  }
+  const CommandResult f32 = run_cli(flags(f) + " --json --dtype f32 --method lanczos");
+  ASSERT_EQ(f32.exit_code, 0) << f32.out;
+  EXPECT_NEAR(nlohmann::json::parse(f32.out)["lipschitz"].get<double>(), exact, 1e-5 * exact);
+}
+
+TEST(CliMeasure, HalfPrecisionFilesAndTheReadableSummary) {
+  for (io::DType dtype : {io::DType::F32, io::DType::F16, io::DType::BF16}) {
+    const Fixture f = make_fixture("dtype" + io::to_string(dtype), dtype);
+    const CommandResult r = run_cli(flags(f));
+    EXPECT_EQ(r.exit_code, 0) << r.out;
+    EXPECT_NE(r.out.find("lipschitz"), std::string::npos) << r.out;
+  }
+}
+
+TEST(CliMeasure, PaperFormFile) {
+  const fs::path dir = scratch_dir("paper");
+  std::mt19937_64 rng(3);
+  const MatrixD A = random_matrix(rng, 4, 4), V = random_matrix(rng, 4, 4), X = random_matrix(rng, 7, 4);
+  io::write_safetensors(dir / "paper.safetensors", {tensor("A", A), tensor("V", V)}, io::DType::F64);
+  io::write_npy(dir / "x.npy", X);
+  LayerSpec spec;
+  spec.attention = AttentionWeights::paper_form(A, V);
+  SpectralOptions o;
+  o.method = SpectralMethod::Dense;
+  const double exact = measure_local_lipschitz(spec, X, o).lipschitz;
+  const CommandResult r = run_cli("measure --weights " + (dir / "paper.safetensors").string() + " --input " +
+                                  (dir / "x.npy").string() + " --json");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NEAR(nlohmann::json::parse(r.out)["lipschitz"].get<double>(), exact, 1e-9 * exact);
+}
+
+TEST(CliMeasure, EmbeddedDefaultRuns) {
+  const CommandResult r = run_cli("measure --demo-n 16 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["d"], 768);
+  EXPECT_EQ(j["heads"], 12);
+  EXPECT_GT(j["lipschitz"].get<double>(), 0);
+}
+
+TEST(CliMeasure, MissingTensor) {
+  const fs::path dir = scratch_dir("missing");
+  std::mt19937_64 rng(1);
+  io::write_safetensors(dir / "l.safetensors", {tensor("q.weight", random_matrix(rng, 4, 4)),
+                                                tensor("v.weight", random_matrix(rng, 4, 4))},
+                        io::DType::F32);
+  io::write_npy(dir / "x.npy", random_matrix(rng, 3, 4));
+  expect_input_error("measure --weights " + (dir / "l.safetensors").string() + " --input " + (dir / "x.npy").string(),
+                     "k.weight");
+}
+
+TEST(CliMeasure, ShapeMismatchBetweenTensors) {
+  const fs::path dir = scratch_dir("mismatch");
+  std::mt19937_64 rng(1);
+  io::write_safetensors(dir / "l.safetensors",
+                        {tensor("q.weight", random_matrix(rng, 4, 4)), tensor("k.weight", random_matrix(rng, 4, 5)),
+                         tensor("v.weight", random_matrix(rng, 4, 4))},
+                        io::DType::F32);
+  io::write_npy(dir / "x.npy", random_matrix(rng, 3, 4));
+  expect_input_error("measure --weights " + (dir / "l.safetensors").string() + " --input " + (dir / "x.npy").string(),
+                     "k.weight");
+  io::write_safetensors(dir / "o.safetensors",
+                        {tensor("q.weight", random_matrix(rng, 4, 4)), tensor("k.weight", random_matrix(rng, 4, 4)),
+                         tensor("v.weight", random_matrix(rng, 4, 4)), tensor("o.weight", random_matrix(rng, 4, 3))},
+                        io::DType::F32);
+  expect_input_error("measure --weights " + (dir / "o.safetensors").string() + " --input " + (dir / "x.npy").string(),
+                     "o.weight");
+}
+
+TEST(CliMeasure, ShapeMismatchWithX) {
+  const Fixture f = make_fixture("xshape");
+  std::mt19937_64 rng(1);
+  io::write_npy(f.dir / "x5.npy", random_matrix(rng, 3, 5));
+  std::string args = flags(f);
+  args.replace(args.find(f.input.string()), f.input.string().size(), (f.dir / "x5.npy").string());
+  expect_input_error(args, "x5.npy");
+  expect_input_error(flags(f) + " --heads 4", "--heads");  // 6 rows of q.weight do not split in 4 heads
+}
+
+TEST(CliMeasure, NonFiniteValues) {
+  const Fixture f = make_fixture("nan");
+  MatrixD X = f.X;
+  X(2, 3) = std::numeric_limits<double>::quiet_NaN();
+  {
+    // Our writer refuses NaN, so write NumPy's layout by hand: magic, version 1.0, header, data.
+    std::string header = "{'descr': '<f8', 'fortran_order': False, 'shape': (5, 6), }";
+    header.append(64 - (10 + header.size() + 1) % 64, ' ');
+    header += '\n';
+    std::ofstream out(f.dir / "nan.npy", std::ios::binary);
+    out.write("\x93NUMPY\x01\x00", 8);
+    const std::uint16_t length = header.size();
+    out.write(reinterpret_cast<const char*>(&length), 2);
+    out << header;
+    out.write(reinterpret_cast<const char*>(X.data()), X.size() * sizeof(double));
+  }
+  std::string args = flags(f);
+  args.replace(args.find(f.input.string()), f.input.string().size(), (f.dir / "nan.npy").string());
+  expect_input_error(args, "nan.npy");
+  // A NaN inside a weight tensor: patch the bytes of an F64 file by hand.
+  std::mt19937_64 rng(2);
+  io::write_safetensors(f.dir / "w.safetensors",
+                        {tensor("q.weight", random_matrix(rng, 6, 6)), tensor("k.weight", random_matrix(rng, 6, 6)),
+                         tensor("v.weight", random_matrix(rng, 6, 6))},
+                        io::DType::F64);
+  {
+    std::fstream file(f.dir / "w.safetensors", std::ios::in | std::ios::out | std::ios::binary);
+    file.seekg(0, std::ios::end);
+    const auto size = static_cast<long>(file.tellg());
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    file.seekp(size - 8);  // the last value of v.weight
+    file.write(reinterpret_cast<const char*>(&nan), 8);
+  }
+  expect_input_error("measure --weights " + (f.dir / "w.safetensors").string() + " --input " + f.input.string(),
+                     "v.weight");
+}
+
+TEST(CliMeasure, TruncatedAndMalformedFiles) {
+  const Fixture f = make_fixture("truncated");
+  const auto size = fs::file_size(f.weights);
+  fs::copy_file(f.weights, f.dir / "cut.safetensors");
+  fs::resize_file(f.dir / "cut.safetensors", size - 100);
+  expect_input_error("measure --weights " + (f.dir / "cut.safetensors").string() + " --input " + f.input.string(),
+                     "cut.safetensors");
+  std::ofstream(f.dir / "junk.safetensors") << "this is not a safetensors file";
+  expect_input_error("measure --weights " + (f.dir / "junk.safetensors").string() + " --input " + f.input.string(),
+                     "junk.safetensors");
+  fs::copy_file(f.input, f.dir / "cut.npy");
+  fs::resize_file(f.dir / "cut.npy", fs::file_size(f.input) - 9);
+  expect_input_error(flags(f).replace(flags(f).find(f.input.string()), f.input.string().size(),
+                                      (f.dir / "cut.npy").string()),
+                     "cut.npy");
+  expect_input_error("measure --weights " + (f.dir / "absent.safetensors").string() + " --input " + f.input.string(),
+                     "absent.safetensors");
+}
+
+TEST(CliMeasure, UnknownFlagValues) {
+  const Fixture f = make_fixture("flags");
+  expect_input_error(flags(f) + " --method svd", "--method");
+  expect_input_error(flags(f) + " --dtype f16", "--dtype");
+  expect_input_error("measure --weights " + f.weights.string() + " --input " + f.input.string() +
+                         " --heads 2 --pre-norm batchnorm",
+                     "--pre-norm");
+  expect_input_error(flags(f) + " --tol -1", "--tol");
+  expect_input_error(flags(f) + " --frobnicate", "frobnicate");
+  // The file holds pre_norm tensors: leaving out --pre-norm is an error, not a silent drop.
+  expect_input_error("measure --weights " + f.weights.string() + " --input " + f.input.string() + " --heads 2",
+                     "--pre-norm");
+}

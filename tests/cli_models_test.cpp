@@ -1,0 +1,168 @@
+// `lipattn inspect`, `tokenize` and `forward` run as a user runs them, on checkpoints written here.
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include <gtest/gtest.h>
+
+#include "io/npy.h"
+#include "models_fixture.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using fixture::Checkpoint;
+
+struct Outcome {
+  int code = -1;
+  std::string out, err;
+};
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+Outcome run(const std::string& args, const fs::path& scratch) {
+  const fs::path out = scratch / "stdout.txt", err = scratch / "stderr.txt";
+  const std::string command =
+      std::string("'") + LIPATTN_BINARY + "' " + args + " >'" + out.string() + "' 2>'" + err.string() + "'";
+  const int status = std::system(command.c_str());
+  Outcome r;
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.out = slurp(out);
+  r.err = slurp(err);
+  return r;
+}
+
+std::string q(const fs::path& p) { return "'" + p.string() + "'"; }
+
+double gap(const lipattn::io::NpyArray& a, const fixture::Mat& b) {
+  EXPECT_EQ(a.shape.size(), 2u);
+  EXPECT_EQ(a.shape[0], static_cast<std::int64_t>(b.size()));
+  EXPECT_EQ(a.shape[1], static_cast<std::int64_t>(b[0].size()));
+  double g = 0;
+  for (std::size_t i = 0; i < b.size(); ++i)
+    for (std::size_t j = 0; j < b[i].size(); ++j) g = std::max(g, std::abs(a.values[i * b[i].size() + j] - b[i][j]));
+  return g;
+}
+
+const fs::path kData = fs::path(LIPATTN_SOURCE_DIR) / ".." / "shared" / "data";
+
+TEST(CliModels, InspectListsConfigAndTensors) {
+  fixture::Options o;
+  o.prefix = "transformer.";
+  const Checkpoint c = fixture::make(o);
+  const fs::path dir = fixture::write(c, lipattn::io::DType::BF16, "cli_inspect");
+  Outcome r = run("inspect " + q(dir), dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("transformer.wte.weight"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("BF16"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("[16, 48]"), std::string::npos) << r.out;  // c_attn
+  EXPECT_NE(r.out.find("d = 16, 4 heads of 4, 2 layers"), std::string::npos) << r.out;
+
+  r = run("inspect " + q(dir) + " --json", dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j.at("config").at("hidden_size"), 16);
+  EXPECT_EQ(j.at("config").at("model_type"), "gpt2");
+  EXPECT_EQ(j.at("tensors").size(), c.tensors.size());
+
+  auto bad = c.config;
+  bad["model_type"] = "llama";
+  fixture::write_config(dir, bad);
+  r = run("inspect " + q(dir), dir);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("llama"), std::string::npos) << r.err;
+  fs::remove_all(dir);
+}
+
+TEST(CliModels, ForwardDumpsEveryLayerAsTheReferenceComputesIt) {
+  for (const char* type : {"gpt2", "bert"}) {
+    fixture::Options o;
+    o.type = type;
+    const Checkpoint c = fixture::make(o);
+    const fs::path dir = fixture::write(c, lipattn::io::DType::F32, "cli_forward");
+    const std::vector<int> ids{3, 17, 49, 0, 22, 8, 8};
+    const auto ref = fixture::reference_forward(c, ids);
+    Outcome r = run("forward --model " + q(dir) + " --ids 3,17,49,0,22,8,8 --dump " + q(dir / "dump"), dir);
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_LT(gap(lipattn::io::read_npy(dir / "dump" / "hidden.npy"), ref.hidden), 1e-12) << type;
+    for (int l = 0; l < o.layers; ++l) {
+      const fs::path base = dir / "dump" / ("layer" + std::to_string(l));
+      const auto block_in = lipattn::io::read_npy(base.string() + ".block_in.npy");
+      EXPECT_EQ(block_in.dtype, "<f8");
+      EXPECT_LT(gap(block_in, ref.block_in[l]), 1e-12) << type;
+      EXPECT_LT(gap(lipattn::io::read_npy(base.string() + ".attn_in.npy"), ref.attn_in[l]), 1e-12) << type;
+      EXPECT_LT(gap(lipattn::io::read_npy(base.string() + ".attn_out.npy"), ref.attn_out[l]), 1e-12) << type;
+    }
+    r = run("forward --model " + q(dir) + " --ids 3,17,49 --dtype f32 --dump " + q(dir / "f32"), dir);
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_LT(gap(lipattn::io::read_npy(dir / "f32" / "hidden.npy"),
+                  fixture::reference_forward(c, {3, 17, 49}).hidden),
+              1e-4);
+
+    // n beyond the model's 32 positions, and an id outside its vocabulary of 50.
+    std::string many = "1";
+    for (int i = 1; i < 33; ++i) many += ",1";
+    r = run("forward --model " + q(dir) + " --ids " + many + " --dump " + q(dir / "x"), dir);
+    EXPECT_EQ(r.code, 2);
+    EXPECT_NE(r.err.find("32 positions"), std::string::npos) << r.err;
+    r = run("forward --model " + q(dir) + " --ids 1,50 --dump " + q(dir / "x"), dir);
+    EXPECT_EQ(r.code, 2);
+    EXPECT_NE(r.err.find("token id 50"), std::string::npos) << r.err;
+    fs::remove_all(dir);
+  }
+}
+
+TEST(CliModels, MissingModelsSayHowToGetThem) {
+  const fs::path scratch = fixture::temp_dir("cli_missing");
+  const Outcome r = run("forward --model no-such-model-xyz --ids 1,2 --dump " + q(scratch / "d"), scratch);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("huggingface-cli download no-such-model-xyz"), std::string::npos) << r.err;
+  fs::remove_all(scratch);
+}
+
+TEST(CliModels, TokenizeAndForwardOnText) {
+  if (!fs::exists(kData / "gpt2" / "vocab.json")) GTEST_SKIP() << "no shared data at " << kData;
+  const fs::path dir = fixture::temp_dir("cli_text");
+  std::ofstream(dir / "hello.txt") << "Hello world";
+  Outcome r = run("tokenize --model random:gpt2 --tokenizer " + q(kData / "gpt2") + " --text " + q(dir / "hello.txt"), dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "15496 995\n");
+  r = run("tokenize --model random:gpt2 --json --tokenizer " + q(kData / "gpt2") + " --text " + q(dir / "hello.txt"),
+          dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out), nlohmann::json({15496, 995}));
+
+  // A tiny random GPT-2 with the real vocabulary reads the first 5 tokens of Alice.
+  fixture::Options o;
+  o.vocab = 50257;
+  fixture::write_config(dir, fixture::make(o).config);
+  r = run("forward --model random:" + q(dir / "config.json") + " --seed 4 --tokenizer " + q(kData / "gpt2") +
+              " --text " + q(kData / "text" / "carroll-alice.txt") + " --n 5 --dump " + q(dir / "dump"),
+          dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto a = lipattn::io::read_npy(dir / "dump" / "layer1.attn_in.npy");
+  EXPECT_EQ(a.shape, (std::vector<std::int64_t>{5, 16}));
+  // The same seed gives the same model; another seed another one.
+  r = run("forward --model random:" + q(dir / "config.json") + " --seed 4 --tokenizer " + q(kData / "gpt2") +
+              " --text " + q(kData / "text" / "carroll-alice.txt") + " --n 5 --dump " + q(dir / "again"),
+          dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(lipattn::io::read_npy(dir / "again" / "hidden.npy").values,
+            lipattn::io::read_npy(dir / "dump" / "hidden.npy").values);
+  r = run("forward --model random:" + q(dir / "config.json") + " --seed 5 --tokenizer " + q(kData / "gpt2") +
+              " --text " + q(kData / "text" / "carroll-alice.txt") + " --n 5 --dump " + q(dir / "other"),
+          dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(lipattn::io::read_npy(dir / "other" / "hidden.npy").values,
+            lipattn::io::read_npy(dir / "dump" / "hidden.npy").values);
+  fs::remove_all(dir);
+}
+
+}  // namespace
