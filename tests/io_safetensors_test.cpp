@@ -373,20 +373,115 @@ TEST_F(SafetensorsTest, RejectsWrongJsonTypes) {
 }
 
 TEST_F(SafetensorsTest, RejectsUnknownDtypeNamingIt) {
-  expect_open_error("i64.safetensors",
-                    safetensors_bytes(R"({"ids":{"dtype":"I64","shape":[1],"data_offsets":[0,8]}})",
+  expect_open_error("q4.safetensors",
+                    safetensors_bytes(R"({"ids":{"dtype":"Q4","shape":[1],"data_offsets":[0,8]}})",
                                       std::string(8, '\0')),
-                    {"'ids'", "'I64'"});
-  expect_open_error("f8.safetensors",
-                    safetensors_bytes(R"({"w":{"dtype":"F8_E4M3","shape":[1],"data_offsets":[0,1]}})",
-                                      std::string(1, '\0')),
-                    {"'w'", "'F8_E4M3'"});
+                    {"'ids'", "'Q4'"});
+  // Names are case-sensitive, as in the format.
+  expect_open_error("lower.safetensors",
+                    safetensors_bytes(R"({"w":{"dtype":"i64","shape":[1],"data_offsets":[0,8]}})",
+                                      std::string(8, '\0')),
+                    {"'w'", "'i64'"});
   try {
     parse_dtype("f32");
     ADD_FAILURE() << "lower-case dtype accepted";
   } catch (const InputError& e) {
     EXPECT_NE(std::string(e.what()).find("'f32'"), std::string::npos);
   }
+}
+
+// Every dtype of the safetensors format, with its element size from the format's definition
+// (docs.rs safetensors::tensor::Dtype::size), typed out here rather than taken from the code.
+struct FormatDtype {
+  const char* name;
+  std::size_t bytes;
+  bool readable;
+};
+const FormatDtype kFormatDtypes[] = {
+    {"F64", 8, true},   {"F32", 4, true},     {"F16", 2, true},      {"BF16", 2, true},  {"BOOL", 1, false},
+    {"U8", 1, false},   {"I8", 1, false},     {"U16", 2, false},     {"I16", 2, false},  {"U32", 4, false},
+    {"I32", 4, false},  {"U64", 8, false},    {"I64", 8, false},     {"F8_E4M3", 1, false},
+    {"F8_E5M2", 1, false},
+};
+
+TEST_F(SafetensorsTest, EveryFormatDtypeParsesWithItsSize) {
+  for (const auto& d : kFormatDtypes) {
+    SCOPED_TRACE(d.name);
+    const DType dtype = parse_dtype(d.name);
+    EXPECT_EQ(to_string(dtype), d.name);
+    EXPECT_EQ(dtype_size(dtype), d.bytes);
+    EXPECT_EQ(is_float(dtype), d.readable);
+  }
+  // The four original enumerators keep their meaning.
+  EXPECT_EQ(to_string(DType::F64), "F64");
+  EXPECT_EQ(to_string(DType::F32), "F32");
+  EXPECT_EQ(to_string(DType::F16), "F16");
+  EXPECT_EQ(to_string(DType::BF16), "BF16");
+}
+
+// One file holding a tensor of every dtype, each of 3 elements, packed back to back: opening
+// validates every entry's byte count, and an entry one element short is rejected for any dtype.
+TEST_F(SafetensorsTest, OpensEveryFormatDtypeAndChecksItsSize) {
+  nlohmann::json header = nlohmann::json::object();
+  std::size_t offset = 0;
+  for (const auto& d : kFormatDtypes) {
+    header[std::string("t_") + d.name] = {{"dtype", d.name}, {"shape", {3}}, {"data_offsets", {offset, offset + 3 * d.bytes}}};
+    offset += 3 * d.bytes;
+  }
+  const fs::path p = file("all.safetensors");
+  write_bytes(p, safetensors_bytes(header.dump(), std::string(offset, '\0')));
+  const SafetensorsFile f = SafetensorsFile::open(p);
+  offset = 0;
+  for (const auto& d : kFormatDtypes) {
+    SCOPED_TRACE(d.name);
+    const TensorInfo& info = f.info(std::string("t_") + d.name);
+    EXPECT_EQ(to_string(info.dtype), d.name);
+    EXPECT_EQ(info.begin, offset);
+    EXPECT_EQ(info.end, offset + 3 * d.bytes);
+    offset += 3 * d.bytes;
+  }
+  for (const auto& d : kFormatDtypes) {
+    SCOPED_TRACE(d.name);
+    const std::string h = std::string(R"({"x":{"dtype":")") + d.name + R"(","shape":[3],"data_offsets":[0,)" +
+                          std::to_string(2 * d.bytes) + "]}}";
+    expect_open_error(std::string("short_") + d.name + ".safetensors",
+                      safetensors_bytes(h, std::string(3 * d.bytes, '\0')),
+                      {"'x'", std::to_string(3 * d.bytes) + " bytes"});
+  }
+}
+
+// BERT checkpoints store `embeddings.position_ids` as I64 next to float weights.
+TEST_F(SafetensorsTest, IntegerTensorBesideFloatsOpensButIsNotRead) {
+  const std::string ids = u64_le(0) + u64_le(1) + u64_le(2) + u64_le(3);  // I64 0..3, little-endian
+  const std::string data = f32_le(1.5f) + f32_le(-2.0f) + ids + f64_le(0.25);
+  const std::string header =
+      R"({"w":{"dtype":"F32","shape":[1,2],"data_offsets":[0,8]},)"
+      R"("bert.embeddings.position_ids":{"dtype":"I64","shape":[1,4],"data_offsets":[8,40]},)"
+      R"("mask":{"dtype":"BOOL","shape":[0],"data_offsets":[40,40]},)"
+      R"("b":{"dtype":"F64","shape":[1],"data_offsets":[40,48]}})";
+  const fs::path p = file("bert_ids.safetensors");
+  write_bytes(p, safetensors_bytes(header, data));
+  const SafetensorsFile f = SafetensorsFile::open(p);
+  EXPECT_EQ(f.names(), (std::vector<std::string>{"b", "bert.embeddings.position_ids", "mask", "w"}));
+  const TensorInfo& info = f.info("bert.embeddings.position_ids");
+  EXPECT_EQ(info.name, "bert.embeddings.position_ids");
+  EXPECT_EQ(info.dtype, DType::I64);
+  EXPECT_EQ(info.shape, (std::vector<std::int64_t>{1, 4}));
+  EXPECT_EQ(info.numel(), 4);
+  EXPECT_EQ(info.begin, 8u);
+  EXPECT_EQ(info.end, 40u);
+  // The raw bytes are where the header says (the I64 value 2 is the third element).
+  EXPECT_EQ(std::memcmp(f.raw_data("bert.embeddings.position_ids"), ids.data(), ids.size()), 0);
+  // The float tensors around it read normally.
+  EXPECT_EQ(f.values("w"), (std::vector<double>{1.5, -2.0}));
+  EXPECT_EQ(f.vector("b")(0), 0.25);
+  // Reading it, in any form, says what is wrong.
+  const std::vector<std::string> needles = {"'bert.embeddings.position_ids'", "I64",
+                                            "lipattn reads only F64, F32, F16 and BF16"};
+  expect_error([&] { (void)f.values("bert.embeddings.position_ids"); }, p, needles);
+  expect_error([&] { (void)f.matrix("bert.embeddings.position_ids"); }, p, needles);
+  expect_error([&] { (void)f.vector("bert.embeddings.position_ids"); }, p, needles);  // dtype named before shape
+  expect_error([&] { (void)f.values("mask"); }, p, {"'mask'", "BOOL", "lipattn reads only"});  // even when empty
 }
 
 TEST_F(SafetensorsTest, RejectsNegativeDimension) {
@@ -455,7 +550,10 @@ TEST_F(SafetensorsTest, WriterRejectsValuesItCouldNotReadBack) {
   expect_error([&] { write_safetensors(p, {{"nan", {1}, {std::nan("")}}}, DType::F64); }, p, {"'nan'"});
   expect_error([&] { write_safetensors(p, {{"short", {2, 2}, {1, 2, 3}}}, DType::F32); }, p, {"'short'"});
   expect_error([&] { write_safetensors(p, {{"a", {1}, {1}}, {"a", {1}, {2}}}, DType::F32); }, p, {"duplicate"});
+  expect_error([&] { write_safetensors(p, {{"ids", {1}, {1}}}, DType::I64); }, p, {"I64", "writes only"});
+  expect_error([&] { write_safetensors(p, {{"m", {1}, {1}}}, DType::BOOL); }, p, {"BOOL"});
   EXPECT_FALSE(fs::exists(p));
+  EXPECT_FALSE(fs::exists(file("w.safetensors.tmp")));
   // 1e5 fits BF16 (range of float32).
   write_safetensors(p, {{"big", {1}, {1e5}}}, DType::BF16);
   EXPECT_NEAR(SafetensorsFile::open(p).values("big")[0], 1e5, 1e5 * std::ldexp(1.0, -8));

@@ -31,6 +31,21 @@ namespace {
 using Json = nlohmann::json;
 using OrderedJson = nlohmann::ordered_json;
 
+// The dtypes of the safetensors format (docs.rs safetensors::tensor::Dtype), with the spelling used
+// in headers and the bytes per element. BOOL is one byte per element; F8_* are 8-bit floats.
+struct DTypeEntry {
+  DType dtype;
+  const char* name;
+  std::size_t size;
+};
+constexpr DTypeEntry kDTypes[] = {
+    {DType::F64, "F64", 8},  {DType::F32, "F32", 4},         {DType::F16, "F16", 2},
+    {DType::BF16, "BF16", 2}, {DType::BOOL, "BOOL", 1},       {DType::U8, "U8", 1},
+    {DType::I8, "I8", 1},    {DType::U16, "U16", 2},         {DType::I16, "I16", 2},
+    {DType::U32, "U32", 4},  {DType::I32, "I32", 4},         {DType::U64, "U64", 8},
+    {DType::I64, "I64", 8},  {DType::F8_E4M3, "F8_E4M3", 1}, {DType::F8_E5M2, "F8_E5M2", 1},
+};
+
 std::string shape_string(const std::vector<std::int64_t>& shape) {
   return fmt::format("[{}]", fmt::join(shape, ", "));
 }
@@ -69,8 +84,10 @@ double decode_element(const unsigned char* p, DType dtype) {
       std::memcpy(&bits, p, sizeof bits);
       return static_cast<double>(static_cast<float>(Eigen::numext::bit_cast<Eigen::bfloat16>(bits)));
     }
+    default:
+      break;  // unreachable: values() calls require_float first
   }
-  return 0.0;  // unreachable: every enumerator is handled above
+  return 0.0;
 }
 
 // Encodes x in dtype at p and returns the value actually stored, so the caller can check it.
@@ -96,6 +113,8 @@ double encode_element(double x, DType dtype, unsigned char* p) {
       std::memcpy(p, &bits, sizeof bits);
       return static_cast<float>(h);
     }
+    default:
+      break;  // unreachable: write_safetensors rejects non-float dtypes first
   }
   return 0.0;
 }
@@ -178,34 +197,38 @@ TensorInfo parse_entry(const std::string& file, const std::string& name, const J
   return info;
 }
 
+// InputError for reading a tensor whose dtype lipattn does not convert to double.
+void require_float(const std::string& file, const TensorInfo& t) {
+  if (!is_float(t.dtype)) {
+    throw InputError(fmt::format("{}: tensor '{}' is stored as {}; lipattn reads only F64, F32, F16 and BF16",
+                                 file, t.name, to_string(t.dtype)));
+  }
+}
+
 }  // namespace
 
 std::string to_string(DType dtype) {
-  switch (dtype) {
-    case DType::F64: return "F64";
-    case DType::F32: return "F32";
-    case DType::F16: return "F16";
-    case DType::BF16: return "BF16";
-  }
+  for (const DTypeEntry& e : kDTypes)
+    if (e.dtype == dtype) return e.name;
   return "?";
 }
 
 std::size_t dtype_size(DType dtype) {
-  switch (dtype) {
-    case DType::F64: return 8;
-    case DType::F32: return 4;
-    case DType::F16: return 2;
-    case DType::BF16: return 2;
-  }
+  for (const DTypeEntry& e : kDTypes)
+    if (e.dtype == dtype) return e.size;
   return 0;
 }
 
+bool is_float(DType dtype) {
+  return dtype == DType::F64 || dtype == DType::F32 || dtype == DType::F16 || dtype == DType::BF16;
+}
+
 DType parse_dtype(const std::string& s) {
-  if (s == "F64") return DType::F64;
-  if (s == "F32") return DType::F32;
-  if (s == "F16") return DType::F16;
-  if (s == "BF16") return DType::BF16;
-  throw InputError(fmt::format("unsupported dtype '{}' (expected F64, F32, F16 or BF16)", s));
+  for (const DTypeEntry& e : kDTypes)
+    if (s == e.name) return e.dtype;
+  std::vector<std::string> known;
+  for (const DTypeEntry& e : kDTypes) known.emplace_back(e.name);
+  throw InputError(fmt::format("unknown dtype '{}' (safetensors defines {})", s, fmt::join(known, ", ")));
 }
 
 std::int64_t TensorInfo::numel() const {
@@ -370,6 +393,7 @@ const unsigned char* SafetensorsFile::raw_data(const std::string& name) const {
 
 std::vector<double> SafetensorsFile::values(const std::string& name) const {
   const TensorInfo& t = info(name);
+  require_float(path_.string(), t);
   const unsigned char* p = raw_data(name);
   const std::size_t step = dtype_size(t.dtype);
   const auto n = static_cast<std::size_t>(t.numel());
@@ -387,6 +411,7 @@ std::vector<double> SafetensorsFile::values(const std::string& name) const {
 
 MatrixD SafetensorsFile::matrix(const std::string& name) const {
   const TensorInfo& t = info(name);
+  require_float(path_.string(), t);  // the dtype error wins over a shape error: it is the real problem
   if (t.shape.size() != 2) {
     throw InputError(fmt::format("{}: tensor '{}' has shape {}, expected a 2-D matrix", path_.string(), name,
                                  shape_string(t.shape)));
@@ -399,6 +424,7 @@ MatrixD SafetensorsFile::matrix(const std::string& name) const {
 
 VectorD SafetensorsFile::vector(const std::string& name) const {
   const TensorInfo& t = info(name);
+  require_float(path_.string(), t);
   if (t.shape.size() != 1) {
     throw InputError(fmt::format("{}: tensor '{}' has shape {}, expected a 1-D vector", path_.string(), name,
                                  shape_string(t.shape)));
@@ -410,6 +436,10 @@ VectorD SafetensorsFile::vector(const std::string& name) const {
 void write_safetensors(const std::filesystem::path& path, const std::vector<TensorToWrite>& tensors, DType dtype,
                        const std::map<std::string, std::string>& metadata) {
   const std::string file = path.string();
+  if (!is_float(dtype)) {
+    throw InputError(fmt::format("{}: cannot write dtype {}; lipattn writes only F64, F32, F16 and BF16", file,
+                                 to_string(dtype)));
+  }
   const std::size_t elem = dtype_size(dtype);
 
   OrderedJson header = OrderedJson::object();

@@ -12,13 +12,20 @@
 
 namespace lipattn::io {
 
-// The floating-point dtypes lipattn reads and writes. Integer and bool tensors are rejected: nothing
-// lipattn measures is stored that way, and silently casting them would hide a wrong file.
-enum class DType { F64, F32, F16, BF16 };
+// Every dtype the safetensors format defines. The first four are the only ones lipattn reads and
+// writes. The others are accepted when a file is opened, because real checkpoints carry tensors
+// nobody needs to read (BERT's I64 `position_ids`, BOOL mask buffers), and such tensors must not
+// stop a model from loading. Reading their values is an InputError: nothing lipattn measures is
+// stored that way, and silently casting them would hide a wrong file.
+enum class DType {
+  F64, F32, F16, BF16,  // read and written
+  BOOL, U8, I8, U16, I16, U32, I32, U64, I64, F8_E4M3, F8_E5M2,  // validated on open, never read
+};
 
-std::string to_string(DType dtype);       // "F64", "F32", "F16", "BF16" (the safetensors spelling)
-std::size_t dtype_size(DType dtype);      // bytes per element
-DType parse_dtype(const std::string& s);  // InputError naming s on anything else
+std::string to_string(DType dtype);       // the safetensors spelling: "F64", "BF16", "I64", "F8_E4M3", ...
+std::size_t dtype_size(DType dtype);      // bytes per element (BOOL and the F8 types: 1)
+bool is_float(DType dtype);               // true for exactly F64, F32, F16 and BF16: the dtypes lipattn reads
+DType parse_dtype(const std::string& s);  // InputError naming s on a string outside the format's dtypes
 
 struct TensorInfo {
   std::string name;
@@ -47,7 +54,8 @@ class SafetensorsFile {
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
 
   // The tensor's elements in row-major order, converted to double. F16 and BF16 convert exactly
-  // (every half/bfloat16 value is a double). InputError if any element is NaN or ±Inf.
+  // (every half/bfloat16 value is a double). InputError if any element is NaN or ±Inf, and, for
+  // values/matrix/vector alike, if the tensor's dtype is not one of is_float's four.
   std::vector<double> values(const std::string& name) const;
   MatrixD matrix(const std::string& name) const;  // requires a 2-D tensor
   VectorD vector(const std::string& name) const;  // requires a 1-D tensor
@@ -73,11 +81,12 @@ struct TensorToWrite {
   std::vector<double> values;  // row-major, product(shape) elements
 };
 
-// Writes all tensors in `dtype`, in the order given, with the header padded by spaces to a multiple
-// of 8 bytes as Hugging Face's writer does. Values are rounded to nearest (ties to even); a value
-// that is not finite, or that overflows the dtype (e.g. |x| > 65504 in F16), throws InputError
-// naming the tensor, so that every file we write can be read back. The file is written to a
-// temporary name beside `path` and renamed, so a failed write never leaves a half file behind.
+// Writes all tensors in `dtype` (F64, F32, F16 or BF16; any other dtype is an InputError), in the
+// order given, with the header padded by spaces to a multiple of 8 bytes as Hugging Face's writer
+// does. Values are rounded to nearest (ties to even); a value that is not finite, or that overflows
+// the dtype (e.g. |x| > 65504 in F16), throws InputError naming the tensor, so that every file we
+// write can be read back. The file is written to a temporary name beside `path` and renamed, so a
+// failed write never leaves a half file behind.
 void write_safetensors(const std::filesystem::path& path, const std::vector<TensorToWrite>& tensors,
                        DType dtype, const std::map<std::string, std::string>& metadata = {});
 

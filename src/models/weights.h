@@ -51,7 +51,7 @@ std::filesystem::path huggingface_hub_cache();
 // One stored tensor of a checkpoint, for `inspect`.
 struct StoredTensor {
   std::string name;     // as stored
-  std::string dtype;    // F64 | F32 | F16 | BF16
+  std::string dtype;    // as stored: F32, BF16, ..., or I64, BOOL, ... (any safetensors dtype)
   std::vector<std::int64_t> shape;
   std::string file;     // file name within the folder
   std::string role;     // the canonical name it provides, or "" when lipattn ignores it
