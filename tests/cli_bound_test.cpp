@@ -1,0 +1,172 @@
+// `lipattn bound` end to end: the JSON equals the library's report, --exact equals `measure`, every
+// proved bound is ≥ exact, the saved counterexample of docs/theory-bounds.md §U.2 still refutes the
+// recalled bound (2), and bad input exits with 2 and a message naming the flag or file.
+// LIPATTN_WRITE_FINDINGS=1 (re)writes that counterexample under tests/data/bounds/.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+
+#include <nlohmann/json.hpp>
+
+#include "bounds/bounds.h"
+#include "cli_support.h"
+#include "io/npy.h"
+#include "io/safetensors.h"
+#include "spectral/measure.h"
+#include "test_support.h"
+
+using namespace lipattn;
+using namespace lipattn::testing;
+namespace fs = std::filesystem;
+
+namespace {
+
+io::TensorToWrite tensor(const std::string& name, const MatrixD& m) {
+  return {name, {m.rows(), m.cols()}, std::vector<double>(m.data(), m.data() + m.size())};
+}
+io::TensorToWrite tensor(const std::string& name, const VectorD& v) {
+  return {name, {v.size()}, std::vector<double>(v.data(), v.data() + v.size())};
+}
+
+struct Fixture {
+  fs::path dir, weights, input;
+  LayerSpec spec;
+  MatrixD X;
+};
+
+// 2 heads, W_O, biases, causal, pre-LayerNorm, residual.
+Fixture make_fixture(const std::string& name) {
+  Fixture f;
+  f.dir = scratch_dir(name);
+  std::mt19937_64 rng(4);
+  const AttentionWeights w = random_attention(rng, AttentionOptions{2, 6, 3, 3, true, true, true, 6, 0.6});
+  const NormWeights pre = random_norm(rng, NormKind::LayerNorm, 6, true);
+  f.spec.attention = w;
+  f.spec.pre_norm = pre;
+  f.spec.residual = true;
+  f.X = random_matrix(rng, 5, 6);
+  f.weights = f.dir / "layer.safetensors";
+  f.input = f.dir / "x.npy";
+  io::write_safetensors(f.weights,
+                        {tensor("q.weight", w.w_q), tensor("k.weight", w.w_k), tensor("v.weight", w.w_v),
+                         tensor("o.weight", w.w_o), tensor("q.bias", w.b_q), tensor("k.bias", w.b_k),
+                         tensor("v.bias", w.b_v), tensor("o.bias", w.b_o), tensor("pre_norm.weight", pre.gamma),
+                         tensor("pre_norm.bias", pre.beta)},
+                        io::DType::F64);
+  io::write_npy(f.input, f.X);
+  return f;
+}
+
+const std::string kLayerFlags = " --heads 2 --causal --pre-norm layernorm --residual";
+
+nlohmann::json run_json(const std::string& args) {
+  const CommandResult r = run_cli(args);
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  return nlohmann::json::parse(r.out);
+}
+
+TEST(CliBound, LocalJsonMatchesLibraryAndExactMatchesMeasure) {
+  const Fixture f = make_fixture("bound-local");
+  const nlohmann::json j = run_json("bound --weights " + f.weights.string() + " --input " + f.input.string() +
+                                    kLayerFlags + " --exact --json");
+  f.spec.validate();
+  const BoundReport lib = local_bounds(f.spec, f.X);
+  const double ex = measure_local_lipschitz(f.spec, f.X).lipschitz;
+  EXPECT_NEAR(j.at("exact").get<double>(), ex, 1e-9 * ex);
+  EXPECT_EQ(j.at("n").get<Index>(), 5);
+  ASSERT_EQ(j.at("bounds").size(), lib.bounds.size());
+  for (const auto& [name, value] : lib.bounds) {
+    EXPECT_NEAR(j.at("bounds").at(name).get<double>(), value, 1e-12 * value) << name;
+    if (lib.status.at(name) == "proved") EXPECT_GE(value, ex * (1 - 1e-9)) << name;
+  }
+  EXPECT_EQ(j.at("best").at("name"), bound_names::kStructured);
+  EXPECT_FALSE(j.at("notes").empty());
+}
+
+TEST(CliBound, SetJsonMatchesLibrary) {
+  const Fixture f = make_fixture("bound-set");
+  const nlohmann::json j =
+      run_json("bound --weights " + f.weights.string() + " --n 7 --radius 1.5" + kLayerFlags + " --json");
+  const BoundReport lib = set_bounds(f.spec, {7, 1.5});
+  EXPECT_EQ(j.at("n").get<Index>(), 7);
+  EXPECT_EQ(j.at("mode"), "set");
+  for (const auto& [name, value] : lib.bounds)
+    EXPECT_NEAR(j.at("bounds").at(name).get<double>(), value, 1e-12 * value) << name;
+  EXPECT_FALSE(j.at("bounds").contains(bound_names::kStructured));
+  EXPECT_FALSE(j.contains("exact"));
+}
+
+TEST(CliBound, TextTableShowsRatios) {
+  const Fixture f = make_fixture("bound-text");
+  const CommandResult r =
+      run_cli("bound --weights " + f.weights.string() + " --input " + f.input.string() + kLayerFlags + " --exact");
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("structured"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("/exact"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("refuted"), std::string::npos) << r.out;
+}
+
+// The saved counterexample of §U.2 (a paper-form head A = 10 e₂e₁ᵀ, V = I, tokens ±e₂).
+TEST(CliBound, SavedCounterexampleRefutesTheRecalledDataDependentBound) {
+  const fs::path dir = fs::path(LIPATTN_SOURCE_DIR) / "tests" / "data" / "bounds";
+  const fs::path weights = dir / "paper_data_dependent_counterexample.safetensors";
+  const fs::path input = dir / "paper_data_dependent_counterexample_x.npy";
+  if (std::getenv("LIPATTN_WRITE_FINDINGS")) {
+    fs::create_directories(dir);
+    MatrixD A = MatrixD::Zero(2, 2);
+    A(1, 0) = 10;
+    MatrixD X = MatrixD::Zero(2, 2);
+    X(0, 1) = 1;
+    X(1, 1) = -1;
+    io::write_safetensors(weights, {tensor("A", A), tensor("V", MatrixD(MatrixD::Identity(2, 2)))}, io::DType::F64,
+                          {{"finding", "refutes paper_data_dependent: docs/theory.md, Upper bounds, U.2"}});
+    io::write_npy(input, X);
+  }
+  ASSERT_TRUE(fs::exists(weights)) << weights;
+  const nlohmann::json j =
+      run_json("bound --weights " + weights.string() + " --input " + input.string() + " --exact --json");
+  const double ex = j.at("exact").get<double>();
+  EXPECT_GT(ex, 2 * j.at("bounds").at(bound_names::kPaperDataDependent).get<double>());
+  EXPECT_NE(j.at("status").at(bound_names::kPaperDataDependent).get<std::string>().find("refuted"),
+            std::string::npos);
+  for (const auto& [name, value] : j.at("bounds").items())
+    if (j.at("status").at(name) == "proved") EXPECT_GE(value.get<double>(), ex * (1 - 1e-9)) << name;
+}
+
+TEST(CliBound, SweepAndHardmaxLimit) {
+  const fs::path dir = scratch_dir("bound-sweep");
+  std::mt19937_64 rng(8);
+  const MatrixD A = random_matrix(rng, 3, 3), V = random_matrix(rng, 2, 3), X = random_matrix(rng, 6, 3);
+  io::write_safetensors(dir / "paper.safetensors", {tensor("A", A), tensor("V", V)}, io::DType::F64);
+  io::write_npy(dir / "x.npy", X);
+  const nlohmann::json j = run_json("bound --weights " + (dir / "paper.safetensors").string() + " --input " +
+                                    (dir / "x.npy").string() + " --sweep 1,10,100 --json");
+  ASSERT_TRUE(j.at("hardmax").at("exists").get<bool>());
+  const double limit = j.at("hardmax").at("value").get<double>();
+  EXPECT_NEAR(j.at("sweep").back().at("exact").get<double>(), limit, 1e-6 * limit);
+}
+
+void expect_input_error(const std::string& args, const std::string& must_mention) {
+  const CommandResult r = run_cli(args);
+  EXPECT_EQ(r.exit_code, 2) << args << "\n" << r.out;
+  EXPECT_NE(r.out.find(must_mention), std::string::npos) << args << "\n" << r.out;
+}
+
+TEST(CliBound, BadInputExitsWithTwo) {
+  const Fixture f = make_fixture("bound-bad");
+  const std::string w = " --weights " + f.weights.string();
+  expect_input_error("bound --input " + f.input.string(), "--weights");
+  expect_input_error("bound" + w + kLayerFlags, "--input");
+  expect_input_error("bound" + w + kLayerFlags + " --input " + f.input.string() + " --n 3 --radius 1", "not both");
+  expect_input_error("bound" + w + kLayerFlags + " --n 3", "--radius");
+  expect_input_error("bound" + w + kLayerFlags + " --n 0 --radius 1", "--n");
+  expect_input_error("bound" + w + kLayerFlags + " --n 3 --radius -1", "--radius");
+  expect_input_error("bound" + w + kLayerFlags + " --n 3 --radius 1 --exact", "--exact");
+  expect_input_error("bound --weights " + (f.dir / "missing.safetensors").string() + " --n 3 --radius 1",
+                     "missing.safetensors");
+  io::write_npy(f.dir / "wrong.npy", MatrixD::Ones(3, 4));
+  expect_input_error("bound" + w + kLayerFlags + " --input " + (f.dir / "wrong.npy").string(), "d = 4");
+  expect_input_error("bound" + w + kLayerFlags + " --input " + f.input.string() + " --sweep 0", "sweep");
+}
+
+}  // namespace
