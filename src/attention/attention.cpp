@@ -6,6 +6,7 @@
 //   O = [O_1 … O_H] (n × Hkv); Y = O W_Oᵀ + b_O (n × d_out), or Y = O without W_O.
 #include "attention/attention.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include <fmt/core.h>
@@ -95,6 +96,13 @@ struct AttentionCache : Cache<T> {
   std::vector<Matrix<T>> p;    // H attention matrices, n × n, rows sum to 1 (zero above the diagonal if causal)
 };
 
+// Threads pay off only when a head's n×n work outweighs waking them: on small maps (tests, attacks
+// on tiny heads) a parallel region costs far more than the products it splits.
+inline bool parallel_over_heads(Index heads, Index n, Index k) {
+  constexpr Index kMinWorkPerHead = Index(1) << 18;  // n²·k, e.g. n = 64 with k = 64
+  return heads > 1 && n * n * std::max<Index>(k, 1) >= kMinWorkPerHead;
+}
+
 // P ⊙ (G − rowsum(P ⊙ G) 1ᵀ), in place on G: the softmax Jacobian applied row by row (§2.2).
 template <class T>
 void softmax_jacobian_inplace(const Matrix<T>& P, Matrix<T>& G, bool causal) {
@@ -153,7 +161,7 @@ std::unique_ptr<Cache<T>> MultiHeadAttention<T>::forward(const Matrix<T>& X) con
   cache->p.resize(heads_);
   Matrix<T> O(n, heads_ * kv_);
   const Matrix<T>& qkv = cache->qkv;
-#pragma omp parallel for schedule(dynamic) if (heads_ > 1)
+#pragma omp parallel for schedule(dynamic) if (parallel_over_heads(heads_, n, k_))
   for (Index h = 0; h < heads_; ++h) {
     auto Q = qkv.middleCols(h * k_, k_);
     auto K = qkv.middleCols(heads_ * k_ + h * k_, k_);
@@ -187,7 +195,7 @@ Matrix<T> MultiHeadAttention<T>::jvp(const Cache<T>& cache_base, const Matrix<T>
   dqkv.noalias() = dX * w_qkv_.transpose();
   Matrix<T> dO(n, heads_ * kv_);
   const Matrix<T>& qkv = cache.qkv;
-#pragma omp parallel for schedule(dynamic) if (heads_ > 1)
+#pragma omp parallel for schedule(dynamic) if (parallel_over_heads(heads_, n, k_))
   for (Index h = 0; h < heads_; ++h) {
     auto Q = qkv.middleCols(h * k_, k_), dQ = dqkv.middleCols(h * k_, k_);
     auto K = qkv.middleCols(heads_ * k_ + h * k_, k_), dK = dqkv.middleCols(heads_ * k_ + h * k_, k_);
@@ -219,7 +227,7 @@ Matrix<T> MultiHeadAttention<T>::vjp(const Cache<T>& cache_base, const Matrix<T>
     dO = dY;
   Matrix<T> dqkv(n, w_qkv_.rows());
   const Matrix<T>& qkv = cache.qkv;
-#pragma omp parallel for schedule(dynamic) if (heads_ > 1)
+#pragma omp parallel for schedule(dynamic) if (parallel_over_heads(heads_, n, k_))
   for (Index h = 0; h < heads_; ++h) {
     auto Q = qkv.middleCols(h * k_, k_);
     auto K = qkv.middleCols(heads_ * k_ + h * k_, k_);
@@ -235,6 +243,71 @@ Matrix<T> MultiHeadAttention<T>::vjp(const Cache<T>& cache_base, const Matrix<T>
     dqkv.middleCols(heads_ * k_ + h * k_, k_).noalias() = G.transpose() * Q;
   }
   return dqkv * w_qkv_;
+}
+
+// Second order (docs/theory.md, attack §2.2): ∇_X φ with φ = ⟨u, Df(X) v⟩ = Σ_h ⟨Ū_h, dO_h⟩,
+// Ū = u W_O (or u without W_O), Ū_h its head-h slice (n × kv). dQ, dK, dV = v W_{Q,K,V}ᵀ do not
+// depend on X; Q, K, V, P and through them dS, dP do. Per head, with r = rowsum(P ⊙ dS),
+// M = Ū Vᵀ (n × n), m = rowsum(P ⊙ M):
+//   B   = P ⊙ (M − m 1ᵀ)                             the weight of d(dS) (the vjp's softmax step)
+//   G_P = Ū dVᵀ + M ⊙ (dS − r 1ᵀ) − (m 1ᵀ) ⊙ dS      the weight of dP through P
+//   E   = P ⊙ (G_P − rowsum(P ⊙ G_P) 1ᵀ)             the weight of dS through P
+//   G_Q = scale (E K + B dK),  G_K = scale (Eᵀ Q + Bᵀ dQ),  G_V = dPᵀ Ū
+// and ∇_X φ = [G_Q G_K G_V] W_qkv (the same assembly as the vjp). Masked entries carry P = 0 and
+// drop out of B, E and dP.
+template <class T>
+Matrix<T> MultiHeadAttention<T>::second_order(const Cache<T>& cache_base, const Matrix<T>& v,
+                                              const Matrix<T>& u) const {
+  const auto& cache = static_cast<const AttentionCache<T>&>(cache_base);
+  const Index n = v.rows();
+  Matrix<T> dqkv;
+  dqkv.noalias() = v * w_qkv_.transpose();  // [dQ dK dV], n × (2Hk + Hkv)
+  Matrix<T> u_bar;
+  if (w_o_.size())
+    u_bar.noalias() = u * w_o_;  // n × Hkv
+  else
+    u_bar = u;
+  Matrix<T> grad_qkv(n, w_qkv_.rows());
+  const Matrix<T>& qkv = cache.qkv;
+#pragma omp parallel for schedule(dynamic) if (parallel_over_heads(heads_, n, k_))
+  for (Index h = 0; h < heads_; ++h) {
+    auto Q = qkv.middleCols(h * k_, k_), dQ = dqkv.middleCols(h * k_, k_);
+    auto K = qkv.middleCols(heads_ * k_ + h * k_, k_), dK = dqkv.middleCols(heads_ * k_ + h * k_, k_);
+    auto V = qkv.middleCols(2 * heads_ * k_ + h * kv_, kv_), dV = dqkv.middleCols(2 * heads_ * k_ + h * kv_, kv_);
+    auto Ub = u_bar.middleCols(h * kv_, kv_);
+    const Matrix<T>& P = cache.p[h];
+    Matrix<T> dS(n, n);  // scale (dQ Kᵀ + Q dKᵀ), n × n
+    dS.noalias() = dQ * K.transpose();
+    dS.noalias() += Q * dK.transpose();
+    dS *= scale_;
+    Matrix<T> dP = dS;
+    softmax_jacobian_inplace(P, dP, causal_);  // dP = P ⊙ (dS − r 1ᵀ)
+    Matrix<T> M(n, n);
+    M.noalias() = Ub * V.transpose();  // Ū Vᵀ
+    Matrix<T> B = M;
+    softmax_jacobian_inplace(P, B, causal_);  // B = P ⊙ (M − m 1ᵀ)
+    Matrix<T> G(n, n);  // G_P, then E
+    G.noalias() = Ub * dV.transpose();
+    for (Index i = 0; i < n; ++i) {
+      const Index width = causal_ ? i + 1 : n;
+      auto p = P.row(i).head(width);
+      const T r = p.dot(dS.row(i).head(width));
+      const T m = p.dot(M.row(i).head(width));
+      G.row(i).head(width).array() += M.row(i).head(width).array() * (dS.row(i).head(width).array() - r) -
+                                      m * dS.row(i).head(width).array();
+    }
+    softmax_jacobian_inplace(P, G, causal_);  // E
+    auto gQ = grad_qkv.middleCols(h * k_, k_);
+    auto gK = grad_qkv.middleCols(heads_ * k_ + h * k_, k_);
+    gQ.noalias() = G * K;
+    gQ.noalias() += B * dK;
+    gQ *= scale_;
+    gK.noalias() = G.transpose() * Q;
+    gK.noalias() += B.transpose() * dQ;
+    gK *= scale_;
+    grad_qkv.middleCols(2 * heads_ * k_ + h * kv_, kv_).noalias() = dP.transpose() * Ub;
+  }
+  return grad_qkv * w_qkv_;
 }
 
 template class MultiHeadAttention<double>;

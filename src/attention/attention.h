@@ -46,6 +46,7 @@ class MultiHeadAttention final : public Map<T> {
   std::unique_ptr<Cache<T>> forward(const Matrix<T>& X) const override;
   Matrix<T> jvp(const Cache<T>& cache, const Matrix<T>& dX) const override;
   Matrix<T> vjp(const Cache<T>& cache, const Matrix<T>& dY) const override;
+  Matrix<T> second_order(const Cache<T>& cache, const Matrix<T>& v, const Matrix<T>& u) const override;
 
   // The attention matrix of head h at the cached input (n × n, rows sum to 1).
   const Matrix<T>& attention_matrix(const Cache<T>& cache, Index h) const;

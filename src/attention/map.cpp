@@ -65,6 +65,28 @@ Matrix<T> Chain<T>::vjp(const Cache<T>& cache, const Matrix<T>& dY) const {
   return d;
 }
 
+// Second order of g_k ∘ … ∘ g_1 (docs/theory.md, attack §2.4). With X_1 = X, X_{i+1} = g_i(X_i),
+// J_i = Dg_i(X_i), forward directions w_1 = v, w_{i+1} = J_i w_i and backward weights u_k = u,
+// u_{i−1} = J_iᵀ u_i, the product rule gives
+//   ∇_X ⟨u, J_k ⋯ J_1 v⟩ = Σ_i J_1ᵀ ⋯ J_{i−1}ᵀ ∇_{X_i} ⟨u_i, J_i w_i⟩,
+// summed back to front like Horner: acc = so_k; acc = J_iᵀ acc + so_i for i = k−1 … 1.
+template <class T>
+Matrix<T> Chain<T>::second_order(const Cache<T>& cache, const Matrix<T>& v, const Matrix<T>& u) const {
+  const auto& stages = static_cast<const ChainCache<T>&>(cache).stages;
+  const size_t k = maps_.size();
+  std::vector<Matrix<T>> w(k);  // w[i]: the direction entering map i (n × d_in of map i)
+  w[0] = v;
+  for (size_t i = 1; i < k; ++i) w[i] = maps_[i - 1]->jvp(*stages[i - 1], w[i - 1]);
+  Matrix<T> weight = u;  // u_i: the output weight of map i (n × d_out of map i)
+  Matrix<T> acc = maps_[k - 1]->second_order(*stages[k - 1], w[k - 1], weight);
+  for (size_t i = k - 1; i-- > 0;) {
+    weight = maps_[i + 1]->vjp(*stages[i + 1], weight);
+    acc = maps_[i]->vjp(*stages[i], acc);
+    acc += maps_[i]->second_order(*stages[i], w[i], weight);
+  }
+  return acc;
+}
+
 // ---- Residual ------------------------------------------------------------------------------
 
 namespace {
@@ -104,6 +126,12 @@ Matrix<T> Residual<T>::vjp(const Cache<T>& cache, const Matrix<T>& dY) const {
   Matrix<T> d = inner_->vjp(*static_cast<const ResidualCache<T>&>(cache).inner, dY);
   d += dY;
   return d;
+}
+
+// X + g(X): the identity has no second derivative, so ∇_X ⟨u, (I + Dg) v⟩ = ∇_X ⟨u, Dg v⟩.
+template <class T>
+Matrix<T> Residual<T>::second_order(const Cache<T>& cache, const Matrix<T>& v, const Matrix<T>& u) const {
+  return inner_->second_order(*static_cast<const ResidualCache<T>&>(cache).inner, v, u);
 }
 
 template class Chain<double>;

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -36,7 +37,18 @@ class Map {
   virtual std::unique_ptr<Cache<T>> forward(const Matrix<T>& X) const = 0;
   virtual Matrix<T> jvp(const Cache<T>& cache, const Matrix<T>& dX) const = 0;  // n×d_in → n×d_out
   virtual Matrix<T> vjp(const Cache<T>& cache, const Matrix<T>& dY) const = 0;  // n×d_out → n×d_in
+
+  // The second-order product ∇_X ⟨u, Df(X) v⟩ at the cached X (docs/theory.md, attack §2):
+  // v is n × d_in, u is n × d_out, the result n × d_in. With (u, v) the top singular pair of Df(X)
+  // it is the gradient of σ_max(Df(X)), which the attack ascends. Every map of this folder
+  // implements it; the default throws std::logic_error for a map that does not.
+  virtual Matrix<T> second_order(const Cache<T>& cache, const Matrix<T>& v, const Matrix<T>& u) const;
 };
+
+template <class T>
+Matrix<T> Map<T>::second_order(const Cache<T>&, const Matrix<T>&, const Matrix<T>&) const {
+  throw std::logic_error(describe() + ": second_order is not implemented for this map");
+}
 
 template <class T>
 using MapPtr = std::shared_ptr<const Map<T>>;
@@ -52,6 +64,7 @@ class Chain final : public Map<T> {
   std::unique_ptr<Cache<T>> forward(const Matrix<T>& X) const override;
   Matrix<T> jvp(const Cache<T>& cache, const Matrix<T>& dX) const override;
   Matrix<T> vjp(const Cache<T>& cache, const Matrix<T>& dY) const override;
+  Matrix<T> second_order(const Cache<T>& cache, const Matrix<T>& v, const Matrix<T>& u) const override;
 
  private:
   std::vector<MapPtr<T>> maps_;
@@ -68,6 +81,7 @@ class Residual final : public Map<T> {
   std::unique_ptr<Cache<T>> forward(const Matrix<T>& X) const override;
   Matrix<T> jvp(const Cache<T>& cache, const Matrix<T>& dX) const override;
   Matrix<T> vjp(const Cache<T>& cache, const Matrix<T>& dY) const override;
+  Matrix<T> second_order(const Cache<T>& cache, const Matrix<T>& v, const Matrix<T>& u) const override;
 
  private:
   MapPtr<T> inner_;

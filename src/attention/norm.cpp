@@ -111,6 +111,44 @@ Matrix<T> Norm<T>::vjp(const Cache<T>& cache_base, const Matrix<T>& dY) const {
   return apply_norm_operator(kind_, cache.z, cache.scale, g);
 }
 
+// Second order, token by token (docs/theory.md, attack §2.3), with g = γ ⊙ u, φ = ⟨u, dy⟩:
+//   LayerNorm: φ = (a − b c / d)/s with a = ⟨g − mean g, v⟩, b = ⟨g, ẑ⟩, c = ⟨ẑ, v⟩; ∇s = ẑ/d and
+//     ∇_x ⟨w, ẑ⟩ = N w := (w − mean w − ẑ ⟨ẑ, w⟩/d)/s, so
+//     ∇φ = −(ẑ φ + c N g + b N v) / (d s).
+//   RMSNorm: φ = ⟨g, v⟩/r − ⟨g, x⟩⟨x, v⟩/(d r³) with ∇r = x/(d r), so
+//     ∇φ = −(⟨g, v⟩ x + ⟨x, v⟩ g + ⟨g, x⟩ v)/(d r³) + 3 ⟨g, x⟩⟨x, v⟩ x/(d² r⁵).
+// β shifts the output only and drops out.
+template <class T>
+Matrix<T> Norm<T>::second_order(const Cache<T>& cache_base, const Matrix<T>& v, const Matrix<T>& u) const {
+  const auto& cache = static_cast<const NormCache<T>&>(cache_base);
+  const Matrix<T> g = u.array().rowwise() * gamma_.transpose().array();  // n × d
+  const Index n = v.rows(), d = v.cols();
+  const T dd = T(d);
+  Matrix<T> out(n, d);
+  if (kind_ == NormKind::LayerNorm) {
+    const Matrix<T> Ng = apply_norm_operator(kind_, cache.z, cache.scale, g);
+    const Matrix<T> Nv = apply_norm_operator(kind_, cache.z, cache.scale, v);
+    for (Index i = 0; i < n; ++i) {
+      const T s = cache.scale(i);
+      auto z = cache.z.row(i);
+      const T a = g.row(i).dot(v.row(i)) - g.row(i).mean() * v.row(i).sum();
+      const T b = g.row(i).dot(z);
+      const T c = z.dot(v.row(i));
+      const T phi = (a - b * c / dd) / s;
+      out.row(i) = -(phi * z + c * Ng.row(i) + b * Nv.row(i)) / (dd * s);
+    }
+  } else {
+    for (Index i = 0; i < n; ++i) {
+      const T r = cache.scale(i);
+      auto x = cache.z.row(i);
+      const T gv = g.row(i).dot(v.row(i)), xv = x.dot(v.row(i)), gx = g.row(i).dot(x);
+      const T r3 = r * r * r;
+      out.row(i) = -(gv * x + xv * g.row(i) + gx * v.row(i)) / (dd * r3) + (T(3) * gx * xv / (dd * dd * r3 * r * r)) * x;
+    }
+  }
+  return out;
+}
+
 template class Norm<double>;
 template class Norm<float>;
 

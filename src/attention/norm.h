@@ -25,6 +25,7 @@ class Norm final : public Map<T> {
   std::unique_ptr<Cache<T>> forward(const Matrix<T>& X) const override;
   Matrix<T> jvp(const Cache<T>& cache, const Matrix<T>& dX) const override;
   Matrix<T> vjp(const Cache<T>& cache, const Matrix<T>& dY) const override;
+  Matrix<T> second_order(const Cache<T>& cache, const Matrix<T>& v, const Matrix<T>& u) const override;
 
  private:
   NormKind kind_;

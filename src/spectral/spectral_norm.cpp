@@ -86,9 +86,23 @@ SpectralResult dense_method(const LinearOperator& op) {
   SpectralResult r;
   r.method = SpectralMethod::Dense;
   const MatrixD J = assemble_dense(op);
-  Eigen::BDCSVD<MatrixD> svd(J, Eigen::ComputeThinV);
-  r.lipschitz = svd.singularValues().size() ? svd.singularValues()(0) : 0.0;
-  r.right_vector = svd.matrixV().cols() ? VectorD(svd.matrixV().col(0)) : VectorD::Zero(op.input_size());
+  // σ_max² is the top eigenvalue of the Gram matrix of the smaller side. Eigen's BDCSVD crashed on
+  // Jacobians with many equal singular values (the paper's construction), and for the largest
+  // singular value the Gram route loses nothing: its relative error stays at machine precision.
+  if (J.rows() < J.cols()) {
+    const MatrixD G = J * J.transpose();
+    Eigen::SelfAdjointEigenSolver<MatrixD> eig(G);
+    const Index top = G.rows() - 1;
+    r.lipschitz = std::sqrt(std::max(0.0, eig.eigenvalues()(top)));
+    const VectorD v = J.transpose() * eig.eigenvectors().col(top);  // Jᵀu = σ v
+    r.right_vector = v.norm() > 0 ? VectorD(v / v.norm()) : VectorD(VectorD::Unit(J.cols(), 0));
+  } else {
+    const MatrixD G = J.transpose() * J;
+    Eigen::SelfAdjointEigenSolver<MatrixD> eig(G);
+    const Index top = G.rows() - 1;
+    r.lipschitz = std::sqrt(std::max(0.0, eig.eigenvalues()(top)));
+    r.right_vector = eig.eigenvectors().col(top);
+  }
   r.matvecs = op.input_size();
   r.converged = true;
   return r;
