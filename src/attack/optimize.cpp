@@ -1,0 +1,420 @@
+// Projected ascent of σ_max(Df(X)) over a set (docs/theory.md, attack §3).
+//
+// Where σ = σ_max(J) is simple with unit singular pair (u, v), dσ = ⟨u, dJ v⟩, so
+//   ∇_X σ = ∇_X ⟨u, Df(X) v⟩ (u, v held fixed) = map.second_order(cache, v, u).
+// Each step moves Z by a fixed length η along the normalised ascent direction, projects, and is
+// kept only if σ grew (then η grows ×2, else it shrinks ×½): a monotone ascent that needs no step
+// size tuning across sets whose sizes differ by orders of magnitude.
+#include "attack/optimize.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <limits>
+
+#include <Spectra/SymEigsSolver.h>
+#include <fmt/core.h>
+
+#include "common/error.h"
+#include "spectral/measure.h"
+
+namespace lipattn::attack {
+
+std::string to_string(SetKind kind) {
+  switch (kind) {
+    case SetKind::Ball: return "ball";
+    case SetKind::LayerNormImage: return "layernorm";
+    case SetKind::AroundInput: return "around";
+  }
+  return "?";
+}
+
+// ---- sets -----------------------------------------------------------------------------------
+
+ConstraintSet ConstraintSet::ball(Index n, Index d, double radius) {
+  if (n < 1) throw InputError(fmt::format("--n must be at least 1, got {}", n));
+  if (!(radius > 0) || !std::isfinite(radius))
+    throw InputError(fmt::format("--radius must be positive and finite, got {}", radius));
+  ConstraintSet s;
+  s.kind = SetKind::Ball;
+  s.n = n;
+  s.d = d;
+  s.radius = radius;
+  return s;
+}
+
+ConstraintSet ConstraintSet::layernorm_image(Index n, const VectorD& gamma, const VectorD& beta) {
+  if (n < 1) throw InputError(fmt::format("--n must be at least 1, got {}", n));
+  if (gamma.size() < 2) throw InputError("--layernorm needs at least 2 features per token (1^⊥ is {0} for d = 1)");
+  if (beta.size() != 0 && beta.size() != gamma.size())
+    throw InputError(fmt::format("LayerNorm bias has {} entries, the weight {}", beta.size(), gamma.size()));
+  if (!gamma.allFinite() || (beta.size() && !beta.allFinite())) throw InputError("LayerNorm γ or β holds NaN or Inf");
+  ConstraintSet s;
+  s.kind = SetKind::LayerNormImage;
+  s.n = n;
+  s.d = gamma.size();
+  s.gamma = gamma;
+  s.beta = beta;
+  return s;
+}
+
+ConstraintSet ConstraintSet::around(const MatrixD& X0, double eps) {
+  if (X0.rows() < 1) throw InputError("--around: the input has no tokens");
+  if (!X0.allFinite()) throw InputError("--around: the input holds NaN or Inf");
+  if (!(eps > 0) || !std::isfinite(eps)) throw InputError(fmt::format("--eps must be positive and finite, got {}", eps));
+  ConstraintSet s;
+  s.kind = SetKind::AroundInput;
+  s.n = X0.rows();
+  s.d = X0.cols();
+  s.center = X0;
+  s.eps = eps;
+  return s;
+}
+
+namespace {
+// Rescales a row onto the sphere of radius r; the extra factor guards the last ulp.
+void rescale_row_to(Eigen::Ref<RowVector<double>> row, double r) {
+  const double norm = row.norm();
+  if (norm > 0) row *= r / norm;
+  if (row.norm() > r) row *= 1 - 1e-15;
+}
+}  // namespace
+
+MatrixD ConstraintSet::project(const MatrixD& Z) const {
+  MatrixD P = Z;
+  switch (kind) {
+    case SetKind::Ball:
+      for (Index i = 0; i < P.rows(); ++i)
+        if (P.row(i).norm() > radius) rescale_row_to(P.row(i), radius);
+      break;
+    case SetKind::LayerNormImage: {
+      const double target = std::sqrt(static_cast<double>(d));
+      for (Index i = 0; i < P.rows(); ++i) {
+        P.row(i).array() -= P.row(i).mean();
+        if (!(P.row(i).norm() > 1e-300)) {  // the centre has no nearest point: pick one
+          P.row(i).setZero();
+          P(i, 0) = 1;
+          P(i, 1) = -1;
+        }
+        P.row(i) *= target / P.row(i).norm();
+      }
+      break;
+    }
+    case SetKind::AroundInput: {
+      const double dist = (P - center).norm();
+      if (dist > eps) {
+        P = center + (P - center) * (eps / dist);
+        if ((P - center).norm() > eps) P = center + (P - center) * (1 - 1e-15);
+      }
+      break;
+    }
+  }
+  return P;
+}
+
+MatrixD ConstraintSet::to_input(const MatrixD& Z) const {
+  if (kind != SetKind::LayerNormImage) return Z;
+  MatrixD X = Z.array().rowwise() * gamma.transpose().array();
+  if (beta.size()) X.rowwise() += beta.transpose();
+  return X;
+}
+
+MatrixD ConstraintSet::ascent_direction(const MatrixD& Z, const MatrixD& grad_X) const {
+  MatrixD G = grad_X;
+  switch (kind) {
+    case SetKind::Ball:
+      // No outward push on tokens already at ‖z_i‖ = R: the projection would undo it.
+      for (Index i = 0; i < G.rows(); ++i) {
+        const double norm2 = Z.row(i).squaredNorm();
+        const double outward = G.row(i).dot(Z.row(i));
+        if (norm2 >= radius * radius * (1 - 1e-9) && outward > 0) G.row(i) -= (outward / norm2) * Z.row(i);
+      }
+      break;
+    case SetKind::LayerNormImage:
+      // ∇_z = γ ⊙ ∇_x, then onto the tangent space of {mean z = 0, ‖z‖ = √d}.
+      G.array().rowwise() *= gamma.transpose().array();
+      for (Index i = 0; i < G.rows(); ++i) {
+        G.row(i).array() -= G.row(i).mean();
+        G.row(i) -= (G.row(i).dot(Z.row(i)) / Z.row(i).squaredNorm()) * Z.row(i);
+      }
+      break;
+    case SetKind::AroundInput: {
+      const MatrixD offset = Z - center;
+      const double norm2 = offset.squaredNorm();
+      const double outward = (G.array() * offset.array()).sum();
+      if (norm2 >= eps * eps * (1 - 1e-9) && outward > 0) G -= (outward / norm2) * offset;
+      break;
+    }
+  }
+  return G;
+}
+
+MatrixD ConstraintSet::random_point(std::mt19937_64& rng) const {
+  std::normal_distribution<double> normal;
+  MatrixD Z(n, d);
+  for (Index i = 0; i < Z.size(); ++i) Z.data()[i] = normal(rng);
+  switch (kind) {
+    case SetKind::Ball:
+      for (Index i = 0; i < n; ++i) rescale_row_to(Z.row(i), radius);  // on the sphere: sharp attention
+      return Z;
+    case SetKind::LayerNormImage:
+      return project(Z);
+    case SetKind::AroundInput: {
+      std::uniform_real_distribution<double> unit(0.0, 1.0);
+      return project(center + Z * (eps * unit(rng) / Z.norm()));
+    }
+  }
+  return Z;
+}
+
+double ConstraintSet::step_scale() const {
+  switch (kind) {
+    case SetKind::Ball: return radius * std::sqrt(static_cast<double>(n));
+    case SetKind::LayerNormImage: return std::sqrt(static_cast<double>(n * d));
+    case SetKind::AroundInput: return eps;
+  }
+  return 1;
+}
+
+double ConstraintSet::violation(const MatrixD& X) const {
+  if (X.rows() != n || X.cols() != d) return std::numeric_limits<double>::infinity();
+  double worst = 0;
+  switch (kind) {
+    case SetKind::Ball:
+      for (Index i = 0; i < n; ++i) worst = std::max(worst, (X.row(i).norm() - radius) / radius);
+      return worst;
+    case SetKind::LayerNormImage: {
+      const double root_d = std::sqrt(static_cast<double>(d));
+      for (Index i = 0; i < n; ++i) {
+        RowVector<double> z = X.row(i);
+        if (beta.size()) z -= beta.transpose();
+        z.array() /= gamma.transpose().array();
+        // the component along 1/√d is mean·√d; relative to ‖z‖ = √d that is |mean z|
+        worst = std::max({worst, std::abs(z.mean()), std::abs(z.norm() - root_d) / root_d});
+      }
+      return worst;
+    }
+    case SetKind::AroundInput:
+      return std::max(0.0, ((X - center).norm() - eps) / eps);
+  }
+  return worst;
+}
+
+// ---- σ_max and its gradient -------------------------------------------------------------------
+
+namespace {
+
+// Df(X) at a cached X as a LinearOperator, without a second forward pass.
+class CachedJacobian final : public LinearOperator {
+ public:
+  CachedJacobian(const Map<double>& map, const Cache<double>& cache, Index n) : map_(map), cache_(cache), n_(n) {}
+  Index input_size() const override { return n_ * map_.input_dim(); }
+  Index output_size() const override { return n_ * map_.output_dim(); }
+  VectorD apply(const VectorD& v) const override {
+    Eigen::Map<const MatrixD> dX(v.data(), n_, map_.input_dim());
+    const MatrixD dY = map_.jvp(cache_, dX);
+    return Eigen::Map<const VectorD>(dY.data(), dY.size());
+  }
+  VectorD apply_transpose(const VectorD& w) const override {
+    Eigen::Map<const MatrixD> dY(w.data(), n_, map_.output_dim());
+    const MatrixD dX = map_.vjp(cache_, dY);
+    return Eigen::Map<const VectorD>(dX.data(), dX.size());
+  }
+
+ private:
+  const Map<double>& map_;
+  const Cache<double>& cache_;
+  Index n_;
+};
+
+class NormalOperator {
+ public:
+  using Scalar = double;
+  explicit NormalOperator(const LinearOperator& op) : op_(op) {}
+  Index rows() const { return op_.input_size(); }
+  Index cols() const { return op_.input_size(); }
+  void perform_op(const double* x, double* y) const {
+    Eigen::Map<VectorD>(y, rows()) = op_.apply_normal(Eigen::Map<const VectorD>(x, rows()));
+  }
+
+ private:
+  const LinearOperator& op_;
+};
+
+constexpr Index kDenseLimit = 400;
+
+}  // namespace
+
+TopPair top_singular_pair(const Map<double>& map, const Cache<double>& cache, Index n, const VectorD& warm,
+                          double tol, std::uint64_t seed) {
+  CachedJacobian op(map, cache, n);
+  const Index N = op.input_size();
+  TopPair pair;
+  VectorD v;
+  if (std::max(N, op.output_size()) <= kDenseLimit || N < 3) {
+    // Not Eigen's BDCSVD: Eigen 3.4.0 crashes in BDCSVD::computeSVDofM on the very degenerate
+    // Jacobians the construction produces (dozens of equal singular values). The top eigenvector
+    // of the smaller Gram matrix is all the ascent needs; ‖Jv‖ below certifies it anyway.
+    const MatrixD J = assemble_dense(op);
+    if (J.rows() <= J.cols()) {
+      Eigen::SelfAdjointEigenSolver<MatrixD> eig(J * J.transpose());
+      const VectorD w = eig.eigenvectors().col(J.rows() - 1);
+      v = J.transpose() * w;
+      if (!(v.norm() > 0)) v = VectorD::Unit(N, 0);
+    } else {
+      Eigen::SelfAdjointEigenSolver<MatrixD> eig(J.transpose() * J);
+      v = eig.eigenvectors().col(N - 1);
+    }
+    pair.matvecs = N;
+  } else {
+    bool done = false;
+    if (warm.size() == N && warm.norm() > 0) {
+      try {
+        NormalOperator normal(op);
+        Spectra::SymEigsSolver<NormalOperator> eigs(normal, 1, std::min<Index>(20, N));
+        const VectorD start = warm / warm.norm();
+        eigs.init(start.data());
+        eigs.compute(Spectra::SortRule::LargestAlge, 1000, tol);
+        pair.matvecs = eigs.num_operations();
+        if (eigs.info() == Spectra::CompInfo::Successful && eigs.eigenvectors().cols() > 0) {
+          v = eigs.eigenvectors().col(0);
+          done = true;
+        }
+      } catch (const std::exception&) {
+        // fall through to the library solver, which also handles a zero operator
+      }
+    }
+    if (!done) {
+      SpectralOptions o;
+      o.method = SpectralMethod::Lanczos;
+      o.tol = tol;
+      o.seed = seed;
+      const SpectralResult r = spectral_norm(op, o);
+      v = r.right_vector;
+      pair.matvecs += r.matvecs;
+    }
+  }
+  if (v.norm() > 0) v /= v.norm();
+  const VectorD Jv = op.apply(v);
+  pair.sigma = Jv.norm();  // ‖Jv‖ ≤ σ_max: the ascent only ever compares certified values
+  pair.v = v;
+  pair.u = pair.sigma > 0 ? VectorD(Jv / pair.sigma) : VectorD::Zero(Jv.size());
+  return pair;
+}
+
+MatrixD sigma_gradient(const Map<double>& map, const Cache<double>& cache, const TopPair& pair) {
+  const Index n = cache.output.rows();
+  Eigen::Map<const MatrixD> V(pair.v.data(), n, map.input_dim());
+  Eigen::Map<const MatrixD> U(pair.u.data(), n, map.output_dim());
+  return map.second_order(cache, V, U);
+}
+
+// ---- the ascent -------------------------------------------------------------------------------
+
+namespace {
+
+struct AscentResult {
+  MatrixD Z;
+  double value = 0;
+  int accepted = 0;
+};
+
+AscentResult ascend(const Map<double>& map, const ConstraintSet& set, const MatrixD& start, const AttackOptions& o,
+                    std::uint64_t seed) {
+  AscentResult best;
+  best.Z = set.project(start);
+  auto cache = map.forward(set.to_input(best.Z));
+  TopPair pair = top_singular_pair(map, *cache, set.n, VectorD(), o.inner_tol, seed);
+  best.value = pair.sigma;
+  if (!o.optimize) return best;
+  const double scale = set.step_scale();
+  double eta = 0.05 * scale;
+  MatrixD direction = set.ascent_direction(best.Z, sigma_gradient(map, *cache, pair));
+  for (int step = 0; step < o.steps; ++step) {
+    const double norm = direction.norm();
+    if (!(norm > 0) || !std::isfinite(norm) || eta < 1e-12 * scale) break;
+    const MatrixD trial = set.project(best.Z + direction * (eta / norm));
+    auto trial_cache = map.forward(set.to_input(trial));
+    TopPair trial_pair = top_singular_pair(map, *trial_cache, set.n, pair.v, o.inner_tol, seed + step + 1);
+    if (trial_pair.sigma > best.value) {
+      best.Z = trial;
+      best.value = trial_pair.sigma;
+      ++best.accepted;
+      pair = std::move(trial_pair);
+      cache = std::move(trial_cache);
+      direction = set.ascent_direction(best.Z, sigma_gradient(map, *cache, pair));
+      eta *= 2;
+    } else {
+      eta *= 0.5;
+    }
+  }
+  return best;
+}
+
+}  // namespace
+
+AttackResult maximize_lipschitz(const LayerSpec& spec, const ConstraintSet& set, const std::vector<NamedStart>& starts,
+                                const AttackOptions& o) {
+  if (o.restarts < 0) throw InputError(fmt::format("--restarts must be ≥ 0, got {}", o.restarts));
+  if (o.steps < 0) throw InputError(fmt::format("--steps must be ≥ 0, got {}", o.steps));
+  const MapPtr<double> map = build_map<double>(spec);
+  if (map->input_dim() != set.d)
+    throw InputError(fmt::format("the set has d = {} features per token, the layer expects {}", set.d,
+                                 map->input_dim()));
+  std::vector<NamedStart> all = starts;
+  std::mt19937_64 rng(o.seed);
+  for (int r = 0; r < o.restarts; ++r) all.push_back({fmt::format("random {}", r), set.random_point(rng)});
+  if (all.empty()) throw InputError("nothing to evaluate: no construction applies and --restarts is 0");
+  // Lanczos, not the dense default: Eigen's BDCSVD (spectral's dense method) crashes on some
+  // degenerate Jacobians (see top_singular_pair). `measure --method lanczos` gives the same value.
+  SpectralOptions final_options;
+  final_options.method = SpectralMethod::Lanczos;
+  final_options.tol = o.final_tol;
+  AttackResult result;
+  result.lower = -1;
+  for (size_t s = 0; s < all.size(); ++s) {
+    const auto start_time = std::chrono::steady_clock::now();
+    if (all[s].Z.rows() != set.n || all[s].Z.cols() != set.d)
+      throw InputError(fmt::format("start '{}' is {} × {}, the set is {} × {}", all[s].name, all[s].Z.rows(),
+                                   all[s].Z.cols(), set.n, set.d));
+    StartRecord record;
+    record.name = all[s].name;
+    AttackOptions evaluate_only = o;
+    evaluate_only.optimize = false;
+    record.start_value = ascend(*map, set, all[s].Z, evaluate_only, o.seed).value;
+    const AscentResult end = ascend(*map, set, all[s].Z, o, o.seed + 1000 * s);
+    record.accepted_steps = end.accepted;
+    const MatrixD X = set.to_input(end.Z);
+    const SpectralResult certificate = measure_local_lipschitz(spec, X, final_options);
+    record.final_value = certificate.lower;
+    record.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time).count();
+    if (o.progress)
+      o.progress(fmt::format("start {}/{} {}: σ {:.10g} → {:.10g} ({} steps kept, {:.1f} s)", s + 1, all.size(),
+                             record.name, record.start_value, record.final_value, record.accepted_steps,
+                             record.seconds));
+    if (certificate.lower > result.lower) {
+      result.lower = certificate.lower;
+      result.lipschitz = certificate.lipschitz;
+      result.witness = X;
+      result.certificate = certificate;
+    }
+    result.starts.push_back(std::move(record));
+  }
+  return result;
+}
+
+std::vector<NamedStart> construction_starts(const AttentionWeights& weights, const std::vector<Index>& heads, Index n,
+                                            double radius) {
+  std::vector<NamedStart> starts;
+  for (Index h : heads)
+    for (bool rule : {true, false}) {
+      const Construction c = paper_construction(weights, h, n, radius, rule);
+      if (!c.applies) continue;
+      starts.push_back({fmt::format("paper(head {}, λ_{}{})", h, c.uses_lambda_max ? "max" : "min",
+                                    rule ? "" : ", other branch"),
+                        c.X});
+    }
+  return starts;
+}
+
+}  // namespace lipattn::attack
