@@ -1,0 +1,255 @@
+// lipattn meanfield: the local Lipschitz constant of a layer in the mean-field sense, on a weighted
+// (optionally position-masked) cloud, next to the Euclidean n-token constant; or the regime change
+// as a curve over n (docs/theory.md, mean-field §MF).
+#include <cmath>
+#include <iostream>
+#include <random>
+
+#include <fmt/core.h>
+
+#include "cli/command.h"
+#include "cli/common.h"
+#include "common/error.h"
+#include "io/npy.h"
+#include "meanfield/regime.h"
+
+namespace lipattn::cli {
+namespace {
+
+struct MeanFieldFlags {
+  std::string weights, input, masses, positions, regime;
+  double radius = std::numeric_limits<double>::quiet_NaN();
+  Index n_min = 2, n_max = 0, full_max = -1;
+  int per_decade = 4;
+  std::optional<Index> head;
+  std::optional<Index> split;
+  Index copies = 2;
+  double spread = 0;
+  LayerFlags layer;
+  SolverFlags solver;
+  bool json = false;
+};
+
+nlohmann::json number(double v) {
+  if (std::isnan(v)) return nullptr;
+  if (std::isfinite(v)) return v;
+  return v > 0 ? nlohmann::json("inf") : nlohmann::json("-inf");
+}
+
+// One value per token: shape [n], [n, 1] or [1, n].
+VectorD read_npy_vector(const std::string& path, Index n, const char* what) {
+  const io::NpyArray a = io::read_npy(path);
+  Index size = 1;
+  for (auto s : a.shape) size *= s;
+  const bool vector_shape = a.shape.size() == 1 || (a.shape.size() == 2 && (a.shape[0] == 1 || a.shape[1] == 1));
+  if (!vector_shape || size != n)
+    throw InputError(fmt::format("{}: {} must have shape [{}] (one value per token of --input), got {} values", path,
+                                 what, n, size));
+  VectorD v(n);
+  for (Index i = 0; i < n; ++i) v(i) = a.values[i];
+  return v;
+}
+
+nlohmann::json point_json(const meanfield::RegimePoint& p) {
+  return {{"n", p.n},           {"lipschitz", number(p.lipschitz)}, {"merged", number(p.merged)},
+          {"query", number(p.query)}, {"full", number(p.full)},   {"seconds", p.seconds},
+          {"converged", p.converged}};
+}
+
+int run_regime(const MeanFieldFlags& f, LayerSpec spec) {
+  using namespace meanfield;
+  if (std::isnan(f.radius)) throw InputError("--regime needs --radius R");
+  RegimeOptions o;
+  o.n_min = f.n_min;
+  o.per_decade = f.per_decade;
+  o.spectral = f.solver.options();
+  o.seed = f.solver.seed;
+  RegimeCurve curve;
+  if (f.regime == "construction") {
+    const Index head = f.head.value_or(0);
+    const ConstructionPoints c = construction_points(spec.attention.head(head), f.radius);
+    // Default: far enough past n* to see the plateau (the 2-point reduction makes large n cheap).
+    const double n_star = std::exp(std::min(c.log_n_star, 40.0));
+    o.n_max = f.n_max > 0 ? f.n_max : static_cast<Index>(std::clamp(1000 * n_star, 1e4, 1e9));
+    o.full_max = f.full_max >= 0 ? f.full_max : 256;
+    curve = construction_curve(spec.attention, head, f.radius, o);
+  } else if (f.regime == "iid") {
+    if (f.head) spec.attention = spec.attention.head(*f.head);
+    o.n_max = f.n_max > 0 ? f.n_max : 4096;
+    o.full_max = f.full_max >= 0 ? f.full_max : 1024;
+    curve = iid_curve(spec, f.radius, o);
+  } else {
+    throw InputError(fmt::format("--regime must be construction or iid, got '{}'", f.regime));
+  }
+  if (f.json) {
+    nlohmann::json j;
+    j["regime"] = curve.regime;
+    j["radius"] = curve.radius;
+    j["points"] = nlohmann::json::array();
+    for (const auto& p : curve.points) j["points"].push_back(point_json(p));
+    if (curve.regime == "construction") {
+      const auto& c = curve.construction;
+      j["head"] = f.head.value_or(0);
+      j["applies"] = c.applies;
+      j["lambda_max"] = c.lambda_max;
+      j["lambda_min"] = c.lambda_min;
+      j["uses_lambda_max"] = c.uses_lambda_max;
+      j["log_n_star"] = c.log_n_star;
+      j["n_star"] = number(std::exp(c.log_n_star));
+      j["slope_below_n_star"] = number(curve.slope_below);
+      j["slope_above_n_star"] = number(curve.slope_above);
+      j["peak"] = {{"n", curve.peak_n}, {"lipschitz", number(curve.peak_value)}};
+    } else {
+      j["sigma"] = curve.sigma;
+      j["slope"] = number(curve.slope_all);
+      j["slope_last_decade"] = number(curve.slope_last_decade);
+    }
+    std::cout << j.dump() << std::endl;
+    return 0;
+  }
+  fmt::print("regime  {} (radius {})\n", curve.regime, curve.radius);
+  if (curve.regime == "construction") {
+    const auto& c = curve.construction;
+    if (!c.applies) {
+      fmt::print("the construction does not apply: A_h has no real eigenvalue\n");
+      return 0;
+    }
+    fmt::print("head    {}: λ_max = {:.6g}, λ_min = {:.6g}, branch {}, n* ≈ e^{:.4g} = {:.4g}\n", f.head.value_or(0),
+               c.lambda_max, c.lambda_min, c.uses_lambda_max ? "λ_max" : "λ_min", c.log_n_star,
+               std::exp(c.log_n_star));
+    fmt::print("{:>12} {:>14} {:>14} {:>14} {:>14}\n", "n", "L (n tokens)", "2-point L", "‖Q‖", "full");
+    for (const auto& p : curve.points)
+      fmt::print("{:>12} {:>14.8g} {:>14.8g} {:>14.6g} {:>14}\n", p.n, p.lipschitz, p.merged, p.query,
+                 std::isnan(p.full) ? std::string("-") : fmt::format("{:.8g}", p.full));
+    fmt::print("slope   d log L / d log n: {:.4g} for n ≤ n*/10, {:.4g} for n ≥ 10 n*\n", curve.slope_below,
+               curve.slope_above);
+    fmt::print("peak    L = {:.8g} at n = {}\n", curve.peak_value, curve.peak_n);
+  } else {
+    fmt::print("tokens  i.i.d. N(0, σ² I), σ = R/√d = {:.6g}; the first n of one sample\n", curve.sigma);
+    fmt::print("{:>10} {:>16} {:>16} {:>9}\n", "n", "mean-field L", "Euclidean", "seconds");
+    for (const auto& p : curve.points)
+      fmt::print("{:>10} {:>16.8g} {:>16} {:>9.2f}\n", p.n, p.lipschitz,
+                 std::isnan(p.full) ? std::string("-") : fmt::format("{:.8g}", p.full), p.seconds);
+    fmt::print("slope   d log L / d log n: {:.4g} over the grid, {:.4g} over the last decade\n", curve.slope_all,
+               curve.slope_last_decade);
+    fmt::print("note    with masses 1/n the two constants are the same number (§MF.3)\n");
+  }
+  return 0;
+}
+
+int run_input(const MeanFieldFlags& f, LayerSpec spec) {
+  using namespace meanfield;
+  if (f.head) spec.attention = spec.attention.head(*f.head);
+  Measure mu = Measure::uniform(io::read_npy_matrix(f.input), spec.attention.causal);
+  if (mu.points.cols() != spec.attention.input_dim())
+    throw InputError(fmt::format("{}: X has d = {} features per token, but {} expects d = {}", f.input,
+                                 mu.points.cols(), f.weights, spec.attention.input_dim()));
+  const Index n = mu.size();
+  if (!f.masses.empty()) mu.masses = read_npy_vector(f.masses, n, "the masses");
+  if (!f.positions.empty()) {
+    if (!spec.attention.causal) throw InputError("--positions needs --causal (the mask by position)");
+    mu.positions = read_npy_vector(f.positions, n, "the positions");
+  }
+  mu.validate_and_normalise(f.masses.empty() ? f.input : f.masses);
+  const SpectralOptions options = f.solver.options();
+  const SpectralResult euclid = measure_local_lipschitz(spec, mu.points, options);
+  const SpectralResult mf = meanfield_lipschitz(spec, mu, options);
+  const MergedMeasure merged = merge_identical(mu);
+  std::optional<ReducedConstant> reduced;
+  if (merged.measure.size() < n) reduced = reduced_lipschitz(spec, mu, options);
+  std::optional<SplitEffect> split;
+  if (f.split) {
+    MatrixD offsets;
+    if (f.spread > 0) {
+      std::mt19937_64 rng(f.solver.seed + 7);
+      std::normal_distribution<double> normal(0.0, f.spread);
+      offsets.resize(f.copies, mu.points.cols());
+      for (Index i = 0; i < offsets.size(); ++i) offsets.data()[i] = normal(rng);
+    }
+    split = split_effect(spec, mu, *f.split, f.copies, offsets, options);
+  }
+  if (f.json) {
+    nlohmann::json j;
+    j["n"] = n;
+    j["d"] = mu.points.cols();
+    j["masked"] = mu.masked();
+    j["euclidean"] = euclid.lipschitz;
+    j["meanfield"] = mf.lipschitz;
+    j["euclidean_detail"] = to_json(euclid);
+    j["meanfield_detail"] = to_json(mf);
+    if (reduced)
+      j["reduced"] = {{"distinct_points", reduced->distinct_points}, {"merged", reduced->merged},
+                      {"query", reduced->query}, {"value", reduced->value}};
+    if (split)
+      j["split"] = {{"token", *f.split},
+                    {"copies", f.copies},
+                    {"spread", f.spread},
+                    {"meanfield_before", split->meanfield_before},
+                    {"meanfield_split", split->meanfield_split},
+                    {"meanfield_split_moved", number(split->meanfield_split_moved)},
+                    {"query_norm", split->query_norm},
+                    {"euclidean_before", split->euclidean_before},
+                    {"euclidean_split", split->euclidean_split},
+                    {"euclidean_split_moved", number(split->euclidean_split_moved)}};
+    std::cout << j.dump() << std::endl;
+    return 0;
+  }
+  fmt::print("layer      {}\n", spec.describe());
+  fmt::print("input      n = {} tokens, d = {}{}{}\n", n, mu.points.cols(), f.masses.empty() ? ", masses 1/n" : ", masses from " + f.masses,
+             mu.masked() ? (f.positions.empty() ? ", causal (positions (i+1)/n)" : ", masked by " + f.positions) : "");
+  fmt::print("euclidean  {:.12g}   ‖Df(X)‖₂, every token of mass 1/n, by {}\n", euclid.lipschitz, to_string(euclid.method));
+  fmt::print("meanfield  {:.12g}   ‖M^½ Df M^-½‖₂ in L²(μ), by {}\n", mf.lipschitz, to_string(mf.method));
+  if (reduced)
+    fmt::print("reduced    {:.12g}   = max(L of the {} distinct points {:.8g}, ‖Q‖ of a repeated point {:.8g})\n",
+               reduced->value, reduced->distinct_points, reduced->merged, reduced->query);
+  if (split) {
+    fmt::print("split      token {} into {} copies of mass m/{}:\n", *f.split, f.copies, f.copies);
+    fmt::print("           mean-field {:.10g} → {:.10g} (not moved; ‖Q‖ = {:.6g})", split->meanfield_before,
+               split->meanfield_split, split->query_norm);
+    if (!std::isnan(split->meanfield_split_moved)) fmt::print(" → {:.10g} (moved apart, spread {})", split->meanfield_split_moved, f.spread);
+    fmt::print("\n           euclidean  {:.10g} → {:.10g} (copies as tokens)", split->euclidean_before, split->euclidean_split);
+    if (!std::isnan(split->euclidean_split_moved)) fmt::print(" → {:.10g} (moved apart)", split->euclidean_split_moved);
+    fmt::print("\n");
+  }
+  return 0;
+}
+
+int run(const MeanFieldFlags& f) {
+  if (f.weights.empty()) throw InputError("--weights LAYER.safetensors is required");
+  const bool input = !f.input.empty(), regime = !f.regime.empty();
+  if (input == regime) throw InputError("give either --input X.npy or --regime construction|iid --radius R");
+  if (!input && (!f.masses.empty() || !f.positions.empty() || f.split))
+    throw InputError("--masses, --positions and --split need --input");
+  if (f.copies < 1) throw InputError(fmt::format("--copies must be at least 1, got {}", f.copies));
+  if (!(f.spread >= 0)) throw InputError(fmt::format("--spread must be ≥ 0, got {}", f.spread));
+  const LayerSpec spec = models::load_layer_file(f.weights, f.layer.options());
+  return input ? run_input(f, spec) : run_regime(f, spec);
+}
+
+const Register registered{
+    {"meanfield", "the Lipschitz constant in the mean-field sense (weighted, masked), and the regime change in n",
+     [](CLI::App& app) -> std::function<int()> {
+       auto f = std::make_shared<MeanFieldFlags>();
+       app.add_option("--weights", f->weights, "LAYER.safetensors (see docs/formats.md)");
+       app.add_option("--input", f->input, "X.npy: the tokens of the cloud, shape [n, d]");
+       app.add_option("--masses", f->masses, "M.npy: one positive mass per token (default 1/n), normalised");
+       app.add_option("--positions", f->positions, "S.npy: one position in [0, 1] per token (needs --causal)");
+       app.add_option("--regime", f->regime, "construction | iid: the constant as a curve over n");
+       app.add_option("--radius", f->radius, "construction: ‖x_1‖ = R; iid: E‖x‖² = R² (σ = R/√d)");
+       app.add_option("--n-min", f->n_min, "smallest n of the curve")->capture_default_str();
+       app.add_option("--n-max", f->n_max, "largest n (default: 1000 n* for construction, 4096 for iid)");
+       app.add_option("--per-decade", f->per_decade, "points per decade of n")->capture_default_str();
+       app.add_option("--full-max", f->full_max,
+                      "run the full n-token computation up to this n (default 256 construction, 1024 iid)");
+       app.add_option("--head", f->head, "one head's map (construction: the head to build on, default 0)");
+       app.add_option("--split", f->split, "with --input: split this token into --copies copies");
+       app.add_option("--copies", f->copies, "copies of the split token")->capture_default_str();
+       app.add_option("--spread", f->spread, "move the copies apart by N(0, spread²) offsets")->capture_default_str();
+       f->layer.add_to(app);
+       f->solver.add_to(app);
+       app.add_flag("--json", f->json, "print one JSON object");
+       return [f] { return run(*f); };
+     }}};
+
+}  // namespace
+}  // namespace lipattn::cli

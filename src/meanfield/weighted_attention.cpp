@@ -1,0 +1,275 @@
+// Weighted (and position-masked) multi-head attention. Formulas: docs/theory.md §MF.2; they are
+// those of §2.1–§2.3 with S_ij replaced by S_ij + log m_j. The offset does not depend on X, so
+// dS — and with it every derivative formula — is unchanged; only P changes.
+//
+// Every pass works on row blocks of P (rows × n): a block comes from the cache when P is kept,
+// else it is recomputed from Q, K and the offsets.
+#include "meanfield/weighted_attention.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include <fmt/core.h>
+
+#include "attention/norm.h"
+#include "common/error.h"
+
+namespace lipattn::meanfield {
+
+namespace {
+
+template <class T>
+struct WeightedCache : Cache<T> {
+  Matrix<T> qkv;             // n × (2Hk + Hkv)
+  std::vector<Matrix<T>> p;  // H matrices n × n when cached, else empty
+};
+
+// P ⊙ (G − rowsum(P ⊙ G) 1ᵀ) on a block, in place on G (§2.2). Masked entries have P = 0.
+template <class T>
+void softmax_jacobian_inplace(const Eigen::Ref<const Matrix<T>>& P, Matrix<T>& G) {
+  for (Index r = 0; r < P.rows(); ++r) {
+    const T c = P.row(r).dot(G.row(r));
+    G.row(r) = P.row(r).cwiseProduct((G.row(r).array() - c).matrix());
+  }
+}
+
+// A parallel region costs a barrier, and a barrier on a busy machine can wait milliseconds for a
+// descheduled thread: small products run on one thread.
+bool parallel_worth_it(Index heads, Index blocks, Index n) {
+  return heads * blocks > 1 && static_cast<double>(heads) * n * n >= static_cast<double>(1 << 18);
+}
+
+}  // namespace
+
+template <class T>
+WeightedAttention<T>::WeightedAttention(const AttentionWeights& w, const VectorD& masses, const VectorD& positions,
+                                        const WeightedOptions& options)
+    : options_(options) {
+  w.validate();
+  const Index n = masses.size();
+  if (n < 1) throw InputError("weighted attention: the cloud has no tokens (no masses)");
+  for (Index j = 0; j < n; ++j)
+    if (!(masses(j) > 0) || !std::isfinite(masses(j)))
+      throw InputError(fmt::format("weighted attention: mass {} of token {} must be positive and finite", masses(j), j));
+  if (positions.size() != 0 && !w.causal)
+    throw InputError("positions were given for a layer without the causal mask: add --causal to mask by position");
+  if (positions.size() != 0 && positions.size() != n)
+    throw InputError(fmt::format("weighted attention: {} positions for {} masses", positions.size(), n));
+  heads_ = w.heads;
+  d_ = w.input_dim();
+  k_ = w.key_dim();
+  kv_ = w.value_dim();
+  d_out_ = w.output_dim();
+  scale_ = static_cast<T>(w.effective_scale());
+  w_qkv_.resize(2 * heads_ * k_ + heads_ * kv_, d_);
+  w_qkv_ << w.w_q.cast<T>(), w.w_k.cast<T>(), w.w_v.cast<T>();
+  if (w.b_q.size() || w.b_k.size() || w.b_v.size()) {
+    b_qkv_ = Vector<T>::Zero(w_qkv_.rows());
+    if (w.b_q.size()) b_qkv_.segment(0, heads_ * k_) = w.b_q.cast<T>();
+    if (w.b_k.size()) b_qkv_.segment(heads_ * k_, heads_ * k_) = w.b_k.cast<T>();
+    if (w.b_v.size()) b_qkv_.segment(2 * heads_ * k_, heads_ * kv_) = w.b_v.cast<T>();
+  }
+  if (w.w_o.size()) w_o_ = w.w_o.cast<T>();
+  if (w.b_o.size()) b_o_ = w.b_o.cast<T>();
+  // Only ratios of masses matter in the softmax; normalising keeps the offsets near 0.
+  log_mass_ = (masses / masses.sum()).array().log().matrix().cast<T>();
+  if (w.causal) {
+    if (positions.size())
+      positions_ = positions.cast<T>();
+    else {
+      positions_.resize(n);
+      for (Index i = 0; i < n; ++i) positions_(i) = static_cast<T>(i + 1) / static_cast<T>(n);
+    }
+  }
+}
+
+template <class T>
+std::string WeightedAttention<T>::describe() const {
+  return fmt::format("weighted attention(n={}, H={}, d={}, k={}, k_v={}{}{})", tokens(), heads_, d_, k_, kv_,
+                     masked() ? ", masked by position" : "", w_o_.size() ? ", W_O" : "");
+}
+
+template <class T>
+Index WeightedAttention<T>::block_rows() const {
+  const Index n = tokens();
+  return std::clamp<Index>(options_.block_entries / std::max<Index>(n, 1), 1, n);
+}
+
+// §MF.2: P_ij = m_j e^{S_ij} / Σ_{l: s_l ≤ s_i} m_l e^{S_il} over the j with s_j ≤ s_i.
+template <class T>
+void WeightedAttention<T>::compute_block(const Matrix<T>& qkv, Index h, Index i0, Index rows, Matrix<T>& out) const {
+  const Index n = tokens();
+  auto Q = qkv.block(i0, h * k_, rows, k_);
+  auto K = qkv.middleCols(heads_ * k_ + h * k_, k_);
+  out.resize(rows, n);
+  out.noalias() = scale_ * (Q * K.transpose());
+  out.rowwise() += log_mass_.transpose();
+  const T minus_inf = -std::numeric_limits<T>::infinity();
+  for (Index r = 0; r < rows; ++r) {
+    auto row = out.row(r);
+    if (masked()) {
+      const T s_i = positions_(i0 + r);
+      for (Index j = 0; j < n; ++j)
+        if (positions_(j) > s_i) row(j) = minus_inf;
+    }
+    // The row's own token is always allowed (s_i ≤ s_i), so the max is finite; exp(−∞) = 0.
+    row = (row.array() - row.maxCoeff()).exp().matrix();
+    row /= row.sum();
+  }
+}
+
+template <class T>
+std::unique_ptr<Cache<T>> WeightedAttention<T>::forward(const Matrix<T>& X) const {
+  const Index n = X.rows();
+  if (n != tokens())
+    throw InputError(fmt::format("weighted attention: the input has {} tokens, the cloud's masses {}", n, tokens()));
+  if (X.cols() != d_)
+    throw InputError(fmt::format("weighted attention: the input has {} features per token, the layer expects {}",
+                                 X.cols(), d_));
+  auto cache = std::make_unique<WeightedCache<T>>();
+  cache->qkv.noalias() = X * w_qkv_.transpose();
+  if (b_qkv_.size()) cache->qkv.rowwise() += b_qkv_.transpose();
+  const bool keep = static_cast<long double>(heads_) * n * n <= static_cast<long double>(options_.cache_entries);
+  if (keep) cache->p.assign(heads_, Matrix<T>(n, n));
+  const Index B = block_rows(), blocks = (n + B - 1) / B;
+  Matrix<T> O(n, heads_ * kv_);
+  const Matrix<T>& qkv = cache->qkv;
+#pragma omp parallel if (parallel_worth_it(heads_, blocks, n))
+  {
+    Matrix<T> P;
+#pragma omp for schedule(dynamic)
+    for (Index task = 0; task < heads_ * blocks; ++task) {
+      const Index h = task / blocks, i0 = (task % blocks) * B, rows = std::min(B, n - i0);
+      compute_block(qkv, h, i0, rows, P);
+      auto V = qkv.middleCols(2 * heads_ * k_ + h * kv_, kv_);
+      O.block(i0, h * kv_, rows, kv_).noalias() = P * V;
+      if (keep) cache->p[h].middleRows(i0, rows) = P;
+    }
+  }
+  if (w_o_.size()) {
+    cache->output.noalias() = O * w_o_.transpose();
+    if (b_o_.size()) cache->output.rowwise() += b_o_.transpose();
+  } else {
+    cache->output = std::move(O);
+  }
+  return cache;
+}
+
+template <class T>
+Matrix<T> WeightedAttention<T>::attention_matrix(const Cache<T>& cache_base, Index h) const {
+  const auto& cache = static_cast<const WeightedCache<T>&>(cache_base);
+  if (h < 0 || h >= heads_) throw InputError(fmt::format("head {} is out of range (0..{})", h, heads_ - 1));
+  if (!cache.p.empty()) return cache.p[h];
+  Matrix<T> P;
+  compute_block(cache.qkv, h, 0, tokens(), P);
+  return P;
+}
+
+// §2.2 per block: dS = c (dQ Kᵀ + Q dKᵀ); dP = P ⊙ (dS − rowsum(P ⊙ dS)); dO = dP V + P dV.
+template <class T>
+Matrix<T> WeightedAttention<T>::jvp(const Cache<T>& cache_base, const Matrix<T>& dX) const {
+  const auto& cache = static_cast<const WeightedCache<T>&>(cache_base);
+  const Index n = dX.rows();
+  Matrix<T> dqkv;
+  dqkv.noalias() = dX * w_qkv_.transpose();
+  Matrix<T> dO(n, heads_ * kv_);
+  const Matrix<T>& qkv = cache.qkv;
+  const Index B = block_rows(), blocks = (n + B - 1) / B;
+#pragma omp parallel if (parallel_worth_it(heads_, blocks, n))
+  {
+    Matrix<T> buffer, G;
+#pragma omp for schedule(dynamic)
+    for (Index task = 0; task < heads_ * blocks; ++task) {
+      const Index h = task / blocks, i0 = (task % blocks) * B, rows = std::min(B, n - i0);
+      if (cache.p.empty()) compute_block(qkv, h, i0, rows, buffer);
+      const Eigen::Ref<const Matrix<T>> P =
+          cache.p.empty() ? Eigen::Ref<const Matrix<T>>(buffer) : Eigen::Ref<const Matrix<T>>(cache.p[h].middleRows(i0, rows));
+      auto Q = qkv.block(i0, h * k_, rows, k_), dQ = dqkv.block(i0, h * k_, rows, k_);
+      auto K = qkv.middleCols(heads_ * k_ + h * k_, k_), dK = dqkv.middleCols(heads_ * k_ + h * k_, k_);
+      auto V = qkv.middleCols(2 * heads_ * k_ + h * kv_, kv_), dV = dqkv.middleCols(2 * heads_ * k_ + h * kv_, kv_);
+      G.resize(rows, n);
+      G.noalias() = dQ * K.transpose();
+      G.noalias() += Q * dK.transpose();
+      G *= scale_;
+      softmax_jacobian_inplace<T>(P, G);
+      auto dOh = dO.block(i0, h * kv_, rows, kv_);
+      dOh.noalias() = G * V;
+      dOh.noalias() += P * dV;
+    }
+  }
+  if (w_o_.size()) return dO * w_o_.transpose();
+  return dO;
+}
+
+// §2.3 per block: dP = dO Vᵀ; dV += Pᵀ dO; dS = c P ⊙ (dP − rowsum(P ⊙ dP)); dQ = dS K; dK += dSᵀ Q.
+// The sums over blocks (dK, dV) go to one buffer per thread, added at the end.
+template <class T>
+Matrix<T> WeightedAttention<T>::vjp(const Cache<T>& cache_base, const Matrix<T>& dY) const {
+  const auto& cache = static_cast<const WeightedCache<T>&>(cache_base);
+  const Index n = dY.rows();
+  Matrix<T> dO;
+  if (w_o_.size())
+    dO.noalias() = dY * w_o_;
+  else
+    dO = dY;
+  Matrix<T> dqkv = Matrix<T>::Zero(n, w_qkv_.rows());
+  const Matrix<T>& qkv = cache.qkv;
+  const Index B = block_rows(), blocks = (n + B - 1) / B;
+#pragma omp parallel if (parallel_worth_it(heads_, blocks, n))
+  {
+    Matrix<T> buffer, G;
+    Matrix<T> local = Matrix<T>::Zero(n, w_qkv_.rows());
+#pragma omp for schedule(dynamic)
+    for (Index task = 0; task < heads_ * blocks; ++task) {
+      const Index h = task / blocks, i0 = (task % blocks) * B, rows = std::min(B, n - i0);
+      if (cache.p.empty()) compute_block(qkv, h, i0, rows, buffer);
+      const Eigen::Ref<const Matrix<T>> P =
+          cache.p.empty() ? Eigen::Ref<const Matrix<T>>(buffer) : Eigen::Ref<const Matrix<T>>(cache.p[h].middleRows(i0, rows));
+      auto Q = qkv.block(i0, h * k_, rows, k_);
+      auto K = qkv.middleCols(heads_ * k_ + h * k_, k_);
+      auto V = qkv.middleCols(2 * heads_ * k_ + h * kv_, kv_);
+      auto dOh = dO.block(i0, h * kv_, rows, kv_);
+      G.resize(rows, n);
+      G.noalias() = dOh * V.transpose();
+      local.middleCols(2 * heads_ * k_ + h * kv_, kv_).noalias() += P.transpose() * dOh;
+      softmax_jacobian_inplace<T>(P, G);
+      G *= scale_;
+      local.block(i0, h * k_, rows, k_).noalias() += G * K;
+      local.middleCols(heads_ * k_ + h * k_, k_).noalias() += G.transpose() * Q;
+    }
+#pragma omp critical
+    dqkv += local;
+  }
+  return dqkv * w_qkv_;
+}
+
+template class WeightedAttention<double>;
+template class WeightedAttention<float>;
+
+template <class T>
+MapPtr<T> build_weighted_map(const LayerSpec& spec, const Measure& mu, const WeightedOptions& options) {
+  spec.validate();
+  if (mu.masked() && !spec.attention.causal)
+    throw InputError("the measure carries positions but the layer is not causal: add --causal to mask by position");
+  std::vector<MapPtr<T>> maps;
+  if (spec.pre_norm) maps.push_back(std::make_shared<Norm<T>>(*spec.pre_norm));
+  MapPtr<T> attention = std::make_shared<WeightedAttention<T>>(spec.attention, mu.masses, mu.positions, options);
+  // The same assembly as build_map (docs/theory.md §1): the residual wraps the pre-norm.
+  if (spec.residual) {
+    MapPtr<T> inner = maps.empty() ? attention
+                                   : std::make_shared<Chain<T>>(std::vector<MapPtr<T>>{maps[0], attention});
+    maps.clear();
+    maps.push_back(std::make_shared<Residual<T>>(inner));
+  } else {
+    maps.push_back(attention);
+  }
+  if (spec.post_norm) maps.push_back(std::make_shared<Norm<T>>(*spec.post_norm));
+  if (maps.size() == 1) return maps[0];
+  return std::make_shared<Chain<T>>(std::move(maps));
+}
+
+template MapPtr<double> build_weighted_map<double>(const LayerSpec&, const Measure&, const WeightedOptions&);
+template MapPtr<float> build_weighted_map<float>(const LayerSpec&, const Measure&, const WeightedOptions&);
+
+}  // namespace lipattn::meanfield

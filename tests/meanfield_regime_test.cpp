@@ -1,0 +1,106 @@
+// The regime change (docs/theory.md §MF.6): the construction's 2-point reduction against the full
+// n-token computation, its √n growth below n* and its saturation beyond, and the convergence of the
+// constant of i.i.d. tokens.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "meanfield/regime.h"
+#include "spectral/measure.h"
+#include "test_support.h"
+
+using namespace lipattn;
+using namespace lipattn::meanfield;
+using namespace lipattn::testing;
+
+namespace {
+
+// A symmetric A with eigenvalues 1, 0.3, −0.1 (so λ_max > −8 λ_min: the λ_max branch) in a random
+// basis, and a random V. n* = e^{R²/4}.
+AttentionWeights construction_head(std::mt19937_64& rng) {
+  const MatrixD G = random_matrix(rng, 3, 3);
+  const Eigen::HouseholderQR<MatrixD> qr(G);
+  const MatrixD U = qr.householderQ();
+  const MatrixD A = U * Eigen::Vector3d(1.0, 0.3, -0.1).asDiagonal() * U.transpose();
+  return AttentionWeights::paper_form(A, random_matrix(rng, 3, 3));
+}
+
+}  // namespace
+
+TEST(Construction, PointsFollowThePaperRule) {
+  std::mt19937_64 rng(31);
+  const AttentionWeights w = construction_head(rng);
+  const ConstructionPoints c = construction_points(w, 2.0);
+  ASSERT_TRUE(c.applies);
+  EXPECT_NEAR(c.lambda_max, 1.0, 1e-12);
+  EXPECT_NEAR(c.lambda_min, -0.1, 1e-12);
+  EXPECT_TRUE(c.uses_lambda_max);
+  EXPECT_NEAR(c.log_n_star, 1.0, 1e-12);  // λ_max R²/4
+  EXPECT_LT((w.w_q * c.direction - c.direction).norm(), 1e-12);  // A u = u
+  EXPECT_LT((c.first - 2.0 * c.rest).norm(), 1e-12);
+  // The other branch: make λ_min dominant.
+  const AttentionWeights neg = AttentionWeights::paper_form(-w.w_q, w.w_v);
+  const ConstructionPoints c2 = construction_points(neg, 2.0);
+  EXPECT_FALSE(c2.uses_lambda_max);
+  EXPECT_NEAR(c2.log_n_star, 2 * 1.0 * 4.0, 1e-12);
+  EXPECT_LT((c2.first + c2.rest).norm(), 1e-12);
+}
+
+TEST(Construction, TwoPointReductionEqualsFullComputation) {
+  std::mt19937_64 rng(32);
+  const AttentionWeights w = construction_head(rng);
+  // Lanczos, not dense: Eigen 3.4's BDCSVD (the dense method) returns wrong values or crashes on
+  // these highly degenerate Jacobians (n − 1 identical tokens); see docs/theory.md §MF.6.
+  SpectralOptions lanczos;
+  lanczos.method = SpectralMethod::Lanczos;
+  lanczos.tol = 1e-11;
+  RegimeOptions o;
+  o.n_min = 2;
+  o.n_max = 150;
+  o.per_decade = 3;
+  o.full_max = 150;
+  o.spectral = lanczos;
+  for (double radius : {1.5, 3.0, 4.5}) {
+    const RegimeCurve curve = construction_curve(w, 0, radius, o);
+    ASSERT_GE(curve.points.size(), 6u);
+    for (const auto& p : curve.points)
+      EXPECT_NEAR(p.lipschitz, p.full, 1e-9 * p.full) << "R " << radius << " n " << p.n << " merged " << p.merged
+                                                      << " query " << p.query;
+  }
+}
+
+TEST(Construction, GrowsLikeSqrtNThenSaturates) {
+  std::mt19937_64 rng(33);
+  const AttentionWeights w = construction_head(rng);
+  const double radius = std::sqrt(4 * std::log(1e4));  // n* = 1e4
+  RegimeOptions o;
+  o.n_min = 2;
+  o.n_max = 100000000;
+  o.per_decade = 4;
+  o.full_max = 0;  // the 2-point reduction only (checked against the full computation above)
+  o.spectral.method = SpectralMethod::Dense;
+  const RegimeCurve curve = construction_curve(w, 0, radius, o);
+  EXPECT_GE(curve.slope_below, 0.4);
+  EXPECT_LE(curve.slope_below, 0.6);
+  EXPECT_LT(curve.slope_above, 0.15);
+  for (const auto& p : curve.points) EXPECT_TRUE(std::isfinite(p.lipschitz)) << p.n;
+}
+
+TEST(Iid, MeanFieldConstantConverges) {
+  std::mt19937_64 rng(34);
+  LayerSpec spec;
+  spec.attention = AttentionWeights::paper_form(random_matrix(rng, 3, 3, 0.5), random_matrix(rng, 3, 3));
+  RegimeOptions o;
+  o.n_min = 2000;
+  o.n_max = 4000;
+  o.per_decade = 1;  // the grid is {2000, 4000}
+  o.full_max = 0;
+  o.seed = 5;
+  o.spectral.method = SpectralMethod::Lanczos;
+  o.spectral.tol = 1e-8;
+  // σ = 0.5, σ²‖A‖ ≈ 0.18: inside the range where the kernel operator is Hilbert–Schmidt (§MF.6).
+  const RegimeCurve curve = iid_curve(spec, 0.5 * std::sqrt(3.0), o);
+  ASSERT_EQ(curve.points.size(), 2u);
+  const double a = curve.points[0].lipschitz, b = curve.points[1].lipschitz;
+  EXPECT_LT(std::abs(a - b), 0.03 * b) << a << " " << b;
+}
