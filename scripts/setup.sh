@@ -7,6 +7,7 @@ packages=(
   nlohmann-json3-dev libcli11-dev libfmt-dev
   libpcre2-dev libicu-dev
   libgtest-dev libbenchmark-dev
+  gnuplot-nox chromium fonts-dejavu-core
 )
 missing=()
 for p in "${packages[@]}"; do

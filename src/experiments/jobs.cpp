@@ -1,0 +1,488 @@
+#include "experiments/jobs.h"
+
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <random>
+
+#include <fmt/core.h>
+
+#include "attack/construction.h"
+#include "attack/optimize.h"
+#include "bounds/bounds.h"
+#include "common/error.h"
+#include "meanfield/regime.h"
+#include "models/blocks.h"
+#include "models/forward.h"
+#include "models/measure_model.h"
+#include "models/tokenizer.h"
+#include "models/weights.h"
+#include "spectral/measure.h"
+#include "spectral/operator.h"
+#include "text/windows.h"
+
+namespace lipattn::experiments {
+
+namespace {
+
+const std::vector<std::string> kAxisOrder = {"model", "model_seed", "regime", "layer", "block", "head", "causal",
+                                             "radius", "n_star", "n", "sample"};
+
+std::string require_string(const nlohmann::json& job, const char* field, const std::string& where) {
+  if (!job.contains(field) || !job[field].is_string())
+    throw InputError(fmt::format("{}: field '{}' (a string) is required", where, field));
+  return job[field].get<std::string>();
+}
+
+int require_int(const nlohmann::json& job, const char* field, const std::string& where) {
+  if (!job.contains(field) || !job[field].is_number_integer())
+    throw InputError(fmt::format("{}: field '{}' (an integer) is required, got {}", where, field,
+                                 job.contains(field) ? job[field].dump() : "nothing"));
+  return job[field].get<int>();
+}
+
+// Fills a default without overriding what the spec says.
+void set_default(nlohmann::json& job, const char* field, const nlohmann::json& value) {
+  if (!job.contains(field)) job[field] = value;
+}
+
+struct ResolvedModel {
+  models::ModelConfig config;
+  models::ModelSource source;
+};
+
+ResolvedModel resolve(const std::string& model) {
+  ResolvedModel r;
+  r.source = models::resolve_model(model);
+  r.config = r.source.config;
+  return r;
+}
+
+std::string model_key(const nlohmann::json& job) {
+  return fmt::format("{}|{}|{}", job["model"].get<std::string>(), job.value("model_seed", 0ULL),
+                     job.value("causal", false) ? 1 : 0);
+}
+
+std::vector<int> tokenize_text(const models::ModelSource& source, const std::string& path) {
+  const auto tokenizer = models::ModelTokenizer::load(source.config.type, models::tokenizer_dir(source, ""));
+  return tokenizer.encode(models::read_text(path), path);
+}
+
+// Seeded random token ids for a window: a stream per (seed, n, sample), so a job does not depend on
+// which other jobs run. BERT skips the first 1000 ids ([PAD], [unused*], [CLS], [SEP], [MASK]);
+// GPT-2 skips <|endoftext|> (the last id).
+std::vector<int> random_ids(const models::ModelConfig& config, std::uint64_t seed, int n, int sample) {
+  std::seed_seq seq{static_cast<std::uint32_t>(seed), static_cast<std::uint32_t>(seed >> 32),
+                    static_cast<std::uint32_t>(n), static_cast<std::uint32_t>(sample), 0x1d5u};
+  std::mt19937_64 rng(seq);
+  const int low = config.type == models::ModelType::Bert ? 1000 : 0;
+  const int high = static_cast<int>(config.vocab_size) - (config.type == models::ModelType::Gpt2 ? 2 : 1);
+  std::uniform_int_distribution<int> pick(low, high);
+  std::vector<int> ids(n);
+  for (auto& id : ids) id = pick(rng);
+  return ids;
+}
+
+double window_cost(const models::ModelConfig& c, double n, bool one_head) {
+  const double d = static_cast<double>(c.hidden_size);
+  if (one_head) {
+    const double k = static_cast<double>(c.head_dim());
+    return 8 * n * d * k + 8 * n * n * k;
+  }
+  return 16 * n * d * d + 16 * n * n * d;  // design.md §5
+}
+
+SpectralOptions solver_options(const nlohmann::json& job) {
+  SpectralOptions o;
+  o.tol = job.value("tol", 1e-8);
+  o.seed = job.value("solver_seed", 0ULL);
+  o.method = parse_spectral_method(job.value("method", std::string("auto")));
+  return o;
+}
+
+nlohmann::json spectral_json(const SpectralResult& r) {
+  return {{"lipschitz", r.lipschitz},         {"lower", r.lower},   {"relative_residual", r.relative_residual},
+          {"method", to_string(r.method)},    {"matvecs", r.matvecs}, {"converged", r.converged},
+          {"solver_seconds", r.seconds}};
+}
+
+nlohmann::json bounds_json(const BoundReport& report) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& [name, value] : report.bounds)
+    j[name] = std::isfinite(value) ? nlohmann::json(value) : nlohmann::json("inf");
+  nlohmann::json status = nlohmann::json::object();
+  for (const auto& [name, s] : report.status) status[name] = s;
+  return {{"bounds", j},
+          {"status", status},
+          {"best", std::isfinite(report.best) ? nlohmann::json(report.best) : nlohmann::json("inf")},
+          {"best_name", report.best_name}};
+}
+
+nlohmann::json number_or_null(double value) { return std::isfinite(value) ? nlohmann::json(value) : nlohmann::json(); }
+
+}  // namespace
+
+LayerSpec toy_head(Index d, std::uint64_t seed, bool causal) {
+  if (d < 1) throw InputError(fmt::format("toy head: d must be at least 1, got {}", d));
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<double> normal;
+  MatrixD G(d, d);
+  for (Index i = 0; i < G.size(); ++i) G.data()[i] = normal(rng);
+  // Symmetric A has real eigenvalues, so the construction always applies; the 1/√(2d) scale puts
+  // its spectrum in about [−√2, √2] whatever d.
+  const MatrixD A = (G + G.transpose()) / std::sqrt(2.0 * static_cast<double>(d));
+  LayerSpec spec;
+  spec.attention = AttentionWeights::paper_form(A, MatrixD::Identity(d, d), causal);
+  return spec;
+}
+
+AuthorsQuantity authors_quantity(const LayerSpec& spec, const MatrixD& X) {
+  // The released script linearises f at X and power-iterates on the primal output f(X) (jvp(...)[0])
+  // instead of a tangent; what it reports reduces to √‖Jᵀ f(X)‖ (docs/experiments.md).
+  Linearization<double> linear(build_map<double>(spec), X);
+  const MatrixD Y = linear.output();
+  const VectorD y = Eigen::Map<const VectorD>(Y.data(), Y.size());
+  AuthorsQuantity q;
+  q.output_norm = y.norm();
+  q.value = std::sqrt(linear.apply_transpose(y).norm());
+  return q;
+}
+
+PlannedSweep plan_sweep(const nlohmann::json& spec_in) {
+  if (!spec_in.is_object()) throw InputError("a sweep must be a JSON object");
+  PlannedSweep plan;
+  nlohmann::json spec = spec_in;
+  plan.name = spec.value("name", std::string("sweep"));
+  spec.erase("name");
+  const std::string where = "sweep '" + plan.name + "'";
+  const std::string kind = require_string(spec, "kind", where);
+  if (kind != "window" && kind != "construction" && kind != "regime")
+    throw InputError(fmt::format("{}: unknown kind '{}' (expected window, construction or regime)", where, kind));
+  if (!spec.contains("n")) throw InputError(where + ": field 'n' (a list or a range) is required");
+  if (kind == "window" && spec.contains("n") && spec["n"].is_number()) spec["n"] = nlohmann::json::array({spec["n"]});
+
+  std::map<std::string, ResolvedModel> resolved;
+  auto resolved_model = [&](const std::string& name) -> const ResolvedModel& {
+    auto it = resolved.find(name);
+    if (it == resolved.end()) it = resolved.emplace(name, resolve(name)).first;
+    return it->second;
+  };
+  // Text windows per (model type, tokenizer, text): start offsets keyed by (n, sample).
+  std::map<std::string, std::map<std::pair<int, int>, std::size_t>> window_starts;
+
+  for (nlohmann::json job : expand_grid(spec, kAxisOrder)) {
+    job["kind"] = kind;
+    const std::string model = require_string(job, "model", where);
+    Job out;
+    if (kind == "window") {
+      if (model == "toy") throw InputError(where + ": window jobs need a real model, not 'toy'");
+      const ResolvedModel& m = resolved_model(model);
+      set_default(job, "model_seed", 0);
+      set_default(job, "layer", 0);
+      set_default(job, "head", nullptr);
+      set_default(job, "sample", 0);
+      set_default(job, "tol", 1e-8);
+      set_default(job, "bounds", false);
+      const models::Block block = models::parse_block(job.value("block", std::string()), m.config.type);
+      job["block"] = models::to_string(block);
+      job["causal"] = m.config.causal() || job.value("causal", false);
+      const int layer = require_int(job, "layer", where);
+      if (layer < 0 || layer >= m.config.num_layers)
+        throw InputError(fmt::format("{}: layer {} is out of range: {} has {} layers", where, layer, model,
+                                     m.config.num_layers));
+      const int n = require_int(job, "n", where);
+      if (n < 1 || n > m.config.max_positions)
+        throw InputError(fmt::format("{}: n = {} must lie in 1..{} (the model's positions)", where, n,
+                                     m.config.max_positions));
+      if (job.contains("text")) {
+        const std::string text = require_string(job, "text", where);
+        const std::string group = fmt::format("{}|{}|{}", models::to_string(m.config.type),
+                                              models::tokenizer_dir(m.source, "").string(), text);
+        if (!window_starts.count(group)) {
+          std::vector<int> lengths;
+          for (double x : expand_range(spec["n"], "n")) lengths.push_back(static_cast<int>(x));
+          const int samples = spec.value("samples", 1);
+          const text::WindowPlan windows = text::plan_windows(tokenize_text(m.source, text), lengths, samples);
+          auto& starts = window_starts[group];
+          for (const auto& w : windows.windows) starts[{w.n, w.sample}] = w.start;
+          if (!windows.complete) plan.notes.push_back(fmt::format("{}: {} ({}); the jobs past it are dropped",
+                                                                  where, windows.message, text));
+        }
+        const auto& starts = window_starts[group];
+        const auto it = starts.find({n, job["sample"].get<int>()});
+        if (it == starts.end()) continue;
+        job["start"] = it->second;
+      } else {
+        set_default(job, "ids_seed", 0);
+      }
+      out.cost = window_cost(m.config, n, !job["head"].is_null());
+    } else {
+      set_default(job, "model_seed", 0);
+      set_default(job, "causal", false);
+      set_default(job, "tol", 1e-9);
+      if (!job.contains("radius") && !job.contains("n_star"))
+        throw InputError(where + ": give 'radius' (token norm R) or 'n_star' (the n* that fixes R)");
+      const int n = require_int(job, "n", where);
+      if (n < 1) throw InputError(fmt::format("{}: n must be at least 1, got {}", where, n));
+      if (model == "toy") {
+        set_default(job, "d", 4);
+        out.cost = 8.0 * n * n * job["d"].get<double>();
+      } else {
+        const ResolvedModel& m = resolved_model(model);
+        set_default(job, "layer", 0);
+        set_default(job, "head", 0);
+        set_default(job, "with_wo", false);
+        const models::Block block = models::parse_block(
+            job.value("block", std::string(m.config.type == models::ModelType::Bert ? "self" : "attn")), m.config.type);
+        job["block"] = models::to_string(block);
+        job["causal"] = m.config.causal() || job["causal"].get<bool>();
+        require_int(job, "head", where);
+        out.cost = window_cost(m.config, n, true);
+      }
+      if (kind == "construction") {
+        set_default(job, "attack_steps", 0);
+        set_default(job, "attack_restarts", 0);
+      } else {
+        const std::string regime = require_string(job, "regime", where);
+        if (regime != "construction" && regime != "iid")
+          throw InputError(fmt::format("{}: regime '{}' must be construction or iid", where, regime));
+        if (regime == "iid") set_default(job, "seed", 0);
+        set_default(job, "full_max", 0);
+        // The unmasked construction reduces to a 2-point measure: cheap at any n.
+        if (regime == "construction" && !job["causal"].get<bool>() && n > job["full_max"].get<int>()) out.cost = 1e5;
+      }
+    }
+    out.spec = std::move(job);
+    plan.jobs.push_back(std::move(out));
+  }
+  return plan;
+}
+
+std::vector<PlannedSweep> plan_sweep_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw InputError(fmt::format("{}: cannot read the sweep file", path));
+  nlohmann::json spec = nlohmann::json::parse(in, nullptr, false);
+  if (spec.is_discarded()) throw InputError(fmt::format("{}: not valid JSON", path));
+  std::vector<PlannedSweep> out;
+  if (spec.is_object() && spec.contains("sweeps")) {
+    if (!spec["sweeps"].is_array()) throw InputError(fmt::format("{}: 'sweeps' must be a list of sweeps", path));
+    for (const auto& s : spec["sweeps"]) out.push_back(plan_sweep(s));
+  } else {
+    out.push_back(plan_sweep(spec));
+  }
+  return out;
+}
+
+JobRunner::JobRunner() = default;
+JobRunner::~JobRunner() = default;
+
+void JobRunner::prepare(const std::vector<Job>& jobs) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (const auto& job : jobs) {
+    if (job.spec.value("model", std::string()) == "toy" || !job.spec.contains("layer")) continue;
+    int& layers = layers_needed_[model_key(job.spec)];
+    layers = std::max(layers, job.spec["layer"].get<int>() + 1);
+  }
+}
+
+std::shared_ptr<const models::ModelWeights> JobRunner::model(const nlohmann::json& job) {
+  const std::string key = model_key(job);
+  const int layer = job.value("layer", 0);
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = models_.find(key);
+  if (it != models_.end() && static_cast<int>(it->second->layers.size()) > layer) return it->second;
+  int& layers = layers_needed_[key];
+  layers = std::max(layers, layer + 1);
+  const models::ModelSource source = models::resolve_model(job["model"].get<std::string>());
+  models::LoadOptions load;
+  load.seed = job.value("model_seed", 0ULL);
+  load.layers = std::min<int>(layers, static_cast<int>(source.config.num_layers));
+  load.force_causal = source.config.type == models::ModelType::Bert && job.value("causal", false);
+  auto weights = std::make_shared<const models::ModelWeights>(models::load_model(source, load));
+  models_[key] = weights;
+  return weights;
+}
+
+std::vector<int> JobRunner::window_ids(const nlohmann::json& job) {
+  const int n = job["n"].get<int>();
+  const auto weights = model(job);
+  if (!job.contains("text"))
+    return random_ids(weights->config, job.value("ids_seed", 0ULL), n, job.value("sample", 0));
+  const std::string text = job["text"].get<std::string>();
+  std::shared_ptr<const std::vector<int>> tokens;
+  {
+    const models::ModelSource source = models::resolve_model(job["model"].get<std::string>());
+    const std::string key = fmt::format("{}|{}", models::to_string(source.config.type), text);
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = texts_.find(key);
+    if (it == texts_.end())
+      it = texts_.emplace(key, std::make_shared<const std::vector<int>>(tokenize_text(source, text))).first;
+    tokens = it->second;
+  }
+  const std::size_t start = job["start"].get<std::size_t>();
+  if (start + n > tokens->size())
+    throw InputError(fmt::format("{}: the window at token {} of length {} runs past the text's {} tokens (the "
+                                 "text changed since the sweep was planned?)",
+                                 text, start, n, tokens->size()));
+  return std::vector<int>(tokens->begin() + static_cast<std::ptrdiff_t>(start),
+                          tokens->begin() + static_cast<std::ptrdiff_t>(start + n));
+}
+
+LayerSpec JobRunner::head_spec(const nlohmann::json& job) {
+  const std::string model_name = job["model"].get<std::string>();
+  if (model_name == "toy")
+    return toy_head(job.value("d", 4), job.value("model_seed", 0ULL), job.value("causal", false));
+  const auto weights = model(job);
+  const models::Block block = models::parse_block(job.value("block", std::string()), weights->config.type);
+  std::optional<int> head;
+  if (job.contains("head") && !job["head"].is_null()) head = job["head"].get<int>();
+  LayerSpec spec = models::block_spec(*weights, job["layer"].get<int>(), block, head);
+  if (job["kind"] != "window" && !job.value("with_wo", false)) {
+    // The paper's single head f(X)_i = Σ_j P_ij V x_j: the head's value map without W_O.
+    spec.attention.w_o.resize(0, 0);
+    spec.attention.b_o.resize(0);
+  }
+  return spec;
+}
+
+nlohmann::json JobRunner::run(const Job& job, int) {
+  const std::string kind = job.spec.value("kind", std::string());
+  if (kind == "window") return run_window(job.spec);
+  if (kind == "construction") return run_construction(job.spec);
+  if (kind == "regime") return run_regime(job.spec);
+  throw InputError(fmt::format("job {}: unknown kind '{}'", job.key(), kind));
+}
+
+nlohmann::json JobRunner::run_window(const nlohmann::json& job) {
+  const std::vector<int> ids = window_ids(job);
+  const auto weights = model(job);
+  const int layer = job["layer"].get<int>();
+  const models::Block block = models::parse_block(job["block"].get<std::string>(), weights->config.type);
+  models::ForwardOptions forward;
+  forward.last_layer = layer;
+  const models::ForwardResult taps = models::run_forward(*weights, ids, forward);
+  const MatrixD& X = models::block_input(taps.layers[layer], block);
+  const LayerSpec spec = head_spec(job);
+  const SpectralResult r = measure_local_lipschitz(spec, X, solver_options(job));
+  nlohmann::json result = spectral_json(r);
+  result["radius"] = std::sqrt(X.squaredNorm() / static_cast<double>(X.rows()));
+  result["max_token_norm"] = X.rowwise().norm().maxCoeff();
+  const AuthorsQuantity authors = authors_quantity(spec, X);
+  result["authors"] = authors.value;
+  result["output_norm"] = authors.output_norm;
+  if (job.value("bounds", false)) result["local_bounds"] = bounds_json(local_bounds(spec, X));
+  return result;
+}
+
+double JobRunner::construction_radius(const nlohmann::json& job, const LayerSpec& spec) {
+  if (job.contains("radius")) {
+    const double R = job["radius"].get<double>();
+    if (!(R > 0)) throw InputError(fmt::format("radius must be positive, got {}", R));
+    return R;
+  }
+  // log n* is proportional to R² (n* = e^{λ R²/4} or e^{2|λ| R²}): solve for the R that gives n*.
+  const double target = job["n_star"].get<double>();
+  if (!(target > 1)) throw InputError(fmt::format("n_star must exceed 1, got {}", target));
+  const attack::Construction unit = attack::paper_construction(spec.attention, 0, 2, 1.0);
+  if (!unit.applies || !(unit.log_n_star > 0))
+    throw InputError("the construction does not apply to this head (A_h has no usable real eigenvalue)");
+  return std::sqrt(std::log(target) / unit.log_n_star);
+}
+
+nlohmann::json JobRunner::run_construction(const nlohmann::json& job) {
+  const LayerSpec spec = head_spec(job);
+  const double R = construction_radius(job, spec);
+  const Index n = job["n"].get<Index>();
+  const attack::Construction c = attack::paper_construction(spec.attention, 0, n, R);
+  nlohmann::json result;
+  result["radius_used"] = R;
+  result["applies"] = c.applies;
+  if (!c.applies) return result;
+  result["lambda_max"] = c.lambda_max;
+  result["lambda_min"] = c.lambda_min;
+  result["uses_lambda_max"] = c.uses_lambda_max;
+  result["log_n_star"] = c.log_n_star;
+  result["n_star"] = number_or_null(c.n_star);
+  const SpectralResult r = measure_local_lipschitz(spec, c.X, solver_options(job));
+  result.update(spectral_json(r));
+  const AuthorsQuantity authors = authors_quantity(spec, c.X);
+  result["authors"] = authors.value;
+  result["output_norm"] = authors.output_norm;
+  const HeadQuantities q = head_quantities(spec.attention, 0);
+  result["value_norm"] = q.value_norm;
+  result["score_norm"] = q.score_norm;
+  result["set_bounds"] = bounds_json(set_bounds(spec, TokenBall{n, R}));
+  result["local_bounds"] = bounds_json(local_bounds(spec, c.X));
+  const int steps = job.value("attack_steps", 0), restarts = job.value("attack_restarts", 0);
+  if (steps > 0 || restarts > 0) {
+    attack::AttackOptions options;
+    options.steps = steps;
+    options.restarts = restarts;
+    options.seed = job.value("solver_seed", 0ULL);
+    const auto set = attack::ConstraintSet::ball(n, spec.attention.input_dim(), R);
+    const auto starts = attack::construction_starts(spec.attention, {0}, n, R);
+    const attack::AttackResult a = attack::maximize_lipschitz(spec, set, starts, options);
+    result["attack_lower"] = a.lower;
+    result["attack_violation"] = set.violation(a.witness);
+  }
+  return result;
+}
+
+nlohmann::json JobRunner::run_regime(const nlohmann::json& job) {
+  const LayerSpec spec = head_spec(job);
+  const double R = construction_radius(job, spec);
+  const Index n = job["n"].get<Index>();
+  meanfield::RegimeOptions options;
+  options.n_min = options.n_max = n;
+  options.full_max = job.value("full_max", 0);
+  options.spectral = solver_options(job);
+  options.seed = job.value("seed", 0ULL);
+  const std::string regime = job["regime"].get<std::string>();
+  nlohmann::json result;
+  result["radius_used"] = R;
+  meanfield::RegimeCurve curve;
+  if (regime == "construction") {
+    if (spec.attention.causal) options.full_max = std::max<Index>(options.full_max, n);
+    curve = meanfield::construction_curve(spec.attention, 0, R, options);
+    result["applies"] = curve.construction.applies;
+    if (!curve.construction.applies) return result;
+    result["log_n_star"] = curve.construction.log_n_star;
+    result["n_star"] = number_or_null(std::exp(curve.construction.log_n_star));
+    result["lambda_max"] = curve.construction.lambda_max;
+    result["lambda_min"] = curve.construction.lambda_min;
+  } else if (job.value("law", std::string("sphere")) == "sphere") {
+    // i.i.d. tokens uniform on the sphere of radius R: a compactly supported law, so the n-token
+    // constant converges to the mean-field one (Gaussian tokens have max_i ‖x_i‖ growing like
+    // √(2 log n), and L keeps growing with them). Row i of the stream is the same for every n, so the
+    // inputs are nested: the first n tokens of one sample.
+    std::mt19937_64 rng(job.value("seed", 0ULL));
+    std::normal_distribution<double> normal;
+    const Index d = spec.attention.input_dim();
+    MatrixD X(n, d);
+    for (Index i = 0; i < n; ++i) {
+      for (Index c = 0; c < d; ++c) X(i, c) = normal(rng);
+      X.row(i) *= R / X.row(i).norm();
+    }
+    const SpectralResult r = measure_local_lipschitz(spec, X, options.spectral);
+    result["law"] = "sphere";
+    result["lipschitz"] = r.lipschitz;
+    result["lower"] = r.lower;
+    result["converged"] = r.converged;
+    result["matvecs"] = r.matvecs;
+    return result;
+  } else {
+    curve = meanfield::iid_curve(spec, R, options);
+    result["law"] = "gaussian";
+    result["sigma"] = curve.sigma;
+  }
+  if (curve.points.empty()) throw std::runtime_error(fmt::format("no regime point computed at n = {}", n));
+  const meanfield::RegimePoint& p = curve.points.front();
+  result["lipschitz"] = number_or_null(p.lipschitz);
+  result["merged"] = number_or_null(p.merged);
+  result["query"] = number_or_null(p.query);
+  result["full"] = number_or_null(p.full);
+  result["converged"] = p.converged;
+  return result;
+}
+
+}  // namespace lipattn::experiments

@@ -1,0 +1,87 @@
+// The jobs of lipattn's experiments, and the executor that runs them (docs/experiments.md, "Job kinds").
+//
+//   kind "window"        one model block on one input window (text or seeded random ids): ‖Df(X)‖₂,
+//                        the authors' script quantity √‖Jᵀf(X)‖, and the local upper bounds.
+//   kind "construction"  the paper's adversarial input for one head at (n, R): ‖Df(X)‖₂, n*, the set
+//                        bounds on B_R^n and the local bounds at X, optionally the optimised attack.
+//   kind "regime"        one point of a mean-field regime curve: the construction at fixed R as n runs
+//                        past n*, or i.i.d. tokens as n grows (src/meanfield).
+// A head is either a model's head ("model", "model_seed", "layer", "head", "block", "with_wo",
+// "causal") or the toy head ("model": "toy", "d", "model_seed", "causal"): the paper's form with
+// A = (G + Gᵀ)/√(2d), G_ij ~ N(0, 1), and V = I_d.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "attention/layer.h"
+#include "experiments/sweep.h"
+
+namespace lipattn::models {
+struct ModelWeights;
+}
+
+namespace lipattn::experiments {
+
+struct PlannedSweep {
+  std::string name;
+  std::vector<Job> jobs;
+  std::vector<std::string> notes;  // e.g. the text ran out after n = 302 (windows dropped)
+};
+
+// Expands a sweep spec (docs/experiments.md, "Sweep files"): its grid (expand_grid), then per kind
+// the defaults, the text windows ("text": cut once over the n list, the cursor running on across n;
+// windows that do not fit are dropped with a note) and the cost estimates. InputError for an
+// unknown kind or a missing field, naming it.
+PlannedSweep plan_sweep(const nlohmann::json& spec);
+
+// A spec file: one sweep object, or {"sweeps": [...]}.
+std::vector<PlannedSweep> plan_sweep_file(const std::string& path);
+
+// Runs jobs of every kind. Loaded models, tokenised texts and head specs are cached and shared by
+// the threads of one process (models load once, with the deepest layer any job needs).
+class JobRunner {
+ public:
+  JobRunner();
+  ~JobRunner();
+  // Tells the runner which layers each model needs, so a model is loaded once.
+  void prepare(const std::vector<Job>& jobs);
+  nlohmann::json run(const Job& job, int threads);
+  Executor executor() {
+    return [this](const Job& job, int threads) { return run(job, threads); };
+  }
+
+  // The measured head/block of a job (public for tests and the report).
+  LayerSpec head_spec(const nlohmann::json& job);
+  std::vector<int> window_ids(const nlohmann::json& job);
+  std::shared_ptr<const models::ModelWeights> model(const nlohmann::json& job);
+
+ private:
+  nlohmann::json run_window(const nlohmann::json& job);
+  nlohmann::json run_construction(const nlohmann::json& job);
+  nlohmann::json run_regime(const nlohmann::json& job);
+  double construction_radius(const nlohmann::json& job, const LayerSpec& spec);
+
+  std::mutex mutex_;
+  std::map<std::string, int> layers_needed_;
+  std::map<std::string, std::shared_ptr<const models::ModelWeights>> models_;
+  std::map<std::string, std::shared_ptr<const std::vector<int>>> texts_;
+};
+
+// The quantity the authors' released script computes: √‖Jᵀ f(X)‖ with J = Df(X) (one vjp of the
+// output; docs/experiments.md, "The authors' quantity"). Returned with ‖f(X)‖_F.
+struct AuthorsQuantity {
+  double value = 0;        // √‖Jᵀ f(X)‖
+  double output_norm = 0;  // ‖f(X)‖_F
+};
+AuthorsQuantity authors_quantity(const LayerSpec& spec, const MatrixD& X);
+
+// The toy head of the regime experiments (see above).
+LayerSpec toy_head(Index d, std::uint64_t seed, bool causal);
+
+}  // namespace lipattn::experiments
