@@ -1,7 +1,7 @@
 // Every bound that is not refuted is ≥ the exact local constant (dense SVD of the Jacobian assembled
 // from the attention map's jvp — an independent computation), on random, structured and adversarial
 // inputs, for every option combination. Refuted bounds are checked to BE refuted by their saved
-// counterexample. Set LIPATTN_BOUNDS_TABLE=1 to print the ratio table of docs/theory-bounds.md.
+// counterexample. Set LIPATTN_BOUNDS_TABLE=1 to print the ratio table of docs/theory.md §5.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -242,7 +242,7 @@ TEST(BoundsProperty, EveryOptionCombinationRandomAndStructuredInputs) {
     }
   }
   EXPECT_GT(checked, 3000);
-  // The numbers quoted in docs/theory-bounds.md §U.7.
+  // The numbers quoted in docs/theory.md §5 §U.7.
   for (const auto& [name, ratio] : tally.min_ratio)
     std::cout << fmt::format("{:<22} min bound/exact {:.4g}  violations {} of {}\n", name, ratio,
                              tally.violations[name], tally.cases);

@@ -1,4 +1,4 @@
-// The findings of docs/theory-bounds.md: (a) the recalled data-dependent bound (2) is refuted, in
+// The findings of docs/theory.md §5: (a) the recalled data-dependent bound (2) is refuted, in
 // either convention for A, by explicit counterexamples; (b) the structured bound (5) is the
 // tightest on random and adversarial inputs. The test prints the ratio table of the doc
 // (bound / exact, medians over random inputs, and hill-climbed adversarial inputs).

@@ -1,5 +1,5 @@
 // `lipattn bound` end to end: the JSON equals the library's report, --exact equals `measure`, every
-// proved bound is ≥ exact, the saved counterexample of docs/theory-bounds.md §U.2 still refutes the
+// proved bound is ≥ exact, the saved counterexample of docs/theory.md §5 §U.2 still refutes the
 // recalled bound (2), and bad input exits with 2 and a message naming the flag or file.
 // LIPATTN_WRITE_FINDINGS=1 (re)writes that counterexample under tests/data/bounds/.
 #include <gtest/gtest.h>
