@@ -316,3 +316,19 @@ TEST(Validation, ShapeMismatchesNameTheTensor) {
   EXPECT_THROW(w.validate(), InputError);
   EXPECT_THROW(w.head(7), InputError);
 }
+
+TEST(Derivatives, CausalProductsAcrossSeveralRowBlocks) {
+  // n = 300 spans three of the 128-row blocks in which causal products skip the masked zeros.
+  std::mt19937_64 rng(13);
+  for (int w_o = 0; w_o < 2; ++w_o) {
+    AttentionOptions o{2, 5, 3, 3, true, true, bool(w_o), 5, 0.6};
+    const auto map = std::make_shared<MultiHeadAttention<double>>(random_attention(rng, o));
+    const MatrixD X = random_matrix(rng, 300, 5), dX = random_matrix(rng, 300, 5);
+    const MatrixD v = random_matrix(rng, 300, map->output_dim());
+    const auto cache = map->forward(X);
+    const MatrixD Ju = map->jvp(*cache, dX), Jtv = map->vjp(*cache, v);
+    EXPECT_LT(relative_error(Ju, finite_difference<double>(*map, X, dX, 1e-5)), 1e-6);
+    const double lhs = (Ju.array() * v.array()).sum(), rhs = (dX.array() * Jtv.array()).sum();
+    EXPECT_LE(std::abs(lhs - rhs), 1e-12 * Ju.norm() * v.norm());
+  }
+}
