@@ -96,6 +96,26 @@ TEST(CliMeasure, JsonMatchesTheLibraryForEveryMethod) {
   EXPECT_NEAR(nlohmann::json::parse(f32.out)["lipschitz"].get<double>(), exact, 1e-5 * exact);
 }
 
+// Streaming attention (docs/theory.md §8) from the CLI: forced, or chosen by a budget too small for
+// the stored matrices; same σ as stored; the JSON says which mode ran; f32 reports its check product.
+TEST(CliMeasure, StorageModesAgreeAndAreReported) {
+  const Fixture f = make_fixture("storage");
+  const std::string base = flags(f) + " --json --method lanczos --tol 1e-12";
+  const auto stored = nlohmann::json::parse(run_cli(base + " --storage stored").out);
+  const auto streamed = nlohmann::json::parse(run_cli(base + " --storage streaming").out);
+  const auto budget = nlohmann::json::parse(run_cli(base + " --max-memory 100").out);  // 100 bytes
+  EXPECT_EQ(stored["storage"], "stored");
+  EXPECT_EQ(streamed["storage"], "streaming");
+  EXPECT_EQ(budget["storage"], "streaming");
+  EXPECT_NEAR(streamed["lipschitz"].get<double>(), stored["lipschitz"].get<double>(),
+              1e-10 * stored["lipschitz"].get<double>());
+  const auto f32 = nlohmann::json::parse(run_cli(flags(f) + " --json --dtype f32 --method lanczos").out);
+  ASSERT_TRUE(f32.contains("f32_check_difference")) << f32.dump();
+  EXPECT_GT(f32["f32_check_difference"].get<double>(), 0);
+  EXPECT_LE(f32["f32_check_difference"].get<double>(), 1e-5);
+  EXPECT_FALSE(stored.contains("f32_check_difference"));
+}
+
 TEST(CliMeasure, HalfPrecisionFilesAndTheReadableSummary) {
   for (io::DType dtype : {io::DType::F32, io::DType::F16, io::DType::BF16}) {
     const Fixture f = make_fixture("dtype" + io::to_string(dtype), dtype);
@@ -234,6 +254,9 @@ TEST(CliMeasure, UnknownFlagValues) {
                          " --heads 2 --pre-norm batchnorm",
                      "--pre-norm");
   expect_input_error(flags(f) + " --tol -1", "--tol");
+  expect_input_error(flags(f) + " --max-memory lots", "--max-memory");
+  expect_input_error(flags(f) + " --storage flash", "--storage");
+  expect_input_error(flags(f) + " --krylov 2", "--krylov");
   expect_input_error(flags(f) + " --frobnicate", "frobnicate");
   // The file holds pre_norm tensors: leaving out --pre-norm is an error, not a silent drop.
   expect_input_error("measure --weights " + f.weights.string() + " --input " + f.input.string() + " --heads 2",

@@ -11,6 +11,8 @@
 
 #include <fmt/core.h>
 
+#include "attention/accumulate.h"
+#include "attention/streaming.h"
 #include "common/error.h"
 
 namespace lipattn {
@@ -93,7 +95,10 @@ namespace {
 template <class T>
 struct AttentionCache : Cache<T> {
   Matrix<T> qkv;               // n × (2Hk + Hkv): Q, K, V of every head
-  std::vector<Matrix<T>> p;    // H attention matrices, n × n, rows sum to 1 (zero above the diagonal if causal)
+  std::vector<Matrix<T>> p;    // stored mode: H attention matrices, n × n, rows sum to 1 (zero above the diagonal if causal)
+  bool streaming = false;      // streaming mode (§8): no p; instead
+  Matrix<T> o;                 //   the heads' outputs before W_O, n × Hkv
+  std::vector<Vector<T>> lse;  //   and per head the log-sum-exp of each query's scores (n)
 };
 
 // Threads pay off only when a head's n×n work outweighs waking them: on small maps (tests, attacks
@@ -126,7 +131,7 @@ void softmax_jacobian_rows(const Matrix<T>& P, Matrix<T>& G, Index r0, Index row
     const Index width = causal ? i + 1 : c_end;
     auto p = P.row(i).head(width);
     auto g = G.row(i).head(width);
-    const T c = p.dot(g);
+    const T c = static_cast<T>(dot64(p, g));
     g = p.cwiseProduct((g.array() - c).matrix());
     if (width < c_end) G.row(i).segment(width, c_end - width).setZero();
   }
@@ -140,7 +145,7 @@ void softmax_jacobian_inplace(const Matrix<T>& P, Matrix<T>& G, bool causal) {
     const Index width = causal ? i + 1 : n;
     auto p = P.row(i).head(width);
     auto g = G.row(i).head(width);
-    const T c = p.dot(g);
+    const T c = static_cast<T>(dot64(p, g));
     g = p.cwiseProduct((g.array() - c).matrix());
     if (width < n) G.row(i).tail(n - width).setZero();
   }
@@ -148,7 +153,8 @@ void softmax_jacobian_inplace(const Matrix<T>& P, Matrix<T>& G, bool causal) {
 }  // namespace
 
 template <class T>
-MultiHeadAttention<T>::MultiHeadAttention(const AttentionWeights& w) {
+MultiHeadAttention<T>::MultiHeadAttention(const AttentionWeights& w, const AttentionMemory& memory)
+    : memory_(memory) {
   w.validate();
   heads_ = w.heads;
   d_ = w.input_dim();
@@ -175,18 +181,54 @@ std::string MultiHeadAttention<T>::describe() const {
                      w_o_.size() ? ", W_O" : "");
 }
 
+namespace {
+template <class T>
+const AttentionCache<T>& stored_cache(const Cache<T>& cache, const char* what) {
+  const auto& c = static_cast<const AttentionCache<T>&>(cache);
+  if (c.streaming)
+    throw InputError(fmt::format(
+        "{} needs the stored n × n attention matrices, but this pass streams them (n = {}): raise --max-memory "
+        "or pass --storage stored",
+        what, c.qkv.rows()));
+  return c;
+}
+}  // namespace
+
 template <class T>
 const Matrix<T>& MultiHeadAttention<T>::attention_matrix(const Cache<T>& cache, Index h) const {
-  return static_cast<const AttentionCache<T>&>(cache).p.at(h);
+  return stored_cache(cache, "the attention matrix").p.at(h);
 }
 
-// §2.1
+template <class T>
+bool MultiHeadAttention<T>::is_streaming(const Cache<T>& cache) const {
+  return static_cast<const AttentionCache<T>&>(cache).streaming;
+}
+
+// §2.1; streaming §8.1
 template <class T>
 std::unique_ptr<Cache<T>> MultiHeadAttention<T>::forward(const Matrix<T>& X) const {
   const Index n = X.rows();
   auto cache = std::make_unique<AttentionCache<T>>();
   cache->qkv.noalias() = X * w_qkv_.transpose();  // n × (2Hk + Hkv)
   if (b_qkv_.size()) cache->qkv.rowwise() += b_qkv_.transpose();
+  if (use_streaming(memory_, heads_, n, sizeof(T))) {
+    cache->streaming = true;
+    cache->o.resize(n, heads_ * kv_);
+    cache->lse.resize(heads_);
+    const Matrix<T>& qkv = cache->qkv;
+    for (Index h = 0; h < heads_; ++h) {  // the kernels parallelise over query blocks inside a head
+      const streaming::Head<T> head{qkv.middleCols(h * k_, k_), qkv.middleCols(heads_ * k_ + h * k_, k_),
+                                    qkv.middleCols(2 * heads_ * k_ + h * kv_, kv_), scale_, causal_};
+      streaming::forward<T>(head, cache->o.middleCols(h * kv_, kv_), cache->lse[h]);
+    }
+    if (w_o_.size()) {
+      cache->output.noalias() = cache->o * w_o_.transpose();
+      if (b_o_.size()) cache->output.rowwise() += b_o_.transpose();
+    } else {
+      cache->output = cache->o;
+    }
+    return cache;
+  }
   cache->p.resize(heads_);
   Matrix<T> O(n, heads_ * kv_);
   const Matrix<T>& qkv = cache->qkv;
@@ -201,7 +243,7 @@ std::unique_ptr<Cache<T>> MultiHeadAttention<T>::forward(const Matrix<T>& X) con
       const Index width = causal_ ? i + 1 : n;
       auto row = P.row(i).head(width);
       row = (row.array() - row.maxCoeff()).exp().matrix();
-      row /= row.sum();
+      row /= static_cast<T>(sum64(row));
       if (width < n) P.row(i).tail(n - width).setZero();
     }
     O.middleCols(h * kv_, kv_).noalias() = P * V;
@@ -219,6 +261,7 @@ std::unique_ptr<Cache<T>> MultiHeadAttention<T>::forward(const Matrix<T>& X) con
 template <class T>
 Matrix<T> MultiHeadAttention<T>::jvp(const Cache<T>& cache_base, const Matrix<T>& dX) const {
   const auto& cache = static_cast<const AttentionCache<T>&>(cache_base);
+  if (cache.streaming) return streaming_jvp(cache, dX);
   const Index n = dX.rows();
   Matrix<T> dqkv;
   dqkv.noalias() = dX * w_qkv_.transpose();
@@ -251,6 +294,7 @@ Matrix<T> MultiHeadAttention<T>::jvp(const Cache<T>& cache_base, const Matrix<T>
 template <class T>
 Matrix<T> MultiHeadAttention<T>::vjp(const Cache<T>& cache_base, const Matrix<T>& dY) const {
   const auto& cache = static_cast<const AttentionCache<T>&>(cache_base);
+  if (cache.streaming) return streaming_vjp(cache, dY);
   const Index n = dY.rows();
   Matrix<T> dO;
   if (w_o_.size())
@@ -300,7 +344,7 @@ Matrix<T> MultiHeadAttention<T>::vjp(const Cache<T>& cache_base, const Matrix<T>
 template <class T>
 Matrix<T> MultiHeadAttention<T>::second_order(const Cache<T>& cache_base, const Matrix<T>& v,
                                               const Matrix<T>& u) const {
-  const auto& cache = static_cast<const AttentionCache<T>&>(cache_base);
+  const auto& cache = stored_cache(cache_base, "the second-order product (attacks)");
   const Index n = v.rows();
   Matrix<T> dqkv;
   dqkv.noalias() = v * w_qkv_.transpose();  // [dQ dK dV], n × (2Hk + Hkv)
@@ -333,8 +377,8 @@ Matrix<T> MultiHeadAttention<T>::second_order(const Cache<T>& cache_base, const 
     for (Index i = 0; i < n; ++i) {
       const Index width = causal_ ? i + 1 : n;
       auto p = P.row(i).head(width);
-      const T r = p.dot(dS.row(i).head(width));
-      const T m = p.dot(M.row(i).head(width));
+      const T r = static_cast<T>(dot64(p, dS.row(i).head(width)));
+      const T m = static_cast<T>(dot64(p, M.row(i).head(width)));
       G.row(i).head(width).array() += M.row(i).head(width).array() * (dS.row(i).head(width).array() - r) -
                                       m * dS.row(i).head(width).array();
     }
@@ -350,6 +394,46 @@ Matrix<T> MultiHeadAttention<T>::second_order(const Cache<T>& cache_base, const 
     grad_qkv.middleCols(2 * heads_ * k_ + h * kv_, kv_).noalias() = dP.transpose() * Ub;
   }
   return grad_qkv * w_qkv_;
+}
+
+// §8.2: the same dQ, dK, dV as the stored jvp, with the head's dO from the tile pass.
+template <class T>
+Matrix<T> MultiHeadAttention<T>::streaming_jvp(const Cache<T>& cache_base, const Matrix<T>& dX) const {
+  const auto& cache = static_cast<const AttentionCache<T>&>(cache_base);
+  Matrix<T> dqkv;
+  dqkv.noalias() = dX * w_qkv_.transpose();
+  Matrix<T> dO(dX.rows(), heads_ * kv_);
+  const Matrix<T>& qkv = cache.qkv;
+  for (Index h = 0; h < heads_; ++h) {
+    const Index q0 = h * k_, k0 = heads_ * k_ + h * k_, v0 = 2 * heads_ * k_ + h * kv_;
+    const streaming::Head<T> head{qkv.middleCols(q0, k_), qkv.middleCols(k0, k_), qkv.middleCols(v0, kv_), scale_,
+                                  causal_};
+    streaming::jvp<T>(head, cache.o.middleCols(h * kv_, kv_), cache.lse[h], dqkv.middleCols(q0, k_),
+                      dqkv.middleCols(k0, k_), dqkv.middleCols(v0, kv_), dO.middleCols(h * kv_, kv_));
+  }
+  if (w_o_.size()) return dO * w_o_.transpose();
+  return dO;
+}
+
+// §8.3
+template <class T>
+Matrix<T> MultiHeadAttention<T>::streaming_vjp(const Cache<T>& cache_base, const Matrix<T>& dY) const {
+  const auto& cache = static_cast<const AttentionCache<T>&>(cache_base);
+  Matrix<T> dO;
+  if (w_o_.size())
+    dO.noalias() = dY * w_o_;
+  else
+    dO = dY;
+  Matrix<T> dqkv(dY.rows(), w_qkv_.rows());
+  const Matrix<T>& qkv = cache.qkv;
+  for (Index h = 0; h < heads_; ++h) {
+    const Index q0 = h * k_, k0 = heads_ * k_ + h * k_, v0 = 2 * heads_ * k_ + h * kv_;
+    const streaming::Head<T> head{qkv.middleCols(q0, k_), qkv.middleCols(k0, k_), qkv.middleCols(v0, kv_), scale_,
+                                  causal_};
+    streaming::vjp<T>(head, cache.o.middleCols(h * kv_, kv_), cache.lse[h], dO.middleCols(h * kv_, kv_),
+                      dqkv.middleCols(q0, k_), dqkv.middleCols(k0, k_), dqkv.middleCols(v0, kv_));
+  }
+  return dqkv * w_qkv_;
 }
 
 template class MultiHeadAttention<double>;

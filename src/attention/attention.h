@@ -5,6 +5,7 @@
 #include <optional>
 
 #include "attention/map.h"
+#include "attention/memory.h"
 
 namespace lipattn {
 
@@ -39,7 +40,9 @@ struct AttentionWeights {
 template <class T>
 class MultiHeadAttention final : public Map<T> {
  public:
-  explicit MultiHeadAttention(const AttentionWeights& weights);
+  // `memory` decides, per forward pass, whether the n × n attention matrices are stored or
+  // streamed (docs/theory.md §8); both give the same derivatives to rounding.
+  explicit MultiHeadAttention(const AttentionWeights& weights, const AttentionMemory& memory = {});
   Index input_dim() const override { return d_; }
   Index output_dim() const override { return d_out_; }
   std::string describe() const override;
@@ -48,11 +51,18 @@ class MultiHeadAttention final : public Map<T> {
   Matrix<T> vjp(const Cache<T>& cache, const Matrix<T>& dY) const override;
   Matrix<T> second_order(const Cache<T>& cache, const Matrix<T>& v, const Matrix<T>& u) const override;
 
-  // The attention matrix of head h at the cached input (n × n, rows sum to 1).
+  // The attention matrix of head h at the cached input (n × n, rows sum to 1). Stored mode only:
+  // a streaming cache throws InputError.
   const Matrix<T>& attention_matrix(const Cache<T>& cache, Index h) const;
+  // Whether the forward pass that made this cache streams.
+  bool is_streaming(const Cache<T>& cache) const;
 
  private:
+  Matrix<T> streaming_jvp(const Cache<T>& cache, const Matrix<T>& dX) const;
+  Matrix<T> streaming_vjp(const Cache<T>& cache, const Matrix<T>& dY) const;
+
   Index heads_, d_, k_, kv_, d_out_;
+  AttentionMemory memory_;
   bool causal_;
   T scale_;
   Matrix<T> w_qkv_;  // [W_Q; W_K; W_V], (2H·k + H·k_v) × d: one GEMM gives Q, K and V

@@ -31,11 +31,11 @@ std::string LayerSpec::describe() const {
 }
 
 template <class T>
-MapPtr<T> build_map(const LayerSpec& spec) {
+MapPtr<T> build_map(const LayerSpec& spec, const AttentionMemory& memory) {
   spec.validate();
   std::vector<MapPtr<T>> maps;
   if (spec.pre_norm) maps.push_back(std::make_shared<Norm<T>>(*spec.pre_norm));
-  MapPtr<T> attention = std::make_shared<MultiHeadAttention<T>>(spec.attention);
+  MapPtr<T> attention = std::make_shared<MultiHeadAttention<T>>(spec.attention, memory);
   if (spec.residual) {
     // The residual adds the layer's own input X, so it wraps the pre-norm too: Y = X + attn(norm(X)).
     MapPtr<T> inner = maps.empty() ? attention
@@ -50,7 +50,7 @@ MapPtr<T> build_map(const LayerSpec& spec) {
   return std::make_shared<Chain<T>>(std::move(maps));
 }
 
-template MapPtr<double> build_map<double>(const LayerSpec&);
-template MapPtr<float> build_map<float>(const LayerSpec&);
+template MapPtr<double> build_map<double>(const LayerSpec&, const AttentionMemory&);
+template MapPtr<float> build_map<float>(const LayerSpec&, const AttentionMemory&);
 
 }  // namespace lipattn

@@ -19,7 +19,8 @@ struct LayerSpec {
   std::string describe() const;
 };
 
+// `memory` picks stored or streaming attention (docs/theory.md §8).
 template <class T>
-MapPtr<T> build_map(const LayerSpec& spec);
+MapPtr<T> build_map(const LayerSpec& spec, const AttentionMemory& memory = {});
 
 }  // namespace lipattn

@@ -1,5 +1,9 @@
 #include "cli/common.h"
 
+#include <fmt/core.h>
+
+#include "common/error.h"
+
 namespace lipattn::cli {
 
 void SolverFlags::add_to(CLI::App& app) {
@@ -8,8 +12,22 @@ void SolverFlags::add_to(CLI::App& app) {
   app.add_option("--tol", tol, "relative residual ‖JᵀJv − θv‖/θ to stop at")->capture_default_str();
   app.add_option("--max-iter", max_iter, "Lanczos restarts or power steps (0: 1000 / 100000)")->capture_default_str();
   app.add_option("--seed", seed, "seed of the start vector (and of random models)")->capture_default_str();
+  app.add_option("--krylov", krylov, "Lanczos subspace size: convergence is checked every this many products")
+      ->capture_default_str();
   app.add_option("--dtype", dtype, "f64 | f32: precision of the products (results are float64)")
       ->capture_default_str();
+  app.add_option("--max-memory", max_memory,
+                 "memory the n × n attention matrices may take, e.g. 2G (default: what the machine has "
+                 "available); past it attention streams in tiles");
+  app.add_option("--storage", storage, "auto | stored | streaming: force how attention matrices are held")
+      ->capture_default_str();
+}
+
+AttentionMemory SolverFlags::memory() const {
+  AttentionMemory m;
+  m.storage = parse_attention_storage(storage);
+  if (!max_memory.empty()) m.budget_bytes = parse_memory_size(max_memory, "--max-memory");
+  return m;
 }
 
 SpectralOptions SolverFlags::options() const {
@@ -18,6 +36,8 @@ SpectralOptions SolverFlags::options() const {
   o.tol = tol;
   o.max_iter = max_iter;
   o.seed = seed;
+  if (krylov < 3) throw InputError(fmt::format("--krylov must be at least 3, got {}", krylov));
+  o.krylov_dim = krylov;
   return o;
 }
 
@@ -42,9 +62,12 @@ models::LayerFileOptions LayerFlags::options() const {
 }
 
 nlohmann::json to_json(const SpectralResult& r) {
-  return {{"lipschitz", r.lipschitz},         {"lower", r.lower},   {"method", to_string(r.method)},
-          {"matvecs", r.matvecs},             {"converged", r.converged},
-          {"relative_residual", r.relative_residual}, {"seconds", r.seconds}};
+  nlohmann::json j = {{"lipschitz", r.lipschitz},         {"lower", r.lower},   {"method", to_string(r.method)},
+                      {"matvecs", r.matvecs},             {"converged", r.converged},
+                      {"relative_residual", r.relative_residual}, {"seconds", r.seconds}};
+  if (r.f32_check_difference) j["f32_check_difference"] = *r.f32_check_difference;
+  if (!r.storage.empty()) j["storage"] = r.storage;
+  return j;
 }
 
 }  // namespace lipattn::cli

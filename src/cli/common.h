@@ -11,16 +11,20 @@
 
 namespace lipattn::cli {
 
-// --method --tol --max-iter --seed --dtype
+// --method --tol --max-iter --krylov --seed --dtype --max-memory --storage
 struct SolverFlags {
   std::string method = "auto";
   double tol = 1e-10;
   int max_iter = 0;
+  int krylov = 20;
   std::uint64_t seed = 0;
   std::string dtype = "f64";
+  std::string max_memory;  // "" = what the machine has available
+  std::string storage = "auto";
   void add_to(CLI::App& app);
   SpectralOptions options() const;
   Precision precision() const { return parse_precision(dtype); }
+  AttentionMemory memory() const;
 };
 
 // --heads --causal --pre-norm --residual --post-norm --norm-eps

@@ -36,6 +36,10 @@ void print_summary(const SpectralResult& r, const std::string& what, Index n, In
              r.converged ? "" : " (NOT converged: raise --max-iter or --tol)", r.matvecs, r.seconds);
   fmt::print("lower      {:.12g}   certified lower bound ‖Jv‖ at the unit vector found\n", r.lower);
   fmt::print("residual   {:.3g}   ‖JᵀJv − θv‖/θ\n", r.relative_residual);
+  if (r.f32_check_difference)
+    fmt::print("f32 check  {:.3g}   relative difference of one float32 product from float64 at v\n",
+               *r.f32_check_difference);
+  if (!r.storage.empty()) fmt::print("attention  {} (--storage, --max-memory)\n", r.storage);
 }
 
 int run(const MeasureFlags& f) {
@@ -55,6 +59,7 @@ int run(const MeasureFlags& f) {
     request.samples = f.samples;
     request.ids = f.ids;
     request.causal_override = f.layer.causal;
+    request.memory = f.solver.memory();
     models::measure_model(request, options, precision, [&](const nlohmann::json& record) {
       std::cout << record.dump() << std::endl;  // one line per window, flushed: nothing is lost on interrupt
     });
@@ -82,7 +87,7 @@ int run(const MeasureFlags& f) {
                                    f.weights, spec.attention.input_dim()));
     what = spec.describe();
   }
-  const SpectralResult r = measure_local_lipschitz(spec, X, options, precision);
+  const SpectralResult r = measure_local_lipschitz(spec, X, options, precision, f.solver.memory());
   if (f.json) {
     nlohmann::json j = to_json(r);
     j["n"] = X.rows();

@@ -56,7 +56,7 @@ void measure_model(const ModelMeasureRequest& request, const SpectralOptions& op
   for (const auto& w : windows) {
     const ForwardResult taps = run_forward(model, w.ids, forward);
     const MatrixD& X = block_input(taps.layers[request.layer], block);
-    const SpectralResult r = measure_local_lipschitz(spec, X, options, precision);
+    const SpectralResult r = measure_local_lipschitz(spec, X, options, precision, request.memory);
     nlohmann::json record;
     record["model"] = request.model;
     record["layer"] = request.layer;

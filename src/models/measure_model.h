@@ -15,6 +15,7 @@
 namespace lipattn::models {
 
 struct ModelMeasureRequest {
+  AttentionMemory memory;       // stored or streaming attention (--max-memory, --storage)
   std::string model;            // folder, cached HF name, random:gpt2, random:bert-base-uncased, random:CONFIG.json
   std::uint64_t seed = 0;       // random init seed
   int layer = 0;

@@ -52,7 +52,8 @@ Certificate certify(const LinearOperator& op, const VectorD& v_in) {
   const VectorD Jv = op.apply(v);
   c.lower = Jv.norm();
   const double theta = c.lower * c.lower;
-  const VectorD r = op.apply_transpose(Jv) - theta * v;
+  c.normal_product = op.apply_transpose(Jv);
+  const VectorD r = c.normal_product - theta * v;
   c.relative_residual = theta > 0 ? r.norm() / theta : (r.norm() == 0 ? 0.0 : std::numeric_limits<double>::infinity());
   return c;
 }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "spectral/operator.h"
@@ -30,6 +31,10 @@ struct SpectralResult {
   bool converged = false;
   double seconds = 0;
   VectorD right_vector;          // v, unit: the top right singular vector found
+  // --dtype f32 only: ‖w₃₂ − w₆₄‖/‖w₆₄‖ for the check product w = JᵀJv at the vector found, computed
+  // once in float32 and once in float64 (docs/theory.md §4.4).
+  std::optional<double> f32_check_difference;
+  std::string storage;           // "stored" | "streaming" when a measured layer reports it
 };
 
 SpectralResult spectral_norm(const LinearOperator& op, const SpectralOptions& options = {});
@@ -38,6 +43,7 @@ SpectralResult spectral_norm(const LinearOperator& op, const SpectralOptions& op
 struct Certificate {
   double lower = 0;
   double relative_residual = 0;
+  VectorD normal_product;  // JᵀJv, the product the certificate was computed from
 };
 Certificate certify(const LinearOperator& op, const VectorD& v);
 

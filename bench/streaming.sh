@@ -1,0 +1,63 @@
+#!/bin/bash
+# The long-sequence benchmark (issue 6, docs/performance.md "Long sequences"):
+#   bench/streaming.sh [--quick] [OUT_DIR]
+# Builds bench/streaming_bench in $BUILD_DIR (default <checkout>/build-bench) and runs, one process
+# per configuration (so each peak RSS is its own), with 2 threads:
+#   1. one head, d = k = 64, float64, unmasked: time per JᵀJ product against n for both modes
+#      (stored up to n = 16,384: 4 GiB), then Lanczos to 1e-6 at n = 65,536 streaming;
+#   2. the GPT-2-shaped layer (d = 768, 12 heads, causal, W_O, biases) at n = 8,192: Lanczos to 1e-6
+#      in both modes.
+# Each line of OUT_DIR/streaming.jsonl is one configuration (streaming_bench's JSON plus the
+# process's user+sys CPU seconds from /usr/bin/time). --quick stops at n = 16,384 and skips GPT-2.
+set -euo pipefail
+
+SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD_DIR=${BUILD_DIR:-$SRC/build-bench}
+QUICK=0
+OUT=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) QUICK=1 ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    *) OUT=$1 ;;
+  esac
+  shift
+done
+OUT=${OUT:-$BUILD_DIR/out}
+mkdir -p "$OUT"
+export OMP_NUM_THREADS=2
+
+cmake -S "$SRC" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release > "$OUT/streaming-cmake.log"
+cmake --build "$BUILD_DIR" --target streaming_bench -j2 > "$OUT/streaming-build.log"
+BIN=$BUILD_DIR/streaming_bench
+RESULTS=$OUT/streaming.jsonl
+
+run() {  # run ARGS...: one configuration, appended to $RESULTS with CPU time and the load
+  local load
+  load=$(cut -d' ' -f1 /proc/loadavg)
+  /usr/bin/time -f '%U %S' -o "$OUT/time.txt" "$BIN" "$@" > "$OUT/line.json"
+  python3 - "$OUT/line.json" "$OUT/time.txt" "$load" >> "$RESULTS" <<'EOF'
+import json, sys
+line = json.load(open(sys.argv[1]))
+user, system = map(float, open(sys.argv[2]).read().split()[-2:])
+line["cpu_seconds"] = user + system
+line["load_before"] = float(sys.argv[3])
+print(json.dumps(line))
+EOF
+  tail -1 "$RESULTS"
+}
+
+: > "$RESULTS"
+SIZES="1024 4096 16384"
+[ $QUICK = 1 ] || SIZES="$SIZES 32768 65536"
+for n in $SIZES; do
+  products=$([ "$n" -le 4096 ] && echo 5 || echo 1)
+  [ "$n" -le 16384 ] && run --n "$n" --storage stored --products "$products"
+  run --n "$n" --storage streaming --products "$products"
+done
+if [ $QUICK = 0 ]; then
+  run --n 65536 --storage streaming --products 0 --solve --tol 1e-6 --krylov 10
+  run --n 8192 --gpt2 --storage stored --products 1 --solve --tol 1e-6 --krylov 10
+  run --n 8192 --gpt2 --storage streaming --products 1 --solve --tol 1e-6 --krylov 10
+fi
+echo "results: $RESULTS"

@@ -1,0 +1,181 @@
+// Streaming attention kernels. Formulas: docs/theory.md §8; the stored counterparts are in
+// attention.cpp (§2). Every tile is Bq query rows × Bk key columns; under the causal mask a row
+// block only visits the key columns up to its last row, and zeroes the entries above the diagonal.
+#include "attention/streaming.h"
+
+#include "attention/accumulate.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace lipattn::streaming {
+namespace {
+
+// Tile sizes: a Bq × Bk tile of doubles (256 KiB) and its partner stay in L2 while the GEMMs that
+// fill and consume it run over the k = 64 wide Q, K, V slices.
+// (LIPATTN_STREAM_TILE_ROWS/COLS override them for tuning builds: bench/streaming.sh.)
+#ifndef LIPATTN_STREAM_TILE_ROWS
+#define LIPATTN_STREAM_TILE_ROWS 128
+#endif
+#ifndef LIPATTN_STREAM_TILE_COLS
+#define LIPATTN_STREAM_TILE_COLS 256
+#endif
+constexpr Index kTileRows = LIPATTN_STREAM_TILE_ROWS;
+constexpr Index kTileCols = LIPATTN_STREAM_TILE_COLS;
+
+Index row_blocks(Index n) { return (n + kTileRows - 1) / kTileRows; }
+
+// Tile (rows r0.., columns c0..) entries with column > row are masked; this sets them to `value`.
+template <class Tile, class T>
+void mask_upper(Tile& tile, Index r0, Index c0, T value) {
+  const Index rows = tile.rows(), cols = tile.cols();
+  for (Index a = 0; a < rows; ++a) {
+    const Index first_masked = r0 + a + 1 - c0;  // columns ≥ this are j > i
+    if (first_masked < cols) tile.row(a).tail(cols - std::max<Index>(first_masked, 0)).setConstant(value);
+  }
+}
+
+// P tile = exp(scale Q_r K_cᵀ − ℓ_r), masked entries 0.
+template <class T, class Tile>
+void probabilities(const Head<T>& h, const Vector<T>& lse, Index r0, Index rows, Index c0, Index cols, Tile& P) {
+  P.noalias() = h.Q.middleRows(r0, rows) * h.K.middleRows(c0, cols).transpose();
+  P.array() = ((P.array() * h.scale).colwise() - lse.segment(r0, rows).array()).exp();
+  if (h.causal && c0 + cols > r0 + 1) mask_upper(P, r0, c0, T(0));
+}
+
+}  // namespace
+
+// §8.1: one pass with the online softmax: per row a running max m, sum l and unnormalised output.
+template <class T>
+void forward(const Head<T>& h, View<T> O, Vector<T>& lse) {
+  const Index n = h.Q.rows(), kv = h.V.cols();
+  lse.resize(n);
+  const T minus_inf = -std::numeric_limits<T>::infinity();
+#pragma omp parallel
+  {
+    Matrix<T> tile(kTileRows, kTileCols), acc(kTileRows, kv);
+    Vector<T> m(kTileRows);
+    Eigen::VectorXd l(kTileRows);  // softmax sums, accumulated in float64
+#pragma omp for schedule(dynamic)
+    for (Index b = 0; b < row_blocks(n); ++b) {
+      const Index r0 = b * kTileRows, rows = std::min(kTileRows, n - r0);
+      const Index c_end = h.causal ? r0 + rows : n;
+      auto a = acc.topRows(rows);
+      a.setZero();
+      m.head(rows).setConstant(minus_inf);
+      l.head(rows).setZero();
+      for (Index c0 = 0; c0 < c_end; c0 += kTileCols) {
+        const Index cols = std::min(kTileCols, c_end - c0);
+        auto s = tile.topLeftCorner(rows, cols);
+        s.noalias() = h.Q.middleRows(r0, rows) * h.K.middleRows(c0, cols).transpose();
+        s *= h.scale;
+        if (h.causal && c0 + cols > r0 + 1) mask_upper(s, r0, c0, minus_inf);
+        for (Index i = 0; i < rows; ++i) {
+          // Column c0 = 0 holds j = 0 ≤ i, so every row has a finite max after the first tile.
+          const T m_new = std::max(m(i), s.row(i).maxCoeff());
+          const T rescale = std::exp(m(i) - m_new);  // 0 on the first tile (m = −∞)
+          s.row(i) = (s.row(i).array() - m_new).exp().matrix();
+          l(i) = rescale * l(i) + sum64(s.row(i));
+          a.row(i) *= rescale;
+          m(i) = m_new;
+        }
+        a.noalias() += s * h.V.middleRows(c0, cols);
+      }
+      O.middleRows(r0, rows) = (a.array().colwise() / l.head(rows).array().template cast<T>()).matrix();
+      lse.segment(r0, rows) = m.head(rows) + l.head(rows).array().log().matrix().template cast<T>();
+    }
+  }
+}
+
+// §8.2
+template <class T>
+void jvp(const Head<T>& h, ConstView<T> O, const Vector<T>& lse, ConstView<T> dQ, ConstView<T> dK, ConstView<T> dV,
+         View<T> dO) {
+  const Index n = h.Q.rows(), kv = h.V.cols();
+#pragma omp parallel
+  {
+    Matrix<T> P(kTileRows, kTileCols), W(kTileRows, kTileCols), acc(kTileRows, kv);
+    Eigen::VectorXd c(kTileRows);  // c_i = Σ_j P_ij dS_ij, accumulated in float64
+#pragma omp for schedule(dynamic)
+    for (Index b = 0; b < row_blocks(n); ++b) {
+      const Index r0 = b * kTileRows, rows = std::min(kTileRows, n - r0);
+      const Index c_end = h.causal ? r0 + rows : n;
+      auto a = acc.topRows(rows);
+      a.setZero();
+      c.head(rows).setZero();
+      for (Index c0 = 0; c0 < c_end; c0 += kTileCols) {
+        const Index cols = std::min(kTileCols, c_end - c0);
+        auto p = P.topLeftCorner(rows, cols);
+        auto w = W.topLeftCorner(rows, cols);
+        probabilities(h, lse, r0, rows, c0, cols, p);
+        // W = P ⊙ dS with dS = scale (dQ Kᵀ + Q dKᵀ); masked entries of P make W zero there.
+        w.noalias() = dQ.middleRows(r0, rows) * h.K.middleRows(c0, cols).transpose();
+        w.noalias() += h.Q.middleRows(r0, rows) * dK.middleRows(c0, cols).transpose();
+        w.array() *= p.array() * h.scale;
+        c.head(rows) += w.template cast<double>().rowwise().sum();
+        a.noalias() += w * h.V.middleRows(c0, cols);
+        a.noalias() += p * dV.middleRows(c0, cols);
+      }
+      dO.middleRows(r0, rows) =
+          a - (O.middleRows(r0, rows).array().colwise() * c.head(rows).array().template cast<T>()).matrix();
+    }
+  }
+}
+
+// §8.3: query blocks in parallel; dK and dV gather over all queries, so each thread sums into its own
+// copy and the copies are added at the end.
+template <class T>
+void vjp(const Head<T>& h, ConstView<T> O, const Vector<T>& lse, ConstView<T> dO, View<T> dQ, View<T> dK,
+         View<T> dV) {
+  const Index n = h.Q.rows(), k = h.Q.cols(), kv = h.V.cols();
+  // r_i = dO_i·O_i = rowsum(P ⊙ dP)_i, accumulated in float64
+  const Vector<T> r = (dO.template cast<double>().array() * O.template cast<double>().array())
+                          .rowwise()
+                          .sum()
+                          .template cast<T>();
+  dK.setZero();
+  dV.setZero();
+#pragma omp parallel
+  {
+    Matrix<T> P(kTileRows, kTileCols), G(kTileRows, kTileCols), dq(kTileRows, k);
+    Matrix<T> dK_local = Matrix<T>::Zero(n, k), dV_local = Matrix<T>::Zero(n, kv);
+#pragma omp for schedule(dynamic)
+    for (Index b = 0; b < row_blocks(n); ++b) {
+      const Index r0 = b * kTileRows, rows = std::min(kTileRows, n - r0);
+      const Index c_end = h.causal ? r0 + rows : n;
+      auto q = dq.topRows(rows);
+      q.setZero();
+      for (Index c0 = 0; c0 < c_end; c0 += kTileCols) {
+        const Index cols = std::min(kTileCols, c_end - c0);
+        auto p = P.topLeftCorner(rows, cols);
+        auto g = G.topLeftCorner(rows, cols);
+        probabilities(h, lse, r0, rows, c0, cols, p);
+        g.noalias() = dO.middleRows(r0, rows) * h.V.middleRows(c0, cols).transpose();  // dP
+        g.array() = ((g.array().colwise() - r.segment(r0, rows).array()) * p.array()) * h.scale;  // dS
+        q.noalias() += g * h.K.middleRows(c0, cols);
+        dK_local.middleRows(c0, cols).noalias() += g.transpose() * h.Q.middleRows(r0, rows);
+        dV_local.middleRows(c0, cols).noalias() += p.transpose() * dO.middleRows(r0, rows);
+      }
+      dQ.middleRows(r0, rows) = q;
+    }
+#pragma omp critical
+    {
+      dK += dK_local;
+      dV += dV_local;
+    }
+  }
+}
+
+template void forward<double>(const Head<double>&, View<double>, Vector<double>&);
+template void forward<float>(const Head<float>&, View<float>, Vector<float>&);
+template void jvp<double>(const Head<double>&, ConstView<double>, const Vector<double>&, ConstView<double>,
+                          ConstView<double>, ConstView<double>, View<double>);
+template void jvp<float>(const Head<float>&, ConstView<float>, const Vector<float>&, ConstView<float>,
+                         ConstView<float>, ConstView<float>, View<float>);
+template void vjp<double>(const Head<double>&, ConstView<double>, const Vector<double>&, ConstView<double>,
+                          View<double>, View<double>, View<double>);
+template void vjp<float>(const Head<float>&, ConstView<float>, const Vector<float>&, ConstView<float>, View<float>,
+                         View<float>, View<float>);
+
+}  // namespace lipattn::streaming
