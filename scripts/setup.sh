@@ -8,6 +8,7 @@ packages=(
   libpcre2-dev libicu-dev
   libgtest-dev libbenchmark-dev
   gnuplot-nox chromium fonts-dejavu-core
+  openmpi-bin libopenmpi-dev
 )
 missing=()
 for p in "${packages[@]}"; do

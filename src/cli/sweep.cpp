@@ -1,10 +1,12 @@
-// lipattn sweep: run the jobs of a sweep file into a JSON-lines results file, in parallel, resumable.
+// lipattn sweep: run the jobs of a sweep file into a JSON-lines results file, in parallel, resumable;
+// under mpirun the ranks share the jobs.
 #include <iostream>
 
 #include <fmt/core.h>
 
 #include "cli/command.h"
 #include "common/error.h"
+#include "experiments/distributed.h"
 #include "experiments/jobs.h"
 #include "experiments/sweep.h"
 
@@ -17,8 +19,59 @@ struct SweepFlags {
   bool list = false, no_progress = false;
 };
 
+// Under mpirun: the ranks share the jobs (src/experiments/distributed.h). Errors every rank meets
+// together (a bad sweep file, an unreadable results file) end every rank cleanly with rank 0's
+// message; an error on one rank alone ends the whole run with MPI_Abort, since the others would wait
+// for that rank forever.
+int run_mpi(const SweepFlags& f) {
+  using namespace experiments;
+  if (f.out.empty()) throw InputError("sweep needs --out RESULTS.jsonl (or --list to print the jobs)");
+  const ParallelMode mode = parse_parallel_mode(f.parallel);
+  MpiSession session;
+  const bool lead = session.rank() == 0;
+  try {
+    std::vector<PlannedSweep> sweeps;
+    on_all_ranks([&] { sweeps = plan_sweep_file(f.spec); });
+    if (lead)
+      for (const auto& s : sweeps)
+        for (const auto& note : s.notes) std::cerr << "lipattn: note: " << note << "\n";
+    JobRunner runner;
+    for (const auto& s : sweeps) runner.prepare(s.jobs);
+    DistributedOptions options;
+    options.threads = f.jobs;
+    options.mode = mode;
+    options.progress = !f.no_progress;
+    options.label = sweeps.size() == 1 ? sweeps.front().name : fmt::format("{} sweeps", sweeps.size());
+    const DistributedSummary r = run_distributed(sweeps, runner.executor(), f.out, options);
+    if (lead) {
+      for (const auto& note : r.notes) std::cerr << "lipattn: note: " << note << "\n";
+      for (const auto& e : r.errors) std::cerr << "lipattn: error: " << e << "\n";
+      std::string per_rank;
+      for (std::size_t k = 0; k < r.ran_per_rank.size(); ++k)
+        per_rank += fmt::format("{}{}", k ? " " : "", r.ran_per_rank[k]);
+      std::cerr << fmt::format("lipattn: {} jobs ran, {} already done, {} failed; results in {} ({} ranks ran {} "
+                               "jobs; {:.1f} s)\n",
+                               r.ran, r.skipped, r.failed, f.out, r.ranks, per_rank, r.seconds);
+    }
+    return r.failed ? 1 : 0;
+  } catch (const CollectiveError& e) {
+    if (lead)
+      std::cerr << fmt::format("lipattn: {}: {}{}\n", e.exit_code == 2 ? "error" : "internal error",
+                               e.failed_rank ? fmt::format("rank {}: ", e.failed_rank) : "", e.what());
+    return e.exit_code;
+  } catch (const std::exception& e) {
+    const bool input = dynamic_cast<const InputError*>(&e) != nullptr;
+    std::cerr << fmt::format("lipattn: {}: rank {}: {}\n", input ? "error" : "internal error", session.rank(),
+                             e.what())
+              << std::flush;
+    session.abort(input ? 2 : 1);
+  }
+}
+
 int run(const SweepFlags& f) {
   using namespace experiments;
+  if (launched_by_mpi() && !f.list) return run_mpi(f);
+  if (launched_by_mpi() && launch_rank() != 0) return 0;  // --list under mpirun: rank 0 prints the jobs
   const std::vector<PlannedSweep> sweeps = plan_sweep_file(f.spec);
   for (const auto& s : sweeps)
     for (const auto& note : s.notes) std::cerr << "lipattn: note: " << note << "\n";
@@ -56,7 +109,10 @@ const Register registered{{"sweep", "run a sweep file's jobs into a resumable JS
                              auto f = std::make_shared<SweepFlags>();
                              app.add_option("spec", f->spec, "sweep file (JSON; see docs/experiments.md)")->required();
                              app.add_option("--out", f->out, "results file (JSON lines; reruns skip finished jobs)");
-                             app.add_option("--jobs", f->jobs, "worker threads (default: the machine's cores)");
+                             app.add_option("--jobs", f->jobs,
+                                            "worker threads (default: the machine's cores; under mpirun, per rank: "
+                                            "the cores the rank is bound to, else the cores / the ranks on the "
+                                            "machine)");
                              app.add_option("--parallel", f->parallel,
                                             "auto | jobs (side by side) | threads (inside each job)")
                                  ->capture_default_str();
