@@ -2,6 +2,8 @@
 // library path, the adversarial growth exponent on the embedded default (random models), and the
 // saturation of the construction past n*.
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <random>
 
 #include <gtest/gtest.h>
@@ -10,6 +12,8 @@
 #include "experiments/fit.h"
 #include "experiments/jobs.h"
 #include "models/measure_model.h"
+#include "models/tokenizer.h"
+#include "models_fixture.h"
 #include "spectral/operator.h"
 #include "spectral/spectral_norm.h"
 
@@ -90,6 +94,48 @@ TEST(WindowJob, TextWindowsRunOnAcrossNAndStopWhenTheTextRunsOut) {
     EXPECT_EQ(job.spec["start"].get<std::size_t>(), expected_start);
     expected_start += job.spec["n"].get<std::size_t>();
   }
+}
+
+// Two GPT-2 folders reading the same text with different tokenizers (the second keeps only the first
+// 200 BPE merges, so it cuts the text into more, shorter tokens): each window holds its own folder's
+// ids. Texts are tokenised once per process, so this checks the cache keeps them apart.
+TEST(WindowJob, TextTokensComeFromEachModelsOwnTokenizer) {
+  namespace fs = std::filesystem;
+  const fs::path shared = fs::path(LIPATTN_SOURCE_DIR) / ".." / "shared" / "data";
+  const std::string text = (shared / "text" / "carroll-alice.txt").string();
+  fixture::Options o;
+  o.vocab = 50257;
+  o.positions = 64;
+  const fixture::Checkpoint c = fixture::make(o);
+  const fs::path full = fixture::write(c, io::DType::F32, "tok-full"), short_merges = fixture::write(c, io::DType::F32, "tok-short");
+  for (const fs::path& dir : {full, short_merges}) fs::copy_file(shared / "gpt2" / "vocab.json", dir / "vocab.json");
+  fs::copy_file(shared / "gpt2" / "merges.txt", full / "merges.txt");
+  {
+    std::ifstream in(shared / "gpt2" / "merges.txt");
+    std::ofstream out(short_merges / "merges.txt");
+    std::string line;
+    for (int i = 0; i < 201 && std::getline(in, line); ++i) out << line << "\n";  // header + 200 merges
+  }
+  JobRunner runner;
+  for (const fs::path& dir : {full, short_merges}) {
+    const nlohmann::json spec = {{"name", "t"}, {"kind", "window"}, {"model", dir.string()}, {"layer", 0},
+                                 {"n", {8, 40}}, {"samples", 2},     {"text", text}};
+    const PlannedSweep plan = plan_sweep(spec);
+    ASSERT_EQ(plan.jobs.size(), 4u);
+    const std::vector<int> tokens =
+        models::ModelTokenizer::load(models::ModelType::Gpt2, dir).encode(models::read_text(text));
+    for (const auto& job : plan.jobs) {
+      const std::size_t start = job.spec["start"].get<std::size_t>(), n = job.spec["n"].get<std::size_t>();
+      const std::vector<int> expected(tokens.begin() + start, tokens.begin() + start + n);
+      EXPECT_EQ(runner.window_ids(job.spec), expected) << dir << " at token " << start;
+    }
+  }
+  // The two tokenizers do disagree on these windows (else the test could not fail).
+  const auto a = models::ModelTokenizer::load(models::ModelType::Gpt2, full).encode(models::read_text(text));
+  const auto b = models::ModelTokenizer::load(models::ModelType::Gpt2, short_merges).encode(models::read_text(text));
+  EXPECT_NE(std::vector<int>(a.begin(), a.begin() + 40), std::vector<int>(b.begin(), b.begin() + 40));
+  fs::remove_all(full);
+  fs::remove_all(short_merges);
 }
 
 // The acceptance check on the embedded default: on random models, the construction's L grows like

@@ -312,7 +312,10 @@ std::vector<int> JobRunner::window_ids(const nlohmann::json& job) {
   std::shared_ptr<const std::vector<int>> tokens;
   {
     const models::ModelSource source = models::resolve_model(job["model"].get<std::string>());
-    const std::string key = fmt::format("{}|{}", models::to_string(source.config.type), text);
+    // Keyed by tokenizer folder as plan_sweep keys its window starts: two GPT-2 folders (or a folder
+    // and random:gpt2) may tokenise the same text differently.
+    const std::string key = fmt::format("{}|{}|{}", models::to_string(source.config.type),
+                                        models::tokenizer_dir(source, "").string(), text);
     std::lock_guard<std::mutex> lock(mutex_);
     auto it = texts_.find(key);
     if (it == texts_.end())

@@ -7,35 +7,33 @@
 
 namespace lipattn::experiments {
 
+namespace {
+
+Block& append(std::vector<Block>& blocks, Block::Kind kind) {
+  blocks.emplace_back();
+  blocks.back().kind = kind;
+  return blocks.back();
+}
+
+}  // namespace
+
 Section& Section::paragraph(std::string text) {
-  Block b;
-  b.kind = Block::Kind::Paragraph;
-  b.text = std::move(text);
-  blocks.push_back(std::move(b));
+  append(blocks, Block::Kind::Paragraph).text = std::move(text);
   return *this;
 }
 
 Section& Section::code(std::string text) {
-  Block b;
-  b.kind = Block::Kind::Code;
-  b.text = std::move(text);
-  blocks.push_back(std::move(b));
+  append(blocks, Block::Kind::Code).text = std::move(text);
   return *this;
 }
 
 Section& Section::add_table(Table table) {
-  Block b;
-  b.kind = Block::Kind::Table;
-  b.table = std::move(table);
-  blocks.push_back(std::move(b));
+  append(blocks, Block::Kind::Table).table = std::move(table);
   return *this;
 }
 
 Section& Section::add_figure(ReportFigure figure) {
-  Block b;
-  b.kind = Block::Kind::Figure;
-  b.figure = std::move(figure);
-  blocks.push_back(std::move(b));
+  append(blocks, Block::Kind::Figure).figure = std::move(figure);
   return *this;
 }
 
@@ -114,6 +112,15 @@ std::string md_cell(const std::string& s) {
   return out;
 }
 
+// One table row: `open`, each cell as `cell(s, text)` writes it, `close` (the Markdown and HTML tables).
+template <typename CellWriter>
+void write_row(std::ostream& s, const char* open, const std::vector<std::string>& cells, const CellWriter& cell,
+               const char* close) {
+  s << open;
+  for (const auto& c : cells) cell(s, c);
+  s << close;
+}
+
 }  // namespace
 
 std::string render_markdown(const Report& report, const std::filesystem::path& base) {
@@ -126,16 +133,11 @@ std::string render_markdown(const Report& report, const std::filesystem::path& b
         case Block::Kind::Paragraph: s << b.text << "\n\n"; break;
         case Block::Kind::Code: s << "```\n" << b.text << "\n```\n\n"; break;
         case Block::Kind::Table: {
-          s << "|";
-          for (const auto& h : b.table.header) s << " " << md_cell(h) << " |";
-          s << "\n|";
+          auto cell = [](std::ostream& out, const std::string& c) { out << " " << md_cell(c) << " |"; };
+          write_row(s, "|", b.table.header, cell, "\n|");
           for (std::size_t i = 0; i < b.table.header.size(); ++i) s << "---|";
           s << "\n";
-          for (const auto& row : b.table.rows) {
-            s << "|";
-            for (const auto& cell : row) s << " " << md_cell(cell) << " |";
-            s << "\n";
-          }
+          for (const auto& row : b.table.rows) write_row(s, "|", row, cell, "\n");
           s << "\n";
           break;
         }
@@ -179,14 +181,14 @@ std::string render_html(const Report& report) {
         case Block::Kind::Paragraph: s << "<p>" << inline_html(b.text) << "</p>\n"; break;
         case Block::Kind::Code: s << "<pre>" << html_escape(b.text) << "</pre>\n"; break;
         case Block::Kind::Table: {
-          s << "<table>\n<tr>";
-          for (const auto& h : b.table.header) s << "<th>" << inline_html(h) << "</th>";
-          s << "</tr>\n";
-          for (const auto& row : b.table.rows) {
-            s << "<tr>";
-            for (const auto& cell : row) s << "<td>" << inline_html(cell) << "</td>";
-            s << "</tr>\n";
-          }
+          s << "<table>\n";
+          write_row(s, "<tr>", b.table.header,
+                    [](std::ostream& out, const std::string& c) { out << "<th>" << inline_html(c) << "</th>"; },
+                    "</tr>\n");
+          for (const auto& row : b.table.rows)
+            write_row(s, "<tr>", row,
+                      [](std::ostream& out, const std::string& c) { out << "<td>" << inline_html(c) << "</td>"; },
+                      "</tr>\n");
           s << "</table>\n";
           break;
         }

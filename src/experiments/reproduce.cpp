@@ -56,10 +56,48 @@ json FitRecord::to_json() const {
   return j;
 }
 
+namespace {
+
+// A model folder given as a relative path is made absolute, as the text is: the jobs (and so the
+// results files, which a rerun resumes) must not depend on the directory reproduce runs from.
+// Cached names and random:… are kept as written.
+std::string model_argument(const std::string& model) {
+  std::error_code ec;
+  if (model.empty() || !std::filesystem::is_directory(model, ec)) return model;
+  return std::filesystem::absolute(model).lexically_normal().string();
+}
+
+// What every experiment states; the caller adds its spec (and reference).
+Experiment experiment(std::string name, std::string group, std::string title, std::string setting,
+                      std::string model, int layer) {
+  Experiment e;
+  e.name = std::move(name);
+  e.group = std::move(group);
+  e.title = std::move(title);
+  e.setting = std::move(setting);
+  e.model = std::move(model);
+  e.layer = layer;
+  return e;
+}
+
+// The same experiment made causal, under another name and on another n grid (the masked twins of
+// the mean-field experiments).
+Experiment masked_twin(Experiment e, std::string name, std::string title, std::string setting, json n) {
+  e.name = std::move(name);
+  e.title = std::move(title);
+  e.setting = std::move(setting);
+  e.spec["name"] = e.name;
+  e.spec["causal"] = true;
+  e.spec["n"] = std::move(n);
+  return e;
+}
+
+}  // namespace
+
 std::vector<Experiment> reproduce_experiments(const ReproduceOptions& o) {
   const bool pretrained_gpt2 = !o.gpt2.empty(), pretrained_bert = !o.bert.empty();
-  const std::string gpt2 = pretrained_gpt2 ? o.gpt2 : "random:gpt2";
-  const std::string bert = pretrained_bert ? o.bert : "random:bert-base-uncased";
+  const std::string gpt2 = pretrained_gpt2 ? model_argument(o.gpt2) : "random:gpt2";
+  const std::string bert = pretrained_bert ? model_argument(o.bert) : "random:bert-base-uncased";
   const bool quick = o.quick;
   std::vector<Experiment> out;
 
@@ -68,13 +106,7 @@ std::vector<Experiment> reproduce_experiments(const ReproduceOptions& o) {
   const int windows = quick ? 2 : 10;
   auto window = [&](std::string name, std::string model, int layer, std::string block, bool causal, json n,
                     int samples, std::string title, std::string setting, PaperReference ref) {
-    Experiment e;
-    e.name = std::move(name);
-    e.group = "real";
-    e.title = std::move(title);
-    e.setting = std::move(setting);
-    e.model = model;
-    e.layer = layer;
+    Experiment e = experiment(std::move(name), "real", std::move(title), std::move(setting), model, layer);
     e.spec = {{"name", e.name}, {"kind", "window"},     {"model", model},   {"model_seed", o.seed},
               {"layer", layer}, {"block", block},       {"n", std::move(n)}, {"samples", samples},
               {"causal", causal}, {"bounds", false}};
@@ -116,6 +148,17 @@ std::vector<Experiment> reproduce_experiments(const ReproduceOptions& o) {
          bert_name + " as a decoder (causal), layer 6, BertAttention",
          "BertAttention of layer 6 with truly causal self-attention (the BERT decoder), " + source,
          reference("6.44·n^0.25 (pretrained BERT decoder, layer 6)", 6.44, 0.25));
+  // Real-data upper bounds: local_bounds at every window of GPT-2 layer 0 (the full h[0].attn), each
+  // bound over the exact constant at the same X. A job with bounds costs about 8× one without at n = 98
+  // (30 s against 4 s on a loaded 2-core machine), so the grid is coarser than the real-data protocol's:
+  // 26 jobs, a few minutes (docs/experiments.md, "Upper bounds").
+  window("bounds-real-gpt2-l0", gpt2, 0, "attn", true, quick ? range(2, 98, 32) : range(2, 98, 8), quick ? 1 : 2,
+         gpt2_name + ", layer 0, h[0].attn: local bounds",
+         "GPT-2 attention h[0].attn (causal, with c_proj) on the output of ln_1 with every local upper bound of "
+         "src/bounds at X, " + source,
+         {});
+  out.back().group = "bounds";
+  out.back().spec["bounds"] = true;
   // BERT encoder on long text, n up to 502 (as far as the text allows).
   window("long-bert-l0", bert, 0, "attention", false, quick ? range(2, 502, 125) : range(2, 502, 10), quick ? 1 : 10,
          bert_name + ", layer 0, BertAttention, long windows", "BertAttention of layer 0 on windows up to 502 tokens, " + source,
@@ -133,12 +176,7 @@ std::vector<Experiment> reproduce_experiments(const ReproduceOptions& o) {
   // from n* = 10⁶ instead (the report states both).
   auto adversarial = [&](std::string name, std::string model, bool pretrained, int layer, int head, bool causal,
                          double paper_radius, std::string title, PaperReference ref) {
-    Experiment e;
-    e.name = std::move(name);
-    e.group = "adversarial";
-    e.title = std::move(title);
-    e.model = model;
-    e.layer = layer;
+    Experiment e = experiment(std::move(name), "adversarial", std::move(title), "", model, layer);
     e.spec = {{"name", e.name}, {"kind", "construction"}, {"model", model}, {"model_seed", o.seed},
               {"layer", layer}, {"head", head},          {"causal", causal}, {"n", range(2, 97, 5)}};
     if (pretrained || paper_radius >= 100) {
@@ -168,12 +206,11 @@ std::vector<Experiment> reproduce_experiments(const ReproduceOptions& o) {
 
   // The optimised attack from the construction (and random starts) on a few n.
   {
-    Experiment e;
-    e.name = "attack-bert-l0h0";
-    e.group = "attack";
-    e.title = bert_name + ", layer 0, head 0: optimised attack";
-    e.model = bert;
-    e.layer = 0;
+    Experiment e = experiment(
+        "attack-bert-l0h0", "attack", bert_name + ", layer 0, head 0: optimised attack",
+        "projected gradient ascent of σ_max(Df(X)) over B_R^n from the paper's construction (both branches)" +
+            std::string(quick ? "" : " and 2 random starts") + ", same head and R as above",
+        bert, 0);
     e.spec = {{"name", e.name},   {"kind", "construction"}, {"model", bert}, {"model_seed", o.seed}, {"layer", 0},
               {"head", 0},        {"causal", false},
               {"n", quick ? json::array({2, 8, 32}) : json::array({2, 8, 16, 32, 64, 97})},
@@ -182,8 +219,6 @@ std::vector<Experiment> reproduce_experiments(const ReproduceOptions& o) {
       e.spec["radius"] = 15.5;
     else
       e.spec["n_star"] = 1e6;
-    e.setting = "projected gradient ascent of σ_max(Df(X)) over B_R^n from the paper's construction (both branches)" +
-                std::string(quick ? "" : " and 2 random starts") + ", same head and R as above";
     out.push_back(std::move(e));
   }
 
@@ -191,46 +226,32 @@ std::vector<Experiment> reproduce_experiments(const ReproduceOptions& o) {
   // exact 2-point reduction, any n) and masked (the full n-token computation); i.i.d. tokens on the
   // toy head (d = 4) as n grows.
   {
-    Experiment e;
-    e.name = "mf-construction";
-    e.group = "meanfield";
-    e.title = "construction at fixed R past n* (unmasked)";
-    e.model = bert;
-    e.layer = 0;
-    e.setting = bert_name + ", layer 0, head 0 (no W_O), R fixed so that n* = 30; n up to 10⁶ by the exact "
-                            "2-point reduction (src/meanfield), the full n-token computation up to n = 128";
+    Experiment e = experiment("mf-construction", "meanfield", "construction at fixed R past n* (unmasked)",
+                              bert_name + ", layer 0, head 0 (no W_O), R fixed so that n* = 30; n up to 10⁶ by the "
+                                          "exact 2-point reduction (src/meanfield), the full n-token computation up "
+                                          "to n = 128",
+                              bert, 0);
     e.spec = {{"name", e.name},    {"kind", "regime"},    {"regime", "construction"}, {"model", bert},
               {"model_seed", o.seed}, {"layer", 0},       {"head", 0},                {"n_star", 30},
               {"full_max", 128},   {"n", log_range(2, 1e6, quick ? 16 : 31)}};
     out.push_back(e);
-    e.name = "mf-construction-masked";
-    e.title = "construction at fixed R past n* (masked)";
-    e.setting = "the same head as a causal head (BERT decoder), R from n* = 30; the full n-token computation";
-    e.spec["name"] = e.name;
-    e.spec["causal"] = true;
-    e.spec["n"] = log_range(2, quick ? 512 : 2048, quick ? 9 : 13);
-    e.spec.erase("full_max");
-    out.push_back(e);
+    out.push_back(masked_twin(
+        e, "mf-construction-masked", "construction at fixed R past n* (masked)",
+        "the same head as a causal head (BERT decoder), R from n* = 30; the full n-token computation",
+        log_range(2, quick ? 512 : 2048, quick ? 9 : 13)));
+    out.back().spec.erase("full_max");
   }
   {
-    Experiment e;
-    e.name = "mf-iid";
-    e.group = "meanfield";
-    e.title = "i.i.d. tokens (unmasked)";
-    e.model = "toy";
-    e.setting = "the toy head (paper form, d = 4, A = (G + Gᵀ)/√8, V = I) on the first n tokens of one i.i.d. "
-                "sample uniform on the sphere of radius R = 2";
+    Experiment e = experiment("mf-iid", "meanfield", "i.i.d. tokens (unmasked)",
+                              "the toy head (paper form, d = 4, A = (G + Gᵀ)/√8, V = I) on the first n tokens of "
+                              "one i.i.d. sample uniform on the sphere of radius R = 2",
+                              "toy", -1);
     e.spec = {{"name", e.name}, {"kind", "regime"}, {"regime", "iid"}, {"model", "toy"}, {"d", 4},
               {"model_seed", o.seed}, {"seed", o.seed}, {"radius", 2.0}, {"tol", 1e-7},
               {"n", log_range(2, quick ? 2048 : 10000, quick ? 12 : 17)}, {"law", "sphere"}};
     out.push_back(e);
-    e.name = "mf-iid-masked";
-    e.title = "i.i.d. tokens (masked)";
-    e.setting = "the same toy head, causal";
-    e.spec["name"] = e.name;
-    e.spec["causal"] = true;
-    e.spec["n"] = log_range(2, quick ? 1024 : 4096, quick ? 11 : 14);
-    out.push_back(e);
+    out.push_back(masked_twin(e, "mf-iid-masked", "i.i.d. tokens (masked)", "the same toy head, causal",
+                              log_range(2, quick ? 1024 : 4096, quick ? 11 : 14)));
   }
   if (!o.only.empty()) {
     std::vector<Experiment> kept;
@@ -344,6 +365,81 @@ void add_figure(Section& section, const Figure& figure, const std::filesystem::p
 
 std::string reference_cell(const PaperReference& ref) { return ref.text.empty() ? "–" : ref.text; }
 
+// Every bound of one result field ("local_bounds" or "set_bounds") over the exact constant of the same
+// point, and the best (smallest unrefuted) bound's ratio.
+struct BoundRatios {
+  std::map<std::string, std::vector<std::pair<double, double>>> per_bound;  // name → (n, bound/exact)
+  std::vector<std::pair<double, double>> best;                              // (n, best/exact)
+  std::map<std::string, std::string> status;                               // name → "proved" | "refuted: …"
+};
+
+BoundRatios bound_ratios(const std::vector<Point>& pts, const char* which) {
+  BoundRatios out;
+  for (const auto& p : pts) {
+    const json& b = p.record["result"].value(which, json::object());
+    const double best = number(b, "best");
+    if (std::isfinite(best) && p.value > 0) out.best.emplace_back(p.n, best / p.value);
+    if (b.contains("bounds"))
+      for (auto it = b["bounds"].begin(); it != b["bounds"].end(); ++it)
+        if (it.value().is_number() && p.value > 0)
+          out.per_bound[it.key()].emplace_back(p.n, it.value().get<double>() / p.value);
+    if (b.contains("status"))
+      for (auto it = b["status"].begin(); it != b["status"].end(); ++it)
+        if (it.value().is_string()) out.status[it.key()] = it.value().get<std::string>();
+  }
+  return out;
+}
+
+// One row per bound: the median and the largest bound/exact over the points, and its status.
+void add_bound_rows(Table& table, const std::string& label, const BoundRatios& ratios) {
+  for (const auto& [name, points] : ratios.per_bound) {
+    std::vector<double> rs;
+    for (const auto& point : points) rs.push_back(point.second);
+    std::sort(rs.begin(), rs.end());
+    const auto status = ratios.status.find(name);
+    table.rows.push_back({label, name, fmt_num(rs[rs.size() / 2]), fmt_num(rs.back()),
+                          status == ratios.status.end() ? "" : status->second});
+  }
+}
+
+// The median over the points of each n (several windows per n), as one line.
+Series median_per_n(const std::string& title, const std::vector<std::pair<double, double>>& points) {
+  std::map<double, std::vector<double>> by_n;
+  for (const auto& [n, y] : points) by_n[n].push_back(y);
+  Series s;
+  s.title = title;
+  s.style = "linespoints";
+  for (auto& [n, ys] : by_n) {
+    std::sort(ys.begin(), ys.end());
+    s.x.push_back(n);
+    s.y.push_back(ys.size() % 2 ? ys[ys.size() / 2] : (ys[ys.size() / 2 - 1] + ys[ys.size() / 2]) / 2);
+  }
+  return s;
+}
+
+// Points (x, y) coloured by z.
+Series palette_series(std::string title, std::vector<double> x, std::vector<double> y, std::vector<double> z) {
+  Series s;
+  s.title = std::move(title);
+  s.x = std::move(x);
+  s.y = std::move(y);
+  s.z = std::move(z);
+  s.palette = true;
+  return s;
+}
+
+Figure make_figure(std::string name, std::string title, std::string xlabel, std::string ylabel, bool logx,
+                   bool logy) {
+  Figure f;
+  f.name = std::move(name);
+  f.title = std::move(title);
+  f.xlabel = std::move(xlabel);
+  f.ylabel = std::move(ylabel);
+  f.logx = logx;
+  f.logy = logy;
+  return f;
+}
+
 }  // namespace
 
 ReproduceSummary analyse(const ReproduceOptions& o, const std::vector<Experiment>& experiments,
@@ -364,8 +460,8 @@ ReproduceSummary analyse(const ReproduceOptions& o, const std::vector<Experiment
   intro.paragraph(fmt::format(
       "Mode: **{}**. GPT-2: `{}`; BERT: `{}`; inputs: {}. Seed {}. Every record (inputs and outputs) is in "
       "`results/*.jsonl`, every fit in `fits.json`, every figure as SVG, PNG and its gnuplot script in `figures/`.",
-      o.quick ? "quick (coarse grid)" : "full", o.gpt2.empty() ? "random:gpt2" : o.gpt2,
-      o.bert.empty() ? "random:bert-base-uncased" : o.bert,
+      o.quick ? "quick (coarse grid)" : "full", o.gpt2.empty() ? "random:gpt2" : model_argument(o.gpt2),
+      o.bert.empty() ? "random:bert-base-uncased" : model_argument(o.bert),
       o.text.empty() ? "seeded random token ids" : "windows of " + o.text, o.seed));
   if (sweep_seconds >= 0)
     intro.paragraph(fmt::format("The sweeps of this run took {} on {} worker(s) (jobs already in the results files "
@@ -421,20 +517,9 @@ ReproduceSummary analyse(const ReproduceOptions& o, const std::vector<Experiment
     summary.fits.push_back(fit);
     summary.fits.push_back(fit_authors);
 
-    Figure f1;
-    f1.name = e.name + "-L-n";
-    f1.title = e.title;
-    f1.xlabel = "n (tokens)";
-    f1.ylabel = "L = ||Df(X)||_2";
+    Figure f1 = make_figure(e.name + "-L-n", e.title, "n (tokens)", "L = ||Df(X)||_2", true, true);
     f1.cblabel = "radius";
-    f1.logx = f1.logy = true;
-    Series s;
-    s.title = "L (colour: radius)";
-    s.x = n;
-    s.y = L;
-    s.z = radius;
-    s.palette = true;
-    f1.series.push_back(s);
+    f1.series.push_back(palette_series("L (colour: radius)", n, L, radius));
     const double lo = *std::min_element(n.begin(), n.end()), hi = *std::max_element(n.begin(), n.end());
     if (std::isfinite(fit.exponent))
       f1.series.push_back(power_line(fmt::format("fit {}·n^{}", fmt_num(fit.constant), fmt_num(fit.exponent)),
@@ -451,21 +536,10 @@ ReproduceSummary analyse(const ReproduceOptions& o, const std::vector<Experiment
       f1.series.push_back(power_line(fmt::format("fit {}·n^{}", fmt_num(fit_authors.constant),
                                                  fmt_num(fit_authors.exponent)),
                                      fit_authors.constant, fit_authors.exponent, lo, hi, "dashed"));
-    Figure f2;
-    f2.name = e.name + "-L-radius";
-    f2.title = e.title;
-    f2.xlabel = "radius sqrt(mean ||x_i||^2)";
-    f2.ylabel = "L = ||Df(X)||_2";
+    Figure f2 = make_figure(e.name + "-L-radius", e.title, "radius sqrt(mean ||x_i||^2)", "L = ||Df(X)||_2", false, true);
     f2.cblabel = "n";
-    f2.logy = true;
     f2.logcb = true;
-    Series s2;
-    s2.title = "L (colour: n)";
-    s2.x = radius;
-    s2.y = L;
-    s2.z = n;
-    s2.palette = true;
-    f2.series.push_back(s2);
+    f2.series.push_back(palette_series("L (colour: n)", radius, L, n));
     real.paragraph(fmt::format("**{}** — {}. Fit: L ≈ {}·n^{} (95% CI of the exponent [{}, {}], {} points, n = "
                                "{}..{}); paper: {}.",
                                e.title, e.setting, fmt_num(fit.constant), fmt_num(fit.exponent), fmt_num(fit.ci_low),
@@ -481,23 +555,8 @@ ReproduceSummary analyse(const ReproduceOptions& o, const std::vector<Experiment
     std::sort(ratios.begin(), ratios.end());
     authors_table.rows.push_back({e.name, interval(fit), interval(fit_authors),
                                   ratios.empty() ? "–" : fmt_num(ratios[ratios.size() / 2])});
-    // Local bounds over exact.
-    std::map<std::string, std::vector<double>> bound_ratios;
-    std::map<std::string, std::string> bound_status;
-    for (const auto& p : pts) {
-      const json& lb = p.record["result"].value("local_bounds", json::object());
-      if (!lb.contains("bounds")) continue;
-      for (auto it = lb["bounds"].begin(); it != lb["bounds"].end(); ++it)
-        if (it.value().is_number() && p.value > 0) bound_ratios[it.key()].push_back(it.value().get<double>() / p.value);
-      if (lb.contains("status"))
-        for (auto it = lb["status"].begin(); it != lb["status"].end(); ++it)
-          bound_status[it.key()] = it.value().get<std::string>();
-    }
-    for (auto& [name, rs] : bound_ratios) {
-      std::sort(rs.begin(), rs.end());
-      bounds_table.rows.push_back({e.name + " (local, at X)", name, fmt_num(rs[rs.size() / 2]), fmt_num(rs.back()),
-                                   bound_status.count(name) ? bound_status[name] : ""});
-    }
+    // Local bounds over exact (windows of a sweep with "bounds": true).
+    add_bound_rows(bounds_table, e.name + " (local, at X)", bound_ratios(pts, "local_bounds"));
   }
   real.add_table(real_table);
 
@@ -510,18 +569,10 @@ ReproduceSummary analyse(const ReproduceOptions& o, const std::vector<Experiment
       "fitted on the points with n < n*; C is the least-squares constant of C·√n on the same points.");
   Table adv_table{{"setting", "R used", "n*", "n* at the paper's R", "exponent (n < n*) [95% CI]", "C of C·√n", "paper"},
                   {}};
-  Figure adv_figure;
-  adv_figure.name = "adversarial-L-n";
-  adv_figure.title = "Adversarial L against n, with the fitted C*sqrt(n)";
-  adv_figure.xlabel = "n (tokens)";
-  adv_figure.ylabel = "L = ||Df(X)||_2";
-  adv_figure.logx = adv_figure.logy = true;
-  Figure ratio_figure;
-  ratio_figure.name = "bounds-over-exact";
-  ratio_figure.title = "Upper bounds over the exact constant on the adversarial inputs";
-  ratio_figure.xlabel = "n (tokens)";
-  ratio_figure.ylabel = "bound / exact";
-  ratio_figure.logx = ratio_figure.logy = true;
+  Figure adv_figure = make_figure("adversarial-L-n", "Adversarial L against n, with the fitted C*sqrt(n)", "n (tokens)",
+                                  "L = ||Df(X)||_2", true, true);
+  Figure ratio_figure = make_figure("bounds-over-exact", "Upper bounds over the exact constant on the adversarial inputs",
+                                    "n (tokens)", "bound / exact", true, true);
   for (const auto& e : experiments) {
     if (e.group != "adversarial") continue;
     const auto pts = points_of(records[e.name]);
@@ -562,32 +613,19 @@ ReproduceSummary analyse(const ReproduceOptions& o, const std::vector<Experiment
                                              0.5, pts.front().n, pts.back().n, "dashed"));
     // Bound/exact ratios: the best set bound on B_R^n and the best local bound at X.
     for (const char* which : {"set_bounds", "local_bounds"}) {
-      Series r;
-      r.title = e.name + (std::string(which) == "set_bounds" ? " best bound on B_R^n" : " best local bound");
-      r.style = "linespoints";
-      std::map<std::string, std::vector<double>> per_bound;
-      std::map<std::string, std::string> status;
-      for (const auto& p : pts) {
-        const json& b = p.record["result"].value(which, json::object());
-        const double best = number(b, "best");
-        if (std::isfinite(best) && p.value > 0) {
-          r.x.push_back(p.n);
-          r.y.push_back(best / p.value);
+      const bool set = std::string(which) == "set_bounds";
+      const BoundRatios ratios = bound_ratios(pts, which);
+      if (!ratios.best.empty()) {
+        Series r;
+        r.title = e.name + (set ? " best bound on B_R^n" : " best local bound");
+        r.style = "linespoints";
+        for (const auto& [n, ratio] : ratios.best) {
+          r.x.push_back(n);
+          r.y.push_back(ratio);
         }
-        if (b.contains("bounds"))
-          for (auto it = b["bounds"].begin(); it != b["bounds"].end(); ++it)
-            if (it.value().is_number() && p.value > 0) per_bound[it.key()].push_back(it.value().get<double>() / p.value);
-        if (b.contains("status"))
-          for (auto it = b["status"].begin(); it != b["status"].end(); ++it)
-            if (it.value().is_string()) status[it.key()] = it.value().get<std::string>();
+        ratio_figure.series.push_back(r);
       }
-      if (!r.x.empty()) ratio_figure.series.push_back(r);
-      for (auto& [name, rs] : per_bound) {
-        std::sort(rs.begin(), rs.end());
-        bounds_table.rows.push_back({e.name + (std::string(which) == "set_bounds" ? " (set B_R^n)" : " (local, at X)"),
-                                     name, fmt_num(rs[rs.size() / 2]), fmt_num(rs.back()),
-                                     status.count(name) ? status[name] : ""});
-      }
+      add_bound_rows(bounds_table, e.name + (set ? " (set B_R^n)" : " (local, at X)"), ratios);
     }
   }
   adversarial.add_table(adv_table);
@@ -608,26 +646,41 @@ ReproduceSummary analyse(const ReproduceOptions& o, const std::vector<Experiment
 
   bounds_section.paragraph(
       "Each bound of `lipattn bound` divided by the exact constant on the same input (local bounds) or by the "
-      "constant at the paper's input (bounds on the set B_R^n, which must exceed it). Status comes from the bounds "
-      "module: a refuted bound is reported, never used as the best.");
+      "constant at the paper's input (bounds on the set B_R^n, which must exceed it): on the adversarial settings "
+      "(one head, no W_O) and, for the real-data bounds experiments, on every window of a full layer. Status comes "
+      "from the bounds module: a refuted bound is reported, never used as the best.");
   add_figure(bounds_section, ratio_figure, figures_dir, "Best upper bound over the exact constant, against n (adversarial settings)");
+  // Real data: every local bound at each window over the exact constant at the same X.
+  Figure real_ratio_figure = make_figure("bounds-over-exact-real", "Local upper bounds over the exact constant on real data",
+                                         "n (tokens)", "bound / exact (median over windows)", true, true);
+  for (const auto& e : experiments) {
+    if (e.group != "bounds") continue;
+    const auto pts = points_of(records[e.name]);
+    bounds_section.paragraph(fmt::format("**{}** — {}.", e.title, e.setting));
+    if (pts.empty()) {
+      bounds_section.paragraph("No results.");
+      continue;
+    }
+    const BoundRatios ratios = bound_ratios(pts, "local_bounds");
+    for (const auto& [name, points] : ratios.per_bound) {
+      const auto status = ratios.status.find(name);
+      const bool refuted = status != ratios.status.end() && status->second.rfind("refuted", 0) == 0;
+      real_ratio_figure.series.push_back(median_per_n(e.name + " " + name + (refuted ? " (refuted)" : ""), points));
+    }
+    add_bound_rows(bounds_table, e.name + " (local, at X)", ratios);
+  }
+  if (std::any_of(experiments.begin(), experiments.end(), [](const Experiment& e) { return e.group == "bounds"; }))
+    add_figure(bounds_section, real_ratio_figure, figures_dir,
+               "Each local upper bound over the exact constant at the same X: bound/exact against n on real data");
   bounds_section.add_table(bounds_table);
 
   // ---- Mean-field regime --------------------------------------------------------------------------
   Section meanfield;
   meanfield.title = "Mean-field regime: saturation past n*";
-  Figure mf_figure;
-  mf_figure.name = "meanfield-construction";
-  mf_figure.title = "The construction at fixed R as n runs past n*";
-  mf_figure.xlabel = "n (tokens)";
-  mf_figure.ylabel = "L";
-  mf_figure.logx = mf_figure.logy = true;
-  Figure iid_figure;
-  iid_figure.name = "meanfield-iid";
-  iid_figure.title = "i.i.d. tokens: L converges as n grows";
-  iid_figure.xlabel = "n (tokens)";
-  iid_figure.ylabel = "L";
-  iid_figure.logx = iid_figure.logy = true;
+  Figure mf_figure =
+      make_figure("meanfield-construction", "The construction at fixed R as n runs past n*", "n (tokens)", "L", true, true);
+  Figure iid_figure =
+      make_figure("meanfield-iid", "i.i.d. tokens: L converges as n grows", "n (tokens)", "L", true, true);
   Table mf_table{{"experiment", "n*", "slope for n ≤ n*/10", "slope for n ≥ 10 n*", "last-decade slope", "L at largest n"},
                  {}};
   for (const auto& e : experiments) {
@@ -690,12 +743,8 @@ ReproduceSummary analyse(const ReproduceOptions& o, const std::vector<Experiment
 
   // ---- Masked against unmasked ---------------------------------------------------------------------
   {
-    Figure f;
-    f.name = "masked-vs-unmasked";
-    f.title = "BERT layer 6: encoder (unmasked) against decoder (masked), mean L per n";
-    f.xlabel = "n (tokens)";
-    f.ylabel = "mean L over windows";
-    f.logx = f.logy = true;
+    Figure f = make_figure("masked-vs-unmasked", "BERT layer 6: encoder (unmasked) against decoder (masked), mean L per n",
+                           "n (tokens)", "mean L over windows", true, true);
     Table t{{"setting", "exponent [95% CI]"}, {}};
     for (const char* name : {"real-bert-l6-attention", "real-bert-decoder-l6"}) {
       const auto it = real_points.find(name);
@@ -739,8 +788,8 @@ ReproduceSummary analyse(const ReproduceOptions& o, const std::vector<Experiment
   Section rerun;
   rerun.title = "Reproducibility";
   std::string command = "lipattn reproduce --out " + o.out.string() + (o.quick ? " --quick" : "");
-  if (!o.gpt2.empty()) command += " --gpt2 " + o.gpt2;
-  if (!o.bert.empty()) command += " --bert " + o.bert;
+  if (!o.gpt2.empty()) command += " --gpt2 " + model_argument(o.gpt2);
+  if (!o.bert.empty()) command += " --bert " + model_argument(o.bert);
   if (!o.text.empty()) command += " --text " + o.text;
   rerun.paragraph("Rerun (finished jobs are skipped, so an interrupted run resumes):");
   rerun.code(command);
