@@ -50,6 +50,22 @@ AttentionWeights weights_for(const StreamCase& c, std::mt19937_64& rng) {
   return random_attention(rng, o);
 }
 
+// pre-LayerNorm → attention (k = k_v = 4, biases, W_O)
+LayerSpec random_layer(std::mt19937_64& rng, Index heads, Index d, bool causal) {
+  AttentionOptions o;
+  o.heads = heads;
+  o.d = d;
+  o.k = 4;
+  o.kv = 4;
+  o.causal = causal;
+  o.biases = true;
+  o.w_o = true;
+  LayerSpec spec;
+  spec.attention = random_attention(rng, o);
+  spec.pre_norm = random_norm(rng, NormKind::LayerNorm, d, true);
+  return spec;
+}
+
 std::string name(const StreamCase& c) {
   return "n=" + std::to_string(c.n) + " H=" + std::to_string(c.heads) + (c.causal ? " causal" : "") +
          (c.biases ? " biases" : "") + (c.w_o ? " W_O" : "");
@@ -109,17 +125,7 @@ TEST(Streaming, Float32AgreesWithStoredFloat32) {
 TEST(Streaming, LayerLipschitzEqualsStored) {
   std::mt19937_64 rng(8104);
   for (bool causal : {false, true}) {
-    LayerSpec spec;
-    AttentionOptions o;
-    o.heads = 2;
-    o.d = 8;
-    o.k = 4;
-    o.kv = 4;
-    o.causal = causal;
-    o.biases = true;
-    o.w_o = true;
-    spec.attention = random_attention(rng, o);
-    spec.pre_norm = random_norm(rng, NormKind::LayerNorm, 8, true);
+    LayerSpec spec = random_layer(rng, 2, 8, causal);
     spec.residual = true;
     spec.post_norm = random_norm(rng, NormKind::RmsNorm, 8, false);
     const MatrixD X = random_matrix(rng, 333, 8);
@@ -138,17 +144,7 @@ TEST(Streaming, LayerLipschitzEqualsStored) {
 TEST(Streaming, Float32MeasureReportsItsCheckProduct) {
   std::mt19937_64 rng(8107);
   for (AttentionStorage storage : {AttentionStorage::Stored, AttentionStorage::Streaming}) {
-    LayerSpec spec;
-    AttentionOptions o;
-    o.heads = 3;
-    o.d = 12;
-    o.k = 4;
-    o.kv = 4;
-    o.causal = true;
-    o.biases = true;
-    o.w_o = true;
-    spec.attention = random_attention(rng, o);
-    spec.pre_norm = random_norm(rng, NormKind::LayerNorm, 12, true);
+    const LayerSpec spec = random_layer(rng, 3, 12, true);
     const MatrixD X = random_matrix(rng, 150, 12);
     SpectralOptions opts;
     opts.method = SpectralMethod::Lanczos;

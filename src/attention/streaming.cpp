@@ -26,6 +26,22 @@ constexpr Index kTileCols = LIPATTN_STREAM_TILE_COLS;
 
 Index row_blocks(Index n) { return (n + kTileRows - 1) / kTileRows; }
 
+// Query rows r0..r0+rows; under the causal mask only key columns < c_end can be nonzero.
+struct RowBlock {
+  Index r0, rows, c_end;
+};
+
+RowBlock row_block(Index b, Index n, bool causal) {
+  const Index r0 = b * kTileRows, rows = std::min(kTileRows, n - r0);
+  return {r0, rows, causal ? r0 + rows : n};
+}
+
+// Calls f(c0, cols) for the key tiles of a row block, left to right.
+template <class F>
+void for_key_tiles(const RowBlock& block, F&& f) {
+  for (Index c0 = 0; c0 < block.c_end; c0 += kTileCols) f(c0, std::min(kTileCols, block.c_end - c0));
+}
+
 // Tile (rows r0.., columns c0..) entries with column > row are masked; this sets them to `value`.
 template <class Tile, class T>
 void mask_upper(Tile& tile, Index r0, Index c0, T value) {
@@ -59,14 +75,13 @@ void forward(const Head<T>& h, View<T> O, Vector<T>& lse) {
     Eigen::VectorXd l(kTileRows);  // softmax sums, accumulated in float64
 #pragma omp for schedule(dynamic)
     for (Index b = 0; b < row_blocks(n); ++b) {
-      const Index r0 = b * kTileRows, rows = std::min(kTileRows, n - r0);
-      const Index c_end = h.causal ? r0 + rows : n;
+      const RowBlock block = row_block(b, n, h.causal);
+      const Index r0 = block.r0, rows = block.rows;
       auto a = acc.topRows(rows);
       a.setZero();
       m.head(rows).setConstant(minus_inf);
       l.head(rows).setZero();
-      for (Index c0 = 0; c0 < c_end; c0 += kTileCols) {
-        const Index cols = std::min(kTileCols, c_end - c0);
+      for_key_tiles(block, [&](Index c0, Index cols) {
         auto s = tile.topLeftCorner(rows, cols);
         s.noalias() = h.Q.middleRows(r0, rows) * h.K.middleRows(c0, cols).transpose();
         s *= h.scale;
@@ -81,7 +96,7 @@ void forward(const Head<T>& h, View<T> O, Vector<T>& lse) {
           m(i) = m_new;
         }
         a.noalias() += s * h.V.middleRows(c0, cols);
-      }
+      });
       O.middleRows(r0, rows) = (a.array().colwise() / l.head(rows).array().template cast<T>()).matrix();
       lse.segment(r0, rows) = m.head(rows) + l.head(rows).array().log().matrix().template cast<T>();
     }
@@ -99,13 +114,12 @@ void jvp(const Head<T>& h, ConstView<T> O, const Vector<T>& lse, ConstView<T> dQ
     Eigen::VectorXd c(kTileRows);  // c_i = Σ_j P_ij dS_ij, accumulated in float64
 #pragma omp for schedule(dynamic)
     for (Index b = 0; b < row_blocks(n); ++b) {
-      const Index r0 = b * kTileRows, rows = std::min(kTileRows, n - r0);
-      const Index c_end = h.causal ? r0 + rows : n;
+      const RowBlock block = row_block(b, n, h.causal);
+      const Index r0 = block.r0, rows = block.rows;
       auto a = acc.topRows(rows);
       a.setZero();
       c.head(rows).setZero();
-      for (Index c0 = 0; c0 < c_end; c0 += kTileCols) {
-        const Index cols = std::min(kTileCols, c_end - c0);
+      for_key_tiles(block, [&](Index c0, Index cols) {
         auto p = P.topLeftCorner(rows, cols);
         auto w = W.topLeftCorner(rows, cols);
         probabilities(h, lse, r0, rows, c0, cols, p);
@@ -116,7 +130,7 @@ void jvp(const Head<T>& h, ConstView<T> O, const Vector<T>& lse, ConstView<T> dQ
         c.head(rows) += w.template cast<double>().rowwise().sum();
         a.noalias() += w * h.V.middleRows(c0, cols);
         a.noalias() += p * dV.middleRows(c0, cols);
-      }
+      });
       dO.middleRows(r0, rows) =
           a - (O.middleRows(r0, rows).array().colwise() * c.head(rows).array().template cast<T>()).matrix();
     }
@@ -142,12 +156,11 @@ void vjp(const Head<T>& h, ConstView<T> O, const Vector<T>& lse, ConstView<T> dO
     Matrix<T> dK_local = Matrix<T>::Zero(n, k), dV_local = Matrix<T>::Zero(n, kv);
 #pragma omp for schedule(dynamic)
     for (Index b = 0; b < row_blocks(n); ++b) {
-      const Index r0 = b * kTileRows, rows = std::min(kTileRows, n - r0);
-      const Index c_end = h.causal ? r0 + rows : n;
+      const RowBlock block = row_block(b, n, h.causal);
+      const Index r0 = block.r0, rows = block.rows;
       auto q = dq.topRows(rows);
       q.setZero();
-      for (Index c0 = 0; c0 < c_end; c0 += kTileCols) {
-        const Index cols = std::min(kTileCols, c_end - c0);
+      for_key_tiles(block, [&](Index c0, Index cols) {
         auto p = P.topLeftCorner(rows, cols);
         auto g = G.topLeftCorner(rows, cols);
         probabilities(h, lse, r0, rows, c0, cols, p);
@@ -156,7 +169,7 @@ void vjp(const Head<T>& h, ConstView<T> O, const Vector<T>& lse, ConstView<T> dO
         q.noalias() += g * h.K.middleRows(c0, cols);
         dK_local.middleRows(c0, cols).noalias() += g.transpose() * h.Q.middleRows(r0, rows);
         dV_local.middleRows(c0, cols).noalias() += p.transpose() * dO.middleRows(r0, rows);
-      }
+      });
       dQ.middleRows(r0, rows) = q;
     }
 #pragma omp critical

@@ -38,6 +38,13 @@ SpectralOptions SolverFlags::options() const {
   o.seed = seed;
   if (krylov < 3) throw InputError(fmt::format("--krylov must be at least 3, got {}", krylov));
   o.krylov_dim = krylov;
+  // Progress on stderr once products get slow (streaming at large n): one line per product after
+  // the first 10 seconds of solving.
+  o.on_product = [](long products, double seconds) {
+    if (seconds < 10) return;
+    fmt::print(stderr, "lipattn: {} products, {:.0f} s ({:.1f} s per product)\n", products, seconds,
+               seconds / static_cast<double>(products));
+  };
   return o;
 }
 

@@ -60,6 +60,10 @@ Certificate certify(const LinearOperator& op, const VectorD& v_in) {
 
 namespace {
 
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
 VectorD random_unit_vector(Index size, std::uint64_t seed) {
   std::mt19937_64 rng(seed);
   std::normal_distribution<double> normal;
@@ -72,15 +76,19 @@ VectorD random_unit_vector(Index size, std::uint64_t seed) {
 class NormalOperator {
  public:
   using Scalar = double;
-  explicit NormalOperator(const LinearOperator& op) : op_(op) {}
+  NormalOperator(const LinearOperator& op, const SpectralOptions& o) : op_(op), options_(o) {}
   Index rows() const { return op_.input_size(); }
   Index cols() const { return op_.input_size(); }
   void perform_op(const double* x, double* y) const {
     Eigen::Map<VectorD>(y, rows()) = op_.apply_normal(Eigen::Map<const VectorD>(x, rows()));
+    if (options_.on_product) options_.on_product(++products_, seconds_since(start_));
   }
 
  private:
   const LinearOperator& op_;
+  const SpectralOptions& options_;
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+  mutable long products_ = 0;
 };
 
 SpectralResult dense_method(const LinearOperator& op) {
@@ -113,7 +121,7 @@ SpectralResult lanczos_method(const LinearOperator& op, const SpectralOptions& o
   SpectralResult r;
   r.method = SpectralMethod::Lanczos;
   const Index N = op.input_size();
-  NormalOperator normal(op);
+  NormalOperator normal(op, o);
   const Index ncv = std::min<Index>(std::max(o.krylov_dim, 3), N);
   Spectra::SymEigsSolver<NormalOperator> eigs(normal, 1, ncv);
   const VectorD start = random_unit_vector(N, o.seed);
@@ -135,9 +143,11 @@ SpectralResult lanczos_method(const LinearOperator& op, const SpectralOptions& o
 SpectralResult power_method(const LinearOperator& op, const SpectralOptions& o) {
   SpectralResult r;
   r.method = SpectralMethod::Power;
+  const auto start = std::chrono::steady_clock::now();
   VectorD v = random_unit_vector(op.input_size(), o.seed);
   VectorD w = op.apply_normal(v);
   r.matvecs = 1;
+  if (o.on_product) o.on_product(r.matvecs, seconds_since(start));
   const long max_steps = o.max_iter > 0 ? o.max_iter : 100000;
   double theta = 0;
   while (true) {
@@ -151,6 +161,7 @@ SpectralResult power_method(const LinearOperator& op, const SpectralOptions& o) 
     v = w / w.norm();
     w = op.apply_normal(v);
     ++r.matvecs;
+    if (o.on_product) o.on_product(r.matvecs, seconds_since(start));
   }
   r.lipschitz = std::sqrt(std::max(0.0, theta));
   r.right_vector = v;
