@@ -190,15 +190,6 @@ int usable_cpus() {
   return std::max(1, CPU_COUNT(&set));
 }
 
-std::string now_iso() {
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buffer[32];
-  std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buffer;
-}
-
 void set_inner_threads(int threads) {
   Eigen::setNbThreads(threads);
   omp_set_num_threads(threads);

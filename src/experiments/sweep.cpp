@@ -145,6 +145,8 @@ std::string read_file(const std::string& path) {
   return buffer.str();
 }
 
+}  // namespace
+
 std::string now_iso() {
   const std::time_t t = std::time(nullptr);
   std::tm tm{};
@@ -153,8 +155,6 @@ std::string now_iso() {
   std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &tm);
   return buffer;
 }
-
-}  // namespace
 
 ResultsFile::ResultsFile(const std::string& path) : path_(path) {
   const std::filesystem::path p(path);

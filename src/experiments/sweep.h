@@ -64,6 +64,9 @@ class ResultsFile {
   mutable std::mutex mutex_;
 };
 
+// The current UTC time as 2026-11-29T08:00:00Z: the "finished" field of a record.
+std::string now_iso();
+
 // Reads the records of a results file without changing it (a corrupt last line is skipped).
 std::vector<nlohmann::json> read_records(const std::string& path);
 
