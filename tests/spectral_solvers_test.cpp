@@ -119,6 +119,40 @@ TEST(IterativeSolvers, LanczosOnALargerLayerAgreesWithDense) {
   EXPECT_LT(r.matvecs, 300);
 }
 
+// Small subspaces force the implicit restarts (§4): the answer must not depend on --krylov, and
+// convergence is checked after every product, so the count is not tied to the subspace size.
+TEST(IterativeSolvers, LanczosRestartsAgreeWithDenseForEveryKrylovSize) {
+  std::mt19937_64 rng(23);
+  AttentionOptions o{2, 10, 4, 4, true, true, true, 10, 0.9};
+  LayerSpec spec;
+  spec.attention = random_attention(rng, o);
+  spec.post_norm = random_norm(rng, NormKind::RmsNorm, 10, false);
+  const MatrixD X = random_matrix(rng, 30, 10, 1.5);
+  Linearization<double> lin(build_map<double>(spec), X);
+  SpectralOptions so;
+  so.method = SpectralMethod::Dense;
+  const double exact = spectral_norm(lin, so).lipschitz;
+  so.method = SpectralMethod::Lanczos;
+  std::vector<long> counts;
+  for (int krylov : {3, 4, 5, 6, 9, 20, 60}) {
+    so.krylov_dim = krylov;
+    const SpectralResult r = spectral_norm(lin, so);
+    EXPECT_TRUE(r.converged) << "krylov " << krylov;
+    EXPECT_NEAR(r.lipschitz, exact, 1e-9 * exact) << "krylov " << krylov;
+    EXPECT_LT(r.relative_residual, 1e-9) << "krylov " << krylov;
+    counts.push_back(r.matvecs);
+  }
+  // With 20 or 60 vectors no restart happens before convergence here, so both stop after the same
+  // product, and that product is not a multiple of the subspace size.
+  EXPECT_EQ(counts[5], counts[6]);
+  EXPECT_LT(counts[5], 20);
+  // The restarted runs need more products, but the subspace still converges.
+  EXPECT_GE(counts[0], counts[6]);
+  EXPECT_GT(counts[0], 3 * 3);  // so krylov 3 went through several restarts
+  fmt::print("products for krylov 3, 4, 5, 6, 9, 20, 60: {} {} {} {} {} {} {}\n", counts[0], counts[1], counts[2],
+             counts[3], counts[4], counts[5], counts[6]);
+}
+
 TEST(Certificate, LowerBoundOfAnyVectorIsBelowTheNorm) {
   std::mt19937_64 rng(23);
   const RandomLayer layer = random_layer(rng, 0);

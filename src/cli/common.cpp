@@ -12,7 +12,7 @@ void SolverFlags::add_to(CLI::App& app) {
   app.add_option("--tol", tol, "relative residual ‖JᵀJv − θv‖/θ to stop at")->capture_default_str();
   app.add_option("--max-iter", max_iter, "Lanczos restarts or power steps (0: 1000 / 100000)")->capture_default_str();
   app.add_option("--seed", seed, "seed of the start vector (and of random models)")->capture_default_str();
-  app.add_option("--krylov", krylov, "Lanczos subspace size: convergence is checked every this many products")
+  app.add_option("--krylov", krylov, "Lanczos subspace size (vectors kept); past it the subspace restarts at half")
       ->capture_default_str();
   app.add_option("--dtype", dtype, "f64 | f32: precision of the products (results are float64)")
       ->capture_default_str();
