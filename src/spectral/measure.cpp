@@ -1,5 +1,6 @@
 #include "spectral/measure.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include <fmt/core.h>
@@ -36,14 +37,16 @@ SpectralResult measure_local_lipschitz(const LayerSpec& spec, const MatrixD& X, 
   } else {
     SpectralOptions o = options;
     o.tol = std::max(o.tol, kFloat32ToleranceFloor);
+    o.certify = false;  // certified below, in float64
     Linearization<float> lin32(build_map<float>(spec, resolved), X);
     result = spectral_norm(lin32, o);
-    // Re-certify in float64 at the vector float32 found, and measure how far one float32 product is
+    // Certify in float64 at the vector float32 found, and measure how far one float32 product is
     // from its float64 value there (§4.4).
     Linearization<double> lin64(build_map<double>(spec, resolved), X);
     const Certificate c = certify(lin64, result.right_vector);
     result.lower = c.lower;
     result.relative_residual = c.relative_residual;
+    result.lipschitz = std::max(result.lipschitz, result.lower);  // as spectral_norm does (§4)
     if (result.right_vector.size() > 0 && result.right_vector.norm() > 0) {
       const VectorD& w64 = c.normal_product;  // JᵀJv in float64 at the unit v, from the certificate
       const VectorD w32 = lin32.apply_normal(result.right_vector.normalized());

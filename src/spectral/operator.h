@@ -15,7 +15,7 @@ class LinearOperator {
   virtual Index output_size() const = 0;  // N_out
   virtual VectorD apply(const VectorD& v) const = 0;            // J v
   virtual VectorD apply_transpose(const VectorD& w) const = 0;  // Jᵀ w
-  VectorD apply_normal(const VectorD& v) const { return apply_transpose(apply(v)); }  // JᵀJ v
+  virtual VectorD apply_normal(const VectorD& v) const { return apply_transpose(apply(v)); }  // JᵀJ v
 };
 
 // Df(X) of a map at X: runs forward once and keeps the cache, so every product reuses it.
@@ -28,6 +28,7 @@ class Linearization final : public LinearOperator {
   Index output_size() const override { return n_ * map_->output_dim(); }
   VectorD apply(const VectorD& v) const override;
   VectorD apply_transpose(const VectorD& w) const override;
+  VectorD apply_normal(const VectorD& v) const override;  // vjp(jvp(v)) without leaving T in between
 
   Index tokens() const { return n_; }
   const Map<T>& map() const { return *map_; }

@@ -289,7 +289,7 @@ SpectralResult spectral_norm(const LinearOperator& op, const SpectralOptions& o)
   } else {
     r = power_method(op, o);
   }
-  if (N > 0) {
+  if (N > 0 && o.certify) {
     const Certificate c = certify(op, r.right_vector);
     r.lower = c.lower;
     r.relative_residual = c.relative_residual;

@@ -21,6 +21,9 @@ struct SpectralOptions {
   std::uint64_t seed = 0;     // start vector
   Index dense_max_size = 768; // auto picks dense when N_in and N_out are at most this
   int krylov_dim = 20;        // Lanczos subspace size (ncv)
+  // false: skip the final certificate (one more product) because the caller certifies the vector
+  // itself, as the float32 path does in float64; lower and relative_residual are then left at 0.
+  bool certify = true;
   // Called after every JᵀJ product of lanczos and power with the products so far and the seconds
   // since the solve began: long solves (streaming at large n) report progress through it.
   std::function<void(long products, double seconds)> on_product;
