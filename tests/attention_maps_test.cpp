@@ -332,3 +332,30 @@ TEST(Derivatives, CausalProductsAcrossSeveralRowBlocks) {
     EXPECT_LE(std::abs(lhs - rhs), 1e-12 * Ju.norm() * v.norm());
   }
 }
+
+// normal_product reorders JᵀJ = vjp ∘ jvp (W_OᵀW_O once, docs/theory.md §2.5): it must equal the two calls, in
+// both storage modes, with and without W_O, and for W_O wider than it is tall (no Gram matrix).
+TEST(Derivatives, NormalProductEqualsVjpOfJvp) {
+  std::mt19937_64 rng(14);
+  struct Case {
+    AttentionOptions o;
+    AttentionStorage storage;
+  };
+  const std::vector<Case> cases = {
+      {{3, 6, 4, 4, true, true, true, 6, 0.7}, AttentionStorage::Stored},     // H·kv = 12 < 2·6: Gram
+      {{3, 6, 4, 4, true, true, true, 6, 0.7}, AttentionStorage::Streaming},
+      {{4, 6, 2, 5, false, true, true, 3, 0.7}, AttentionStorage::Stored},    // H·kv = 20 ≥ 2·3: no Gram
+      {{2, 6, 3, 3, false, false, false, 0, 0.7}, AttentionStorage::Stored},  // no W_O
+      {{2, 6, 3, 3, true, false, false, 0, 0.7}, AttentionStorage::Streaming},
+  };
+  for (const Case& c : cases) {
+    AttentionMemory memory;
+    memory.storage = c.storage;
+    const MultiHeadAttention<double> map(random_attention(rng, c.o), memory);
+    const MatrixD X = random_matrix(rng, 140, 6), dX = random_matrix(rng, 140, 6);
+    const auto cache = map.forward(X);
+    const MatrixD expected = map.vjp(*cache, map.jvp(*cache, dX));
+    EXPECT_LT(relative_error(map.normal_product(*cache, dX), expected), 1e-12)
+        << "heads " << c.o.heads << " w_o " << c.o.w_o << " streaming " << (c.storage == AttentionStorage::Streaming);
+  }
+}

@@ -172,6 +172,8 @@ MultiHeadAttention<T>::MultiHeadAttention(const AttentionWeights& w, const Atten
     if (w.b_v.size()) b_qkv_.segment(2 * heads_ * k_, heads_ * kv_) = w.b_v.cast<T>();
   }
   if (w.w_o.size()) w_o_ = w.w_o.cast<T>();
+  // n·(H·k_v)² flops for dO·(W_OᵀW_O) against 2·n·H·k_v·d_out for the two W_O products (§2.5).
+  if (w_o_.size() && w_o_.cols() < 2 * w_o_.rows()) w_o_gram_ = w_o_.transpose() * w_o_;
   if (w.b_o.size()) b_o_ = w.b_o.cast<T>();
 }
 
@@ -259,7 +261,7 @@ std::unique_ptr<Cache<T>> MultiHeadAttention<T>::forward(const Matrix<T>& X) con
 
 // §2.2: dS = scale (dQ Kᵀ + Q dKᵀ); dP = P ⊙ (dS − rowsum(P ⊙ dS)); dO = dP V + P dV; dY = dO W_Oᵀ.
 template <class T>
-Matrix<T> MultiHeadAttention<T>::jvp(const Cache<T>& cache_base, const Matrix<T>& dX) const {
+Matrix<T> MultiHeadAttention<T>::head_jvp(const Cache<T>& cache_base, const Matrix<T>& dX) const {
   const auto& cache = static_cast<const AttentionCache<T>&>(cache_base);
   if (cache.streaming) return streaming_jvp(cache, dX);
   const Index n = dX.rows();
@@ -285,22 +287,16 @@ Matrix<T> MultiHeadAttention<T>::jvp(const Cache<T>& cache_base, const Matrix<T>
       dOh.middleRows(r0, rows).noalias() += P.block(r0, 0, rows, c_end) * dV.topRows(c_end);
     });
   }
-  if (w_o_.size()) return dO * w_o_.transpose();
   return dO;
 }
 
 // §2.3: dO = dY W_O; dP = dO Vᵀ; dV = Pᵀ dO; dS = P ⊙ (dP − rowsum(P ⊙ dP));
 //       dQ = scale dS K; dK = scale dSᵀ Q; dX = [dQ dK dV] W_qkv.
 template <class T>
-Matrix<T> MultiHeadAttention<T>::vjp(const Cache<T>& cache_base, const Matrix<T>& dY) const {
+Matrix<T> MultiHeadAttention<T>::head_vjp(const Cache<T>& cache_base, const Matrix<T>& dO) const {
   const auto& cache = static_cast<const AttentionCache<T>&>(cache_base);
-  if (cache.streaming) return streaming_vjp(cache, dY);
-  const Index n = dY.rows();
-  Matrix<T> dO;
-  if (w_o_.size())
-    dO.noalias() = dY * w_o_;
-  else
-    dO = dY;
+  if (cache.streaming) return streaming_vjp(cache, dO);
+  const Index n = dO.rows();
   Matrix<T> dqkv(n, w_qkv_.rows());
   const Matrix<T>& qkv = cache.qkv;
 #pragma omp parallel for schedule(dynamic) if (parallel_over_heads(heads_, n, k_))
@@ -411,20 +407,14 @@ Matrix<T> MultiHeadAttention<T>::streaming_jvp(const Cache<T>& cache_base, const
     streaming::jvp<T>(head, cache.o.middleCols(h * kv_, kv_), cache.lse[h], dqkv.middleCols(q0, k_),
                       dqkv.middleCols(k0, k_), dqkv.middleCols(v0, kv_), dO.middleCols(h * kv_, kv_));
   }
-  if (w_o_.size()) return dO * w_o_.transpose();
   return dO;
 }
 
 // §8.3
 template <class T>
-Matrix<T> MultiHeadAttention<T>::streaming_vjp(const Cache<T>& cache_base, const Matrix<T>& dY) const {
+Matrix<T> MultiHeadAttention<T>::streaming_vjp(const Cache<T>& cache_base, const Matrix<T>& dO) const {
   const auto& cache = static_cast<const AttentionCache<T>&>(cache_base);
-  Matrix<T> dO;
-  if (w_o_.size())
-    dO.noalias() = dY * w_o_;
-  else
-    dO = dY;
-  Matrix<T> dqkv(dY.rows(), w_qkv_.rows());
+  Matrix<T> dqkv(dO.rows(), w_qkv_.rows());
   const Matrix<T>& qkv = cache.qkv;
   for (Index h = 0; h < heads_; ++h) {
     const Index q0 = h * k_, k0 = heads_ * k_ + h * k_, v0 = 2 * heads_ * k_ + h * kv_;
@@ -434,6 +424,35 @@ Matrix<T> MultiHeadAttention<T>::streaming_vjp(const Cache<T>& cache_base, const
                       dqkv.middleCols(q0, k_), dqkv.middleCols(k0, k_), dqkv.middleCols(v0, kv_));
   }
   return dqkv * w_qkv_;
+}
+
+// dY = dO W_Oᵀ (§2.2)
+template <class T>
+Matrix<T> MultiHeadAttention<T>::jvp(const Cache<T>& cache, const Matrix<T>& dX) const {
+  Matrix<T> dO = head_jvp(cache, dX);
+  if (!w_o_.size()) return dO;
+  Matrix<T> dY;
+  dY.noalias() = dO * w_o_.transpose();
+  return dY;
+}
+
+// dO = dY W_O (§2.3)
+template <class T>
+Matrix<T> MultiHeadAttention<T>::vjp(const Cache<T>& cache, const Matrix<T>& dY) const {
+  if (!w_o_.size()) return head_vjp(cache, dY);
+  Matrix<T> dO;
+  dO.noalias() = dY * w_o_;
+  return head_vjp(cache, dO);
+}
+
+// §2.5: JᵀJ dX = head_vjp(head_jvp(dX) · W_OᵀW_O), one (H·k_v)² GEMM instead of two with W_O.
+template <class T>
+Matrix<T> MultiHeadAttention<T>::normal_product(const Cache<T>& cache, const Matrix<T>& dX) const {
+  if (!w_o_gram_.size()) return vjp(cache, jvp(cache, dX));
+  Matrix<T> dO = head_jvp(cache, dX);
+  Matrix<T> dO_back;
+  dO_back.noalias() = dO * w_o_gram_;
+  return head_vjp(cache, dO_back);
 }
 
 template class MultiHeadAttention<double>;

@@ -50,6 +50,8 @@ class MultiHeadAttention final : public Map<T> {
   Matrix<T> jvp(const Cache<T>& cache, const Matrix<T>& dX) const override;
   Matrix<T> vjp(const Cache<T>& cache, const Matrix<T>& dY) const override;
   Matrix<T> second_order(const Cache<T>& cache, const Matrix<T>& v, const Matrix<T>& u) const override;
+  // JᵀJ dX with W_OᵀW_O applied once (docs/theory.md §2.5).
+  Matrix<T> normal_product(const Cache<T>& cache, const Matrix<T>& dX) const override;
 
   // The attention matrix of head h at the cached input (n × n, rows sum to 1). Stored mode only:
   // a streaming cache throws InputError.
@@ -58,8 +60,11 @@ class MultiHeadAttention final : public Map<T> {
   bool is_streaming(const Cache<T>& cache) const;
 
  private:
+  // The heads' part of the derivatives, without W_O: dX ↦ dO (n × H·k_v) and dO ↦ dX.
+  Matrix<T> head_jvp(const Cache<T>& cache, const Matrix<T>& dX) const;
+  Matrix<T> head_vjp(const Cache<T>& cache, const Matrix<T>& dO) const;
   Matrix<T> streaming_jvp(const Cache<T>& cache, const Matrix<T>& dX) const;
-  Matrix<T> streaming_vjp(const Cache<T>& cache, const Matrix<T>& dY) const;
+  Matrix<T> streaming_vjp(const Cache<T>& cache, const Matrix<T>& dO) const;
 
   Index heads_, d_, k_, kv_, d_out_;
   AttentionMemory memory_;
@@ -69,6 +74,8 @@ class MultiHeadAttention final : public Map<T> {
   Vector<T> b_qkv_;
   Matrix<T> w_o_;
   Vector<T> b_o_;
+  // W_OᵀW_O (H·k_v × H·k_v) when it makes normal_product cheaper (H·k_v < 2·d_out), else empty.
+  Matrix<T> w_o_gram_;
 };
 
 }  // namespace lipattn

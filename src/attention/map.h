@@ -43,6 +43,12 @@ class Map {
   // it is the gradient of σ_max(Df(X)), which the attack ascends. Every map of this folder
   // implements it; the default throws std::logic_error for a map that does not.
   virtual Matrix<T> second_order(const Cache<T>& cache, const Matrix<T>& v, const Matrix<T>& u) const;
+
+  // JᵀJ dX = vjp(cache, jvp(cache, dX)), what a spectral solver applies. A map may override it
+  // with a cheaper order of the same products (MultiHeadAttention: docs/theory.md §2.5).
+  virtual Matrix<T> normal_product(const Cache<T>& cache, const Matrix<T>& dX) const {
+    return vjp(cache, jvp(cache, dX));
+  }
 };
 
 template <class T>

@@ -31,7 +31,7 @@ VectorD Linearization<T>::apply_transpose(const VectorD& w) const {
 template <class T>
 VectorD Linearization<T>::apply_normal(const VectorD& v) const {
   Eigen::Map<const MatrixD> dX(v.data(), n_, map_->input_dim());
-  const Matrix<T> g = map_->vjp(*cache_, map_->jvp(*cache_, dX.cast<T>()));
+  const Matrix<T> g = map_->normal_product(*cache_, dX.cast<T>());
   return Eigen::Map<const Vector<T>>(g.data(), g.size()).template cast<double>();
 }
 

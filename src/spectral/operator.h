@@ -28,7 +28,7 @@ class Linearization final : public LinearOperator {
   Index output_size() const override { return n_ * map_->output_dim(); }
   VectorD apply(const VectorD& v) const override;
   VectorD apply_transpose(const VectorD& w) const override;
-  VectorD apply_normal(const VectorD& v) const override;  // vjp(jvp(v)) without leaving T in between
+  VectorD apply_normal(const VectorD& v) const override;  // the map's normal_product, in T throughout
 
   Index tokens() const { return n_; }
   const Map<T>& map() const { return *map_; }
