@@ -14,25 +14,31 @@ Linearization<T>::Linearization(MapPtr<T> map, const MatrixD& X) : map_(std::mov
   cache_ = map_->forward(X.cast<T>());
 }
 
+namespace {
+// Vectors are the row-major flattening of n × cols matrices (operator.h).
+template <class T>
+Matrix<T> as_matrix(const VectorD& v, Index n, Index cols) {
+  return Eigen::Map<const MatrixD>(v.data(), n, cols).template cast<T>();
+}
+template <class T>
+VectorD as_vector(const Matrix<T>& m) {
+  return Eigen::Map<const Vector<T>>(m.data(), m.size()).template cast<double>();
+}
+}  // namespace
+
 template <class T>
 VectorD Linearization<T>::apply(const VectorD& v) const {
-  Eigen::Map<const MatrixD> dX(v.data(), n_, map_->input_dim());
-  Matrix<T> dY = map_->jvp(*cache_, dX.cast<T>());
-  return Eigen::Map<const Vector<T>>(dY.data(), dY.size()).template cast<double>();
+  return as_vector<T>(map_->jvp(*cache_, as_matrix<T>(v, n_, map_->input_dim())));
 }
 
 template <class T>
 VectorD Linearization<T>::apply_transpose(const VectorD& w) const {
-  Eigen::Map<const MatrixD> dY(w.data(), n_, map_->output_dim());
-  Matrix<T> dX = map_->vjp(*cache_, dY.cast<T>());
-  return Eigen::Map<const Vector<T>>(dX.data(), dX.size()).template cast<double>();
+  return as_vector<T>(map_->vjp(*cache_, as_matrix<T>(w, n_, map_->output_dim())));
 }
 
 template <class T>
 VectorD Linearization<T>::apply_normal(const VectorD& v) const {
-  Eigen::Map<const MatrixD> dX(v.data(), n_, map_->input_dim());
-  const Matrix<T> g = map_->normal_product(*cache_, dX.cast<T>());
-  return Eigen::Map<const Vector<T>>(g.data(), g.size()).template cast<double>();
+  return as_vector<T>(map_->normal_product(*cache_, as_matrix<T>(v, n_, map_->input_dim())));
 }
 
 template class Linearization<double>;
