@@ -27,6 +27,7 @@
 #include <fmt/core.h>
 
 #include "attention/layer.h"
+#include "common/allocator.h"
 #include "io/npy.h"
 #include "io/safetensors.h"
 #include "models/layer_file.h"
@@ -232,6 +233,7 @@ void register_all() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  lipattn::keep_freed_buffers_for_reuse();  // as the CLI does
   // Our own flag first; Google Benchmark rejects flags it does not know.
   std::vector<char*> args;
   for (int i = 0; i < argc; ++i) {

@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 #include <omp.h>
 
+#include "common/allocator.h"
 #include "attention/layer.h"
 #include "spectral/measure.h"
 #include "spectral/operator.h"
@@ -60,6 +61,7 @@ nlohmann::json products(const LayerSpec& spec, const MatrixD& X, const Attention
 }  // namespace
 
 int main(int argc, char** argv) {
+  lipattn::keep_freed_buffers_for_reuse();  // as the CLI does
   Index n = 4096, heads = 1, d = 64, k = 64;
   std::string storage = "streaming", dtype = "f64";
   double tol = 1e-6;

@@ -101,6 +101,18 @@ struct AttentionCache : Cache<T> {
   std::vector<Vector<T>> lse;  //   and per head the log-sum-exp of each query's scores (n)
 };
 
+// Column layout of the n × (2Hk + Hkv) matrices qkv = X W_qkvᵀ and its tangents: [Q_1..Q_H K_1..K_H
+// V_1..V_H]. q/k/v(m, h) are head h's columns of any such matrix (a view, const if m is).
+struct QkvColumns {
+  Index heads, key_dim, value_dim;
+  template <class M>
+  auto q(M& m, Index h) const { return m.middleCols(h * key_dim, key_dim); }
+  template <class M>
+  auto k(M& m, Index h) const { return m.middleCols((heads + h) * key_dim, key_dim); }
+  template <class M>
+  auto v(M& m, Index h) const { return m.middleCols(2 * heads * key_dim + h * value_dim, value_dim); }
+};
+
 // Threads pay off only when a head's n×n work outweighs waking them: on small maps (tests, attacks
 // on tiny heads) a parallel region costs far more than the products it splits.
 inline bool parallel_over_heads(Index heads, Index n, Index k) {
@@ -218,9 +230,9 @@ std::unique_ptr<Cache<T>> MultiHeadAttention<T>::forward(const Matrix<T>& X) con
     cache->o.resize(n, heads_ * kv_);
     cache->lse.resize(heads_);
     const Matrix<T>& qkv = cache->qkv;
+    const QkvColumns cols{heads_, k_, kv_};
     for (Index h = 0; h < heads_; ++h) {  // the kernels parallelise over query blocks inside a head
-      const streaming::Head<T> head{qkv.middleCols(h * k_, k_), qkv.middleCols(heads_ * k_ + h * k_, k_),
-                                    qkv.middleCols(2 * heads_ * k_ + h * kv_, kv_), scale_, causal_};
+      const streaming::Head<T> head{cols.q(qkv, h), cols.k(qkv, h), cols.v(qkv, h), scale_, causal_};
       streaming::forward<T>(head, cache->o.middleCols(h * kv_, kv_), cache->lse[h]);
     }
     if (w_o_.size()) {
@@ -234,11 +246,10 @@ std::unique_ptr<Cache<T>> MultiHeadAttention<T>::forward(const Matrix<T>& X) con
   cache->p.resize(heads_);
   Matrix<T> O(n, heads_ * kv_);
   const Matrix<T>& qkv = cache->qkv;
+  const QkvColumns cols{heads_, k_, kv_};
 #pragma omp parallel for schedule(dynamic) if (parallel_over_heads(heads_, n, k_))
   for (Index h = 0; h < heads_; ++h) {
-    auto Q = qkv.middleCols(h * k_, k_);
-    auto K = qkv.middleCols(heads_ * k_ + h * k_, k_);
-    auto V = qkv.middleCols(2 * heads_ * k_ + h * kv_, kv_);
+    auto Q = cols.q(qkv, h), K = cols.k(qkv, h), V = cols.v(qkv, h);
     Matrix<T>& P = cache->p[h];
     P.noalias() = scale_ * (Q * K.transpose());  // scores S, n × n
     for (Index i = 0; i < n; ++i) {  // row softmax, shifted by the row max for stability
@@ -269,11 +280,11 @@ Matrix<T> MultiHeadAttention<T>::head_jvp(const Cache<T>& cache_base, const Matr
   dqkv.noalias() = dX * w_qkv_.transpose();
   Matrix<T> dO(n, heads_ * kv_);
   const Matrix<T>& qkv = cache.qkv;
+  const QkvColumns cols{heads_, k_, kv_};
 #pragma omp parallel for schedule(dynamic) if (parallel_over_heads(heads_, n, k_))
   for (Index h = 0; h < heads_; ++h) {
-    auto Q = qkv.middleCols(h * k_, k_), dQ = dqkv.middleCols(h * k_, k_);
-    auto K = qkv.middleCols(heads_ * k_ + h * k_, k_), dK = dqkv.middleCols(heads_ * k_ + h * k_, k_);
-    auto V = qkv.middleCols(2 * heads_ * k_ + h * kv_, kv_), dV = dqkv.middleCols(2 * heads_ * k_ + h * kv_, kv_);
+    auto Q = cols.q(qkv, h), K = cols.k(qkv, h), V = cols.v(qkv, h);
+    auto dQ = cols.q(dqkv, h), dK = cols.k(dqkv, h), dV = cols.v(dqkv, h);
     const Matrix<T>& P = cache.p[h];
     Matrix<T> G(n, n);
     auto dOh = dO.middleCols(h * kv_, kv_);
@@ -299,16 +310,13 @@ Matrix<T> MultiHeadAttention<T>::head_vjp(const Cache<T>& cache_base, const Matr
   const Index n = dO.rows();
   Matrix<T> dqkv(n, w_qkv_.rows());
   const Matrix<T>& qkv = cache.qkv;
+  const QkvColumns cols{heads_, k_, kv_};
 #pragma omp parallel for schedule(dynamic) if (parallel_over_heads(heads_, n, k_))
   for (Index h = 0; h < heads_; ++h) {
-    auto Q = qkv.middleCols(h * k_, k_);
-    auto K = qkv.middleCols(heads_ * k_ + h * k_, k_);
-    auto V = qkv.middleCols(2 * heads_ * k_ + h * kv_, kv_);
+    auto Q = cols.q(qkv, h), K = cols.k(qkv, h), V = cols.v(qkv, h);
+    auto dQ = cols.q(dqkv, h), dK = cols.k(dqkv, h), dV = cols.v(dqkv, h);
     auto dOh = dO.middleCols(h * kv_, kv_);
     const Matrix<T>& P = cache.p[h];
-    auto dQ = dqkv.middleCols(h * k_, k_);
-    auto dK = dqkv.middleCols(heads_ * k_ + h * k_, k_);
-    auto dV = dqkv.middleCols(2 * heads_ * k_ + h * kv_, kv_);
     Matrix<T> G(n, n);
     // Row blocks: G = dP = dO Vᵀ, then dS = scale P ⊙ (dP − rowsum(P ⊙ dP)), then dQ = dS K.
     for_row_blocks(n, causal_, [&](Index r0, Index rows, Index c_end) {
@@ -351,11 +359,11 @@ Matrix<T> MultiHeadAttention<T>::second_order(const Cache<T>& cache_base, const 
     u_bar = u;
   Matrix<T> grad_qkv(n, w_qkv_.rows());
   const Matrix<T>& qkv = cache.qkv;
+  const QkvColumns cols{heads_, k_, kv_};
 #pragma omp parallel for schedule(dynamic) if (parallel_over_heads(heads_, n, k_))
   for (Index h = 0; h < heads_; ++h) {
-    auto Q = qkv.middleCols(h * k_, k_), dQ = dqkv.middleCols(h * k_, k_);
-    auto K = qkv.middleCols(heads_ * k_ + h * k_, k_), dK = dqkv.middleCols(heads_ * k_ + h * k_, k_);
-    auto V = qkv.middleCols(2 * heads_ * k_ + h * kv_, kv_), dV = dqkv.middleCols(2 * heads_ * k_ + h * kv_, kv_);
+    auto Q = cols.q(qkv, h), K = cols.k(qkv, h), V = cols.v(qkv, h);
+    auto dQ = cols.q(dqkv, h), dK = cols.k(dqkv, h), dV = cols.v(dqkv, h);
     auto Ub = u_bar.middleCols(h * kv_, kv_);
     const Matrix<T>& P = cache.p[h];
     Matrix<T> dS(n, n);  // scale (dQ Kᵀ + Q dKᵀ), n × n
@@ -379,15 +387,14 @@ Matrix<T> MultiHeadAttention<T>::second_order(const Cache<T>& cache_base, const 
                                       m * dS.row(i).head(width).array();
     }
     softmax_jacobian_inplace(P, G, causal_);  // E
-    auto gQ = grad_qkv.middleCols(h * k_, k_);
-    auto gK = grad_qkv.middleCols(heads_ * k_ + h * k_, k_);
+    auto gQ = cols.q(grad_qkv, h), gK = cols.k(grad_qkv, h);
     gQ.noalias() = G * K;
     gQ.noalias() += B * dK;
     gQ *= scale_;
     gK.noalias() = G.transpose() * Q;
     gK.noalias() += B.transpose() * dQ;
     gK *= scale_;
-    grad_qkv.middleCols(2 * heads_ * k_ + h * kv_, kv_).noalias() = dP.transpose() * Ub;
+    cols.v(grad_qkv, h).noalias() = dP.transpose() * Ub;
   }
   return grad_qkv * w_qkv_;
 }
@@ -400,12 +407,11 @@ Matrix<T> MultiHeadAttention<T>::streaming_jvp(const Cache<T>& cache_base, const
   dqkv.noalias() = dX * w_qkv_.transpose();
   Matrix<T> dO(dX.rows(), heads_ * kv_);
   const Matrix<T>& qkv = cache.qkv;
+  const QkvColumns cols{heads_, k_, kv_};
   for (Index h = 0; h < heads_; ++h) {
-    const Index q0 = h * k_, k0 = heads_ * k_ + h * k_, v0 = 2 * heads_ * k_ + h * kv_;
-    const streaming::Head<T> head{qkv.middleCols(q0, k_), qkv.middleCols(k0, k_), qkv.middleCols(v0, kv_), scale_,
-                                  causal_};
-    streaming::jvp<T>(head, cache.o.middleCols(h * kv_, kv_), cache.lse[h], dqkv.middleCols(q0, k_),
-                      dqkv.middleCols(k0, k_), dqkv.middleCols(v0, kv_), dO.middleCols(h * kv_, kv_));
+    const streaming::Head<T> head{cols.q(qkv, h), cols.k(qkv, h), cols.v(qkv, h), scale_, causal_};
+    streaming::jvp<T>(head, cache.o.middleCols(h * kv_, kv_), cache.lse[h], cols.q(dqkv, h), cols.k(dqkv, h),
+                      cols.v(dqkv, h), dO.middleCols(h * kv_, kv_));
   }
   return dO;
 }
@@ -416,12 +422,11 @@ Matrix<T> MultiHeadAttention<T>::streaming_vjp(const Cache<T>& cache_base, const
   const auto& cache = static_cast<const AttentionCache<T>&>(cache_base);
   Matrix<T> dqkv(dO.rows(), w_qkv_.rows());
   const Matrix<T>& qkv = cache.qkv;
+  const QkvColumns cols{heads_, k_, kv_};
   for (Index h = 0; h < heads_; ++h) {
-    const Index q0 = h * k_, k0 = heads_ * k_ + h * k_, v0 = 2 * heads_ * k_ + h * kv_;
-    const streaming::Head<T> head{qkv.middleCols(q0, k_), qkv.middleCols(k0, k_), qkv.middleCols(v0, kv_), scale_,
-                                  causal_};
+    const streaming::Head<T> head{cols.q(qkv, h), cols.k(qkv, h), cols.v(qkv, h), scale_, causal_};
     streaming::vjp<T>(head, cache.o.middleCols(h * kv_, kv_), cache.lse[h], dO.middleCols(h * kv_, kv_),
-                      dqkv.middleCols(q0, k_), dqkv.middleCols(k0, k_), dqkv.middleCols(v0, kv_));
+                      cols.q(dqkv, h), cols.k(dqkv, h), cols.v(dqkv, h));
   }
   return dqkv * w_qkv_;
 }

@@ -42,6 +42,24 @@ void for_key_tiles(const RowBlock& block, F&& f) {
   for (Index c0 = 0; c0 < block.c_end; c0 += kTileCols) f(c0, std::min(kTileCols, block.c_end - c0));
 }
 
+// The row blocks shared dynamically among the threads: each thread makes its scratch once (tiles,
+// accumulators), calls body(block, scratch) for each block it takes, then finish(scratch).
+template <class MakeScratch, class Body, class Finish>
+void parallel_row_blocks(Index n, bool causal, MakeScratch&& make_scratch, Body&& body, Finish&& finish) {
+#pragma omp parallel
+  {
+    auto scratch = make_scratch();
+#pragma omp for schedule(dynamic)
+    for (Index b = 0; b < row_blocks(n); ++b) body(row_block(b, n, causal), scratch);
+    finish(scratch);
+  }
+}
+
+template <class MakeScratch, class Body>
+void parallel_row_blocks(Index n, bool causal, MakeScratch&& make_scratch, Body&& body) {
+  parallel_row_blocks(n, causal, make_scratch, body, [](auto&) {});
+}
+
 // Tile (rows r0.., columns c0..) entries with column > row are masked; this sets them to `value`.
 template <class Tile, class T>
 void mask_upper(Tile& tile, Index r0, Index c0, T value) {
@@ -70,39 +88,41 @@ void forward(const Head<T>& h, View<T> O, Vector<T>& lse) {
   const Index n = h.Q.rows(), kv = h.V.cols();
   lse.resize(n);
   const T minus_inf = -std::numeric_limits<T>::infinity();
-#pragma omp parallel
-  {
-    Matrix<T> tile(kTileRows, kTileCols), acc(kTileRows, kv);
-    Vector<T> m(kTileRows);
-    Eigen::VectorXd l(kTileRows);  // softmax sums, accumulated in float64
-#pragma omp for schedule(dynamic)
-    for (Index b = 0; b < row_blocks(n); ++b) {
-      const RowBlock block = row_block(b, n, h.causal);
-      const Index r0 = block.r0, rows = block.rows;
-      auto a = acc.topRows(rows);
-      a.setZero();
-      m.head(rows).setConstant(minus_inf);
-      l.head(rows).setZero();
-      for_key_tiles(block, [&](Index c0, Index cols) {
-        auto s = tile.topLeftCorner(rows, cols);
-        s.noalias() = h.Q.middleRows(r0, rows) * h.K.middleRows(c0, cols).transpose();
-        s *= h.scale;
-        if (h.causal && c0 + cols > r0 + 1) mask_upper(s, r0, c0, minus_inf);
-        for (Index i = 0; i < rows; ++i) {
-          // Column c0 = 0 holds j = 0 ≤ i, so every row has a finite max after the first tile.
-          const T m_new = std::max(m(i), s.row(i).maxCoeff());
-          const T rescale = std::exp(m(i) - m_new);  // 0 on the first tile (m = −∞)
-          s.row(i) = (s.row(i).array() - m_new).exp().matrix();
-          l(i) = rescale * l(i) + sum64(s.row(i));
-          a.row(i) *= rescale;
-          m(i) = m_new;
-        }
-        a.noalias() += s * h.V.middleRows(c0, cols);
+  struct Scratch {
+    Matrix<T> tile, acc;
+    Vector<T> m;
+    Eigen::VectorXd l;  // softmax sums, accumulated in float64
+  };
+  parallel_row_blocks(
+      n, h.causal, [&] { return Scratch{Matrix<T>(kTileRows, kTileCols), Matrix<T>(kTileRows, kv), Vector<T>(kTileRows),
+                                        Eigen::VectorXd(kTileRows)}; },
+      [&](const RowBlock& block, Scratch& t) {
+        const Index r0 = block.r0, rows = block.rows;
+        auto a = t.acc.topRows(rows);
+        auto m = t.m.head(rows);
+        auto l = t.l.head(rows);
+        a.setZero();
+        m.setConstant(minus_inf);
+        l.setZero();
+        for_key_tiles(block, [&](Index c0, Index cols) {
+          auto s = t.tile.topLeftCorner(rows, cols);
+          s.noalias() = h.Q.middleRows(r0, rows) * h.K.middleRows(c0, cols).transpose();
+          s *= h.scale;
+          if (h.causal && c0 + cols > r0 + 1) mask_upper(s, r0, c0, minus_inf);
+          for (Index i = 0; i < rows; ++i) {
+            // Column c0 = 0 holds j = 0 ≤ i, so every row has a finite max after the first tile.
+            const T m_new = std::max(m(i), s.row(i).maxCoeff());
+            const T rescale = std::exp(m(i) - m_new);  // 0 on the first tile (m = −∞)
+            s.row(i) = (s.row(i).array() - m_new).exp().matrix();
+            l(i) = rescale * l(i) + sum64(s.row(i));
+            a.row(i) *= rescale;
+            m(i) = m_new;
+          }
+          a.noalias() += s * h.V.middleRows(c0, cols);
+        });
+        O.middleRows(r0, rows) = (a.array().colwise() / l.array().template cast<T>()).matrix();
+        lse.segment(r0, rows) = m + l.array().log().matrix().template cast<T>();
       });
-      O.middleRows(r0, rows) = (a.array().colwise() / l.head(rows).array().template cast<T>()).matrix();
-      lse.segment(r0, rows) = m.head(rows) + l.head(rows).array().log().matrix().template cast<T>();
-    }
-  }
 }
 
 // §8.2
@@ -110,33 +130,34 @@ template <class T>
 void jvp(const Head<T>& h, ConstView<T> O, const Vector<T>& lse, ConstView<T> dQ, ConstView<T> dK, ConstView<T> dV,
          View<T> dO) {
   const Index n = h.Q.rows(), kv = h.V.cols();
-#pragma omp parallel
-  {
-    Matrix<T> P(kTileRows, kTileCols), W(kTileRows, kTileCols), acc(kTileRows, kv);
-    Eigen::VectorXd c(kTileRows);  // c_i = Σ_j P_ij dS_ij, accumulated in float64
-#pragma omp for schedule(dynamic)
-    for (Index b = 0; b < row_blocks(n); ++b) {
-      const RowBlock block = row_block(b, n, h.causal);
-      const Index r0 = block.r0, rows = block.rows;
-      auto a = acc.topRows(rows);
-      a.setZero();
-      c.head(rows).setZero();
-      for_key_tiles(block, [&](Index c0, Index cols) {
-        auto p = P.topLeftCorner(rows, cols);
-        auto w = W.topLeftCorner(rows, cols);
-        probabilities(h, lse, r0, rows, c0, cols, p);
-        // W = P ⊙ dS with dS = scale (dQ Kᵀ + Q dKᵀ); masked entries of P make W zero there.
-        w.noalias() = dQ.middleRows(r0, rows) * h.K.middleRows(c0, cols).transpose();
-        w.noalias() += h.Q.middleRows(r0, rows) * dK.middleRows(c0, cols).transpose();
-        w.array() *= p.array() * h.scale;
-        c.head(rows) += w.template cast<double>().rowwise().sum();
-        a.noalias() += w * h.V.middleRows(c0, cols);
-        a.noalias() += p * dV.middleRows(c0, cols);
+  struct Scratch {
+    Matrix<T> P, W, acc;
+    Eigen::VectorXd c;  // c_i = Σ_j P_ij dS_ij, accumulated in float64
+  };
+  parallel_row_blocks(
+      n, h.causal,
+      [&] { return Scratch{Matrix<T>(kTileRows, kTileCols), Matrix<T>(kTileRows, kTileCols), Matrix<T>(kTileRows, kv),
+                           Eigen::VectorXd(kTileRows)}; },
+      [&](const RowBlock& block, Scratch& t) {
+        const Index r0 = block.r0, rows = block.rows;
+        auto a = t.acc.topRows(rows);
+        auto c = t.c.head(rows);
+        a.setZero();
+        c.setZero();
+        for_key_tiles(block, [&](Index c0, Index cols) {
+          auto p = t.P.topLeftCorner(rows, cols);
+          auto w = t.W.topLeftCorner(rows, cols);
+          probabilities(h, lse, r0, rows, c0, cols, p);
+          // W = P ⊙ dS with dS = scale (dQ Kᵀ + Q dKᵀ); masked entries of P make W zero there.
+          w.noalias() = dQ.middleRows(r0, rows) * h.K.middleRows(c0, cols).transpose();
+          w.noalias() += h.Q.middleRows(r0, rows) * dK.middleRows(c0, cols).transpose();
+          w.array() *= p.array() * h.scale;
+          for (Index i = 0; i < rows; ++i) c(i) += sum64(w.row(i));
+          a.noalias() += w * h.V.middleRows(c0, cols);
+          a.noalias() += p * dV.middleRows(c0, cols);
+        });
+        dO.middleRows(r0, rows) = a - (O.middleRows(r0, rows).array().colwise() * c.array().template cast<T>()).matrix();
       });
-      dO.middleRows(r0, rows) =
-          a - (O.middleRows(r0, rows).array().colwise() * c.head(rows).array().template cast<T>()).matrix();
-    }
-  }
 }
 
 // §8.3: query blocks in parallel; dK and dV gather over all queries, so each thread sums into its own
@@ -152,35 +173,37 @@ void vjp(const Head<T>& h, ConstView<T> O, const Vector<T>& lse, ConstView<T> dO
                           .template cast<T>();
   dK.setZero();
   dV.setZero();
-#pragma omp parallel
-  {
-    Matrix<T> P(kTileRows, kTileCols), G(kTileRows, kTileCols), dq(kTileRows, k);
-    Matrix<T> dK_local = Matrix<T>::Zero(n, k), dV_local = Matrix<T>::Zero(n, kv);
-#pragma omp for schedule(dynamic)
-    for (Index b = 0; b < row_blocks(n); ++b) {
-      const RowBlock block = row_block(b, n, h.causal);
-      const Index r0 = block.r0, rows = block.rows;
-      auto q = dq.topRows(rows);
-      q.setZero();
-      for_key_tiles(block, [&](Index c0, Index cols) {
-        auto p = P.topLeftCorner(rows, cols);
-        auto g = G.topLeftCorner(rows, cols);
-        probabilities(h, lse, r0, rows, c0, cols, p);
-        g.noalias() = dO.middleRows(r0, rows) * h.V.middleRows(c0, cols).transpose();  // dP
-        for (Index i = 0; i < rows; ++i)  // dS, row by row for the packet path (see probabilities)
-          g.row(i) = ((g.row(i).array() - r(r0 + i)) * p.row(i).array() * h.scale).matrix();
-        q.noalias() += g * h.K.middleRows(c0, cols);
-        dK_local.middleRows(c0, cols).noalias() += g.transpose() * h.Q.middleRows(r0, rows);
-        dV_local.middleRows(c0, cols).noalias() += p.transpose() * dO.middleRows(r0, rows);
-      });
-      dQ.middleRows(r0, rows) = q;
-    }
+  struct Scratch {
+    Matrix<T> P, G, dq, dK_local, dV_local;
+  };
+  parallel_row_blocks(
+      n, h.causal,
+      [&] { return Scratch{Matrix<T>(kTileRows, kTileCols), Matrix<T>(kTileRows, kTileCols), Matrix<T>(kTileRows, k),
+                           Matrix<T>::Zero(n, k), Matrix<T>::Zero(n, kv)}; },
+      [&](const RowBlock& block, Scratch& t) {
+        const Index r0 = block.r0, rows = block.rows;
+        auto q = t.dq.topRows(rows);
+        q.setZero();
+        for_key_tiles(block, [&](Index c0, Index cols) {
+          auto p = t.P.topLeftCorner(rows, cols);
+          auto g = t.G.topLeftCorner(rows, cols);
+          probabilities(h, lse, r0, rows, c0, cols, p);
+          g.noalias() = dO.middleRows(r0, rows) * h.V.middleRows(c0, cols).transpose();  // dP
+          for (Index i = 0; i < rows; ++i)  // dS, row by row for the packet path (see probabilities)
+            g.row(i) = ((g.row(i).array() - r(r0 + i)) * p.row(i).array() * h.scale).matrix();
+          q.noalias() += g * h.K.middleRows(c0, cols);
+          t.dK_local.middleRows(c0, cols).noalias() += g.transpose() * h.Q.middleRows(r0, rows);
+          t.dV_local.middleRows(c0, cols).noalias() += p.transpose() * dO.middleRows(r0, rows);
+        });
+        dQ.middleRows(r0, rows) = q;
+      },
+      [&](Scratch& t) {
 #pragma omp critical
-    {
-      dK += dK_local;
-      dV += dV_local;
-    }
-  }
+        {
+          dK += t.dK_local;
+          dV += t.dV_local;
+        }
+      });
 }
 
 template void forward<double>(const Head<double>&, View<double>, Vector<double>&);

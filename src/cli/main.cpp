@@ -7,6 +7,7 @@
 #include <fmt/core.h>
 
 #include "cli/command.h"
+#include "common/allocator.h"
 #include "common/error.h"
 
 namespace lipattn::cli {
@@ -18,6 +19,7 @@ std::vector<Command>& registry() {
 
 int main(int argc, char** argv) {
   using namespace lipattn;
+  keep_freed_buffers_for_reuse();
   CLI::App app{"lipattn: the local Lipschitz constant of self-attention, exact and certified"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "lipattn 0.1.0");
