@@ -50,4 +50,18 @@ double sum64(const Eigen::DenseBase<A>& a) {
   }
 }
 
+// One row of the softmax Jacobian applied to a row g of scores' tangents, in place (§2.2):
+// g ← p ⊙ (g − ⟨p, g⟩), with ⟨p, g⟩ accumulated as above. Masked entries carry p = 0.
+template <class P, class G>
+void softmax_jacobian_row(const Eigen::MatrixBase<P>& p, Eigen::MatrixBase<G>& g) {
+  using Scalar = typename G::Scalar;
+  const Scalar c = static_cast<Scalar>(dot64(p, g));
+  g.derived() = p.cwiseProduct((g.array() - c).matrix());
+}
+
+template <class P, class G>
+void softmax_jacobian_row(const Eigen::MatrixBase<P>& p, Eigen::MatrixBase<G>&& g) {
+  softmax_jacobian_row(p, g);
+}
+
 }  // namespace lipattn

@@ -101,18 +101,6 @@ struct AttentionCache : Cache<T> {
   std::vector<Vector<T>> lse;  //   and per head the log-sum-exp of each query's scores (n)
 };
 
-// Column layout of the n × (2Hk + Hkv) matrices qkv = X W_qkvᵀ and its tangents: [Q_1..Q_H K_1..K_H
-// V_1..V_H]. q/k/v(m, h) are head h's columns of any such matrix (a view, const if m is).
-struct QkvColumns {
-  Index heads, key_dim, value_dim;
-  template <class M>
-  auto q(M& m, Index h) const { return m.middleCols(h * key_dim, key_dim); }
-  template <class M>
-  auto k(M& m, Index h) const { return m.middleCols((heads + h) * key_dim, key_dim); }
-  template <class M>
-  auto v(M& m, Index h) const { return m.middleCols(2 * heads * key_dim + h * value_dim, value_dim); }
-};
-
 // Threads pay off only when a head's n×n work outweighs waking them: on small maps (tests, attacks
 // on tiny heads) a parallel region costs far more than the products it splits.
 inline bool parallel_over_heads(Index heads, Index n, Index k) {
@@ -141,10 +129,7 @@ template <class T>
 void softmax_jacobian_rows(const Matrix<T>& P, Matrix<T>& G, Index r0, Index rows, Index c_end, bool causal) {
   for (Index i = r0; i < r0 + rows; ++i) {
     const Index width = causal ? i + 1 : c_end;
-    auto p = P.row(i).head(width);
-    auto g = G.row(i).head(width);
-    const T c = static_cast<T>(dot64(p, g));
-    g = p.cwiseProduct((g.array() - c).matrix());
+    softmax_jacobian_row(P.row(i).head(width), G.row(i).head(width));
     if (width < c_end) G.row(i).segment(width, c_end - width).setZero();
   }
 }
@@ -155,10 +140,7 @@ void softmax_jacobian_inplace(const Matrix<T>& P, Matrix<T>& G, bool causal) {
   const Index n = P.rows();
   for (Index i = 0; i < n; ++i) {
     const Index width = causal ? i + 1 : n;
-    auto p = P.row(i).head(width);
-    auto g = G.row(i).head(width);
-    const T c = static_cast<T>(dot64(p, g));
-    g = p.cwiseProduct((g.array() - c).matrix());
+    softmax_jacobian_row(P.row(i).head(width), G.row(i).head(width));
     if (width < n) G.row(i).tail(n - width).setZero();
   }
 }
@@ -166,33 +148,15 @@ void softmax_jacobian_inplace(const Matrix<T>& P, Matrix<T>& G, bool causal) {
 
 template <class T>
 MultiHeadAttention<T>::MultiHeadAttention(const AttentionWeights& w, const AttentionMemory& memory)
-    : memory_(memory) {
-  w.validate();
-  heads_ = w.heads;
-  d_ = w.input_dim();
-  k_ = w.key_dim();
-  kv_ = w.value_dim();
-  d_out_ = w.output_dim();
-  causal_ = w.causal;
-  scale_ = static_cast<T>(w.effective_scale());
-  w_qkv_.resize(2 * heads_ * k_ + heads_ * kv_, d_);
-  w_qkv_ << w.w_q.cast<T>(), w.w_k.cast<T>(), w.w_v.cast<T>();
-  if (w.b_q.size() || w.b_k.size() || w.b_v.size()) {
-    b_qkv_ = Vector<T>::Zero(w_qkv_.rows());
-    if (w.b_q.size()) b_qkv_.segment(0, heads_ * k_) = w.b_q.cast<T>();
-    if (w.b_k.size()) b_qkv_.segment(heads_ * k_, heads_ * k_) = w.b_k.cast<T>();
-    if (w.b_v.size()) b_qkv_.segment(2 * heads_ * k_, heads_ * kv_) = w.b_v.cast<T>();
-  }
-  if (w.w_o.size()) w_o_ = w.w_o.cast<T>();
+    : proj_(w), memory_(memory), causal_(w.causal) {
   // n·(H·k_v)² flops for dO·(W_OᵀW_O) against 2·n·H·k_v·d_out for the two W_O products (§2.5).
-  if (w_o_.size() && w_o_.cols() < 2 * w_o_.rows()) w_o_gram_ = w_o_.transpose() * w_o_;
-  if (w.b_o.size()) b_o_ = w.b_o.cast<T>();
+  if (proj_.w_o.size() && proj_.w_o.cols() < 2 * proj_.w_o.rows()) w_o_gram_ = proj_.w_o.transpose() * proj_.w_o;
 }
 
 template <class T>
 std::string MultiHeadAttention<T>::describe() const {
-  return fmt::format("attention(H={}, d={}, k={}, k_v={}{}{})", heads_, d_, k_, kv_, causal_ ? ", causal" : "",
-                     w_o_.size() ? ", W_O" : "");
+  return fmt::format("attention(H={}, d={}, k={}, k_v={}{}{})", proj_.heads, proj_.d, proj_.k, proj_.kv, causal_ ? ", causal" : "",
+                     proj_.w_o.size() ? ", W_O" : "");
 }
 
 namespace {
@@ -223,35 +187,27 @@ template <class T>
 std::unique_ptr<Cache<T>> MultiHeadAttention<T>::forward(const Matrix<T>& X) const {
   const Index n = X.rows();
   auto cache = std::make_unique<AttentionCache<T>>();
-  cache->qkv.noalias() = X * w_qkv_.transpose();  // n × (2Hk + Hkv)
-  if (b_qkv_.size()) cache->qkv.rowwise() += b_qkv_.transpose();
-  if (use_streaming(memory_, heads_, n, sizeof(T))) {
+  cache->qkv = proj_.qkv(X);  // n × (2Hk + Hkv)
+  if (use_streaming(memory_, proj_.heads, n, sizeof(T))) {
     cache->streaming = true;
-    cache->o.resize(n, heads_ * kv_);
-    cache->lse.resize(heads_);
+    cache->o.resize(n, proj_.heads * proj_.kv);
+    cache->lse.resize(proj_.heads);
     const Matrix<T>& qkv = cache->qkv;
-    const QkvColumns cols{heads_, k_, kv_};
-    for (Index h = 0; h < heads_; ++h) {  // the kernels parallelise over query blocks inside a head
-      const streaming::Head<T> head{cols.q(qkv, h), cols.k(qkv, h), cols.v(qkv, h), scale_, causal_};
-      streaming::forward<T>(head, cache->o.middleCols(h * kv_, kv_), cache->lse[h]);
+      for (Index h = 0; h < proj_.heads; ++h) {  // the kernels parallelise over query blocks inside a head
+      const streaming::Head<T> head{proj_.q_of(qkv, h), proj_.k_of(qkv, h), proj_.v_of(qkv, h), proj_.scale, causal_};
+      streaming::forward<T>(head, cache->o.middleCols(h * proj_.kv, proj_.kv), cache->lse[h]);
     }
-    if (w_o_.size()) {
-      cache->output.noalias() = cache->o * w_o_.transpose();
-      if (b_o_.size()) cache->output.rowwise() += b_o_.transpose();
-    } else {
-      cache->output = cache->o;
-    }
+    cache->output = proj_.output(cache->o);
     return cache;
   }
-  cache->p.resize(heads_);
-  Matrix<T> O(n, heads_ * kv_);
+  cache->p.resize(proj_.heads);
+  Matrix<T> O(n, proj_.heads * proj_.kv);
   const Matrix<T>& qkv = cache->qkv;
-  const QkvColumns cols{heads_, k_, kv_};
-#pragma omp parallel for schedule(dynamic) if (parallel_over_heads(heads_, n, k_))
-  for (Index h = 0; h < heads_; ++h) {
-    auto Q = cols.q(qkv, h), K = cols.k(qkv, h), V = cols.v(qkv, h);
+#pragma omp parallel for schedule(dynamic) if (parallel_over_heads(proj_.heads, n, proj_.k))
+  for (Index h = 0; h < proj_.heads; ++h) {
+    auto Q = proj_.q_of(qkv, h), K = proj_.k_of(qkv, h), V = proj_.v_of(qkv, h);
     Matrix<T>& P = cache->p[h];
-    P.noalias() = scale_ * (Q * K.transpose());  // scores S, n × n
+    P.noalias() = proj_.scale * (Q * K.transpose());  // scores S, n × n
     for (Index i = 0; i < n; ++i) {  // row softmax, shifted by the row max for stability
       const Index width = causal_ ? i + 1 : n;
       auto row = P.row(i).head(width);
@@ -259,14 +215,9 @@ std::unique_ptr<Cache<T>> MultiHeadAttention<T>::forward(const Matrix<T>& X) con
       row /= static_cast<T>(sum64(row));
       if (width < n) P.row(i).tail(n - width).setZero();
     }
-    O.middleCols(h * kv_, kv_).noalias() = P * V;
+    O.middleCols(h * proj_.kv, proj_.kv).noalias() = P * V;
   }
-  if (w_o_.size()) {
-    cache->output.noalias() = O * w_o_.transpose();
-    if (b_o_.size()) cache->output.rowwise() += b_o_.transpose();
-  } else {
-    cache->output = std::move(O);
-  }
+  cache->output = proj_.output(std::move(O));
   return cache;
 }
 
@@ -277,22 +228,21 @@ Matrix<T> MultiHeadAttention<T>::head_jvp(const Cache<T>& cache_base, const Matr
   if (cache.streaming) return streaming_jvp(cache, dX);
   const Index n = dX.rows();
   Matrix<T> dqkv;
-  dqkv.noalias() = dX * w_qkv_.transpose();
-  Matrix<T> dO(n, heads_ * kv_);
+  dqkv.noalias() = dX * proj_.w_qkv.transpose();
+  Matrix<T> dO(n, proj_.heads * proj_.kv);
   const Matrix<T>& qkv = cache.qkv;
-  const QkvColumns cols{heads_, k_, kv_};
-#pragma omp parallel for schedule(dynamic) if (parallel_over_heads(heads_, n, k_))
-  for (Index h = 0; h < heads_; ++h) {
-    auto Q = cols.q(qkv, h), K = cols.k(qkv, h), V = cols.v(qkv, h);
-    auto dQ = cols.q(dqkv, h), dK = cols.k(dqkv, h), dV = cols.v(dqkv, h);
+#pragma omp parallel for schedule(dynamic) if (parallel_over_heads(proj_.heads, n, proj_.k))
+  for (Index h = 0; h < proj_.heads; ++h) {
+    auto Q = proj_.q_of(qkv, h), K = proj_.k_of(qkv, h), V = proj_.v_of(qkv, h);
+    auto dQ = proj_.q_of(dqkv, h), dK = proj_.k_of(dqkv, h), dV = proj_.v_of(dqkv, h);
     const Matrix<T>& P = cache.p[h];
     Matrix<T> G(n, n);
-    auto dOh = dO.middleCols(h * kv_, kv_);
+    auto dOh = dO.middleCols(h * proj_.kv, proj_.kv);
     for_row_blocks(n, causal_, [&](Index r0, Index rows, Index c_end) {
       auto g = G.block(r0, 0, rows, c_end);
       g.noalias() = dQ.middleRows(r0, rows) * K.topRows(c_end).transpose();
       g.noalias() += Q.middleRows(r0, rows) * dK.topRows(c_end).transpose();
-      g *= scale_;
+      g *= proj_.scale;
       softmax_jacobian_rows(P, G, r0, rows, c_end, causal_);  // g = dP
       dOh.middleRows(r0, rows).noalias() = g * V.topRows(c_end);
       dOh.middleRows(r0, rows).noalias() += P.block(r0, 0, rows, c_end) * dV.topRows(c_end);
@@ -308,21 +258,20 @@ Matrix<T> MultiHeadAttention<T>::head_vjp(const Cache<T>& cache_base, const Matr
   const auto& cache = static_cast<const AttentionCache<T>&>(cache_base);
   if (cache.streaming) return streaming_vjp(cache, dO);
   const Index n = dO.rows();
-  Matrix<T> dqkv(n, w_qkv_.rows());
+  Matrix<T> dqkv(n, proj_.w_qkv.rows());
   const Matrix<T>& qkv = cache.qkv;
-  const QkvColumns cols{heads_, k_, kv_};
-#pragma omp parallel for schedule(dynamic) if (parallel_over_heads(heads_, n, k_))
-  for (Index h = 0; h < heads_; ++h) {
-    auto Q = cols.q(qkv, h), K = cols.k(qkv, h), V = cols.v(qkv, h);
-    auto dQ = cols.q(dqkv, h), dK = cols.k(dqkv, h), dV = cols.v(dqkv, h);
-    auto dOh = dO.middleCols(h * kv_, kv_);
+#pragma omp parallel for schedule(dynamic) if (parallel_over_heads(proj_.heads, n, proj_.k))
+  for (Index h = 0; h < proj_.heads; ++h) {
+    auto Q = proj_.q_of(qkv, h), K = proj_.k_of(qkv, h), V = proj_.v_of(qkv, h);
+    auto dQ = proj_.q_of(dqkv, h), dK = proj_.k_of(dqkv, h), dV = proj_.v_of(dqkv, h);
+    auto dOh = dO.middleCols(h * proj_.kv, proj_.kv);
     const Matrix<T>& P = cache.p[h];
     Matrix<T> G(n, n);
     // Row blocks: G = dP = dO Vᵀ, then dS = scale P ⊙ (dP − rowsum(P ⊙ dP)), then dQ = dS K.
     for_row_blocks(n, causal_, [&](Index r0, Index rows, Index c_end) {
       G.block(r0, 0, rows, c_end).noalias() = dOh.middleRows(r0, rows) * V.topRows(c_end).transpose();
       softmax_jacobian_rows(P, G, r0, rows, c_end, causal_);
-      G.block(r0, 0, rows, c_end) *= scale_;
+      G.block(r0, 0, rows, c_end) *= proj_.scale;
       dQ.middleRows(r0, rows).noalias() = G.block(r0, 0, rows, c_end) * K.topRows(c_end);
     });
     // Column blocks: under the mask, rows above a column block are zero in P and dS.
@@ -332,7 +281,7 @@ Matrix<T> MultiHeadAttention<T>::head_vjp(const Cache<T>& cache_base, const Matr
       dK.middleRows(c0, cols).noalias() = G.block(r0, c0, n - r0, cols).transpose() * Q.bottomRows(n - r0);
     });
   }
-  return dqkv * w_qkv_;
+  return dqkv * proj_.w_qkv;
 }
 
 // Second order (docs/theory.md, attack §2.2): ∇_X φ with φ = ⟨u, Df(X) v⟩ = Σ_h ⟨Ū_h, dO_h⟩,
@@ -351,25 +300,24 @@ Matrix<T> MultiHeadAttention<T>::second_order(const Cache<T>& cache_base, const 
   const auto& cache = stored_cache(cache_base, "the second-order product (attacks)");
   const Index n = v.rows();
   Matrix<T> dqkv;
-  dqkv.noalias() = v * w_qkv_.transpose();  // [dQ dK dV], n × (2Hk + Hkv)
+  dqkv.noalias() = v * proj_.w_qkv.transpose();  // [dQ dK dV], n × (2Hk + Hkv)
   Matrix<T> u_bar;
-  if (w_o_.size())
-    u_bar.noalias() = u * w_o_;  // n × Hkv
+  if (proj_.w_o.size())
+    u_bar.noalias() = u * proj_.w_o;  // n × Hkv
   else
     u_bar = u;
-  Matrix<T> grad_qkv(n, w_qkv_.rows());
+  Matrix<T> grad_qkv(n, proj_.w_qkv.rows());
   const Matrix<T>& qkv = cache.qkv;
-  const QkvColumns cols{heads_, k_, kv_};
-#pragma omp parallel for schedule(dynamic) if (parallel_over_heads(heads_, n, k_))
-  for (Index h = 0; h < heads_; ++h) {
-    auto Q = cols.q(qkv, h), K = cols.k(qkv, h), V = cols.v(qkv, h);
-    auto dQ = cols.q(dqkv, h), dK = cols.k(dqkv, h), dV = cols.v(dqkv, h);
-    auto Ub = u_bar.middleCols(h * kv_, kv_);
+#pragma omp parallel for schedule(dynamic) if (parallel_over_heads(proj_.heads, n, proj_.k))
+  for (Index h = 0; h < proj_.heads; ++h) {
+    auto Q = proj_.q_of(qkv, h), K = proj_.k_of(qkv, h), V = proj_.v_of(qkv, h);
+    auto dQ = proj_.q_of(dqkv, h), dK = proj_.k_of(dqkv, h), dV = proj_.v_of(dqkv, h);
+    auto Ub = u_bar.middleCols(h * proj_.kv, proj_.kv);
     const Matrix<T>& P = cache.p[h];
     Matrix<T> dS(n, n);  // scale (dQ Kᵀ + Q dKᵀ), n × n
     dS.noalias() = dQ * K.transpose();
     dS.noalias() += Q * dK.transpose();
-    dS *= scale_;
+    dS *= proj_.scale;
     Matrix<T> dP = dS;
     softmax_jacobian_inplace(P, dP, causal_);  // dP = P ⊙ (dS − r 1ᵀ)
     Matrix<T> M(n, n);
@@ -387,16 +335,16 @@ Matrix<T> MultiHeadAttention<T>::second_order(const Cache<T>& cache_base, const 
                                       m * dS.row(i).head(width).array();
     }
     softmax_jacobian_inplace(P, G, causal_);  // E
-    auto gQ = cols.q(grad_qkv, h), gK = cols.k(grad_qkv, h);
+    auto gQ = proj_.q_of(grad_qkv, h), gK = proj_.k_of(grad_qkv, h);
     gQ.noalias() = G * K;
     gQ.noalias() += B * dK;
-    gQ *= scale_;
+    gQ *= proj_.scale;
     gK.noalias() = G.transpose() * Q;
     gK.noalias() += B.transpose() * dQ;
-    gK *= scale_;
-    cols.v(grad_qkv, h).noalias() = dP.transpose() * Ub;
+    gK *= proj_.scale;
+    proj_.v_of(grad_qkv, h).noalias() = dP.transpose() * Ub;
   }
-  return grad_qkv * w_qkv_;
+  return grad_qkv * proj_.w_qkv;
 }
 
 // §8.2: the same dQ, dK, dV as the stored jvp, with the head's dO from the tile pass.
@@ -404,14 +352,13 @@ template <class T>
 Matrix<T> MultiHeadAttention<T>::streaming_jvp(const Cache<T>& cache_base, const Matrix<T>& dX) const {
   const auto& cache = static_cast<const AttentionCache<T>&>(cache_base);
   Matrix<T> dqkv;
-  dqkv.noalias() = dX * w_qkv_.transpose();
-  Matrix<T> dO(dX.rows(), heads_ * kv_);
+  dqkv.noalias() = dX * proj_.w_qkv.transpose();
+  Matrix<T> dO(dX.rows(), proj_.heads * proj_.kv);
   const Matrix<T>& qkv = cache.qkv;
-  const QkvColumns cols{heads_, k_, kv_};
-  for (Index h = 0; h < heads_; ++h) {
-    const streaming::Head<T> head{cols.q(qkv, h), cols.k(qkv, h), cols.v(qkv, h), scale_, causal_};
-    streaming::jvp<T>(head, cache.o.middleCols(h * kv_, kv_), cache.lse[h], cols.q(dqkv, h), cols.k(dqkv, h),
-                      cols.v(dqkv, h), dO.middleCols(h * kv_, kv_));
+  for (Index h = 0; h < proj_.heads; ++h) {
+    const streaming::Head<T> head{proj_.q_of(qkv, h), proj_.k_of(qkv, h), proj_.v_of(qkv, h), proj_.scale, causal_};
+    streaming::jvp<T>(head, cache.o.middleCols(h * proj_.kv, proj_.kv), cache.lse[h], proj_.q_of(dqkv, h), proj_.k_of(dqkv, h),
+                      proj_.v_of(dqkv, h), dO.middleCols(h * proj_.kv, proj_.kv));
   }
   return dO;
 }
@@ -420,33 +367,32 @@ Matrix<T> MultiHeadAttention<T>::streaming_jvp(const Cache<T>& cache_base, const
 template <class T>
 Matrix<T> MultiHeadAttention<T>::streaming_vjp(const Cache<T>& cache_base, const Matrix<T>& dO) const {
   const auto& cache = static_cast<const AttentionCache<T>&>(cache_base);
-  Matrix<T> dqkv(dO.rows(), w_qkv_.rows());
+  Matrix<T> dqkv(dO.rows(), proj_.w_qkv.rows());
   const Matrix<T>& qkv = cache.qkv;
-  const QkvColumns cols{heads_, k_, kv_};
-  for (Index h = 0; h < heads_; ++h) {
-    const streaming::Head<T> head{cols.q(qkv, h), cols.k(qkv, h), cols.v(qkv, h), scale_, causal_};
-    streaming::vjp<T>(head, cache.o.middleCols(h * kv_, kv_), cache.lse[h], dO.middleCols(h * kv_, kv_),
-                      cols.q(dqkv, h), cols.k(dqkv, h), cols.v(dqkv, h));
+  for (Index h = 0; h < proj_.heads; ++h) {
+    const streaming::Head<T> head{proj_.q_of(qkv, h), proj_.k_of(qkv, h), proj_.v_of(qkv, h), proj_.scale, causal_};
+    streaming::vjp<T>(head, cache.o.middleCols(h * proj_.kv, proj_.kv), cache.lse[h], dO.middleCols(h * proj_.kv, proj_.kv),
+                      proj_.q_of(dqkv, h), proj_.k_of(dqkv, h), proj_.v_of(dqkv, h));
   }
-  return dqkv * w_qkv_;
+  return dqkv * proj_.w_qkv;
 }
 
 // dY = dO W_Oᵀ (§2.2)
 template <class T>
 Matrix<T> MultiHeadAttention<T>::jvp(const Cache<T>& cache, const Matrix<T>& dX) const {
   Matrix<T> dO = head_jvp(cache, dX);
-  if (!w_o_.size()) return dO;
+  if (!proj_.w_o.size()) return dO;
   Matrix<T> dY;
-  dY.noalias() = dO * w_o_.transpose();
+  dY.noalias() = dO * proj_.w_o.transpose();
   return dY;
 }
 
 // dO = dY W_O (§2.3)
 template <class T>
 Matrix<T> MultiHeadAttention<T>::vjp(const Cache<T>& cache, const Matrix<T>& dY) const {
-  if (!w_o_.size()) return head_vjp(cache, dY);
+  if (!proj_.w_o.size()) return head_vjp(cache, dY);
   Matrix<T> dO;
-  dO.noalias() = dY * w_o_;
+  dO.noalias() = dY * proj_.w_o;
   return head_vjp(cache, dO);
 }
 

@@ -31,11 +31,9 @@ std::string LayerSpec::describe() const {
 }
 
 template <class T>
-MapPtr<T> build_map(const LayerSpec& spec, const AttentionMemory& memory) {
-  spec.validate();
+MapPtr<T> assemble_layer(const LayerSpec& spec, MapPtr<T> attention) {
   std::vector<MapPtr<T>> maps;
   if (spec.pre_norm) maps.push_back(std::make_shared<Norm<T>>(*spec.pre_norm));
-  MapPtr<T> attention = std::make_shared<MultiHeadAttention<T>>(spec.attention, memory);
   if (spec.residual) {
     // The residual adds the layer's own input X, so it wraps the pre-norm too: Y = X + attn(norm(X)).
     MapPtr<T> inner = maps.empty() ? attention
@@ -50,6 +48,14 @@ MapPtr<T> build_map(const LayerSpec& spec, const AttentionMemory& memory) {
   return std::make_shared<Chain<T>>(std::move(maps));
 }
 
+template <class T>
+MapPtr<T> build_map(const LayerSpec& spec, const AttentionMemory& memory) {
+  spec.validate();
+  return assemble_layer<T>(spec, std::make_shared<MultiHeadAttention<T>>(spec.attention, memory));
+}
+
+template MapPtr<double> assemble_layer<double>(const LayerSpec&, MapPtr<double>);
+template MapPtr<float> assemble_layer<float>(const LayerSpec&, MapPtr<float>);
 template MapPtr<double> build_map<double>(const LayerSpec&, const AttentionMemory&);
 template MapPtr<float> build_map<float>(const LayerSpec&, const AttentionMemory&);
 

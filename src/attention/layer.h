@@ -23,4 +23,9 @@ struct LayerSpec {
 template <class T>
 MapPtr<T> build_map(const LayerSpec& spec, const AttentionMemory& memory = {});
 
+// The layer of `spec` around a given attention map (build_map's, or the mean-field weighted one):
+// pre-norm, residual and post-norm as in docs/theory.md §1. `spec` must be valid.
+template <class T>
+MapPtr<T> assemble_layer(const LayerSpec& spec, MapPtr<T> attention);
+
 }  // namespace lipattn

@@ -12,7 +12,7 @@
 
 #include <fmt/core.h>
 
-#include "attention/norm.h"
+#include "attention/accumulate.h"
 #include "common/error.h"
 
 namespace lipattn::meanfield {
@@ -28,10 +28,7 @@ struct WeightedCache : Cache<T> {
 // P ⊙ (G − rowsum(P ⊙ G) 1ᵀ) on a block, in place on G (§2.2). Masked entries have P = 0.
 template <class T>
 void softmax_jacobian_inplace(const Eigen::Ref<const Matrix<T>>& P, Matrix<T>& G) {
-  for (Index r = 0; r < P.rows(); ++r) {
-    const T c = P.row(r).dot(G.row(r));
-    G.row(r) = P.row(r).cwiseProduct((G.row(r).array() - c).matrix());
-  }
+  for (Index r = 0; r < P.rows(); ++r) softmax_jacobian_row(P.row(r), G.row(r));
 }
 
 // A parallel region costs a barrier, and a barrier on a busy machine can wait milliseconds for a
@@ -45,8 +42,7 @@ bool parallel_worth_it(Index heads, Index blocks, Index n) {
 template <class T>
 WeightedAttention<T>::WeightedAttention(const AttentionWeights& w, const VectorD& masses, const VectorD& positions,
                                         const WeightedOptions& options)
-    : options_(options) {
-  w.validate();
+    : proj_(w), options_(options) {
   const Index n = masses.size();
   if (n < 1) throw InputError("weighted attention: the cloud has no tokens (no masses)");
   for (Index j = 0; j < n; ++j)
@@ -56,22 +52,6 @@ WeightedAttention<T>::WeightedAttention(const AttentionWeights& w, const VectorD
     throw InputError("positions were given for a layer without the causal mask: add --causal to mask by position");
   if (positions.size() != 0 && positions.size() != n)
     throw InputError(fmt::format("weighted attention: {} positions for {} masses", positions.size(), n));
-  heads_ = w.heads;
-  d_ = w.input_dim();
-  k_ = w.key_dim();
-  kv_ = w.value_dim();
-  d_out_ = w.output_dim();
-  scale_ = static_cast<T>(w.effective_scale());
-  w_qkv_.resize(2 * heads_ * k_ + heads_ * kv_, d_);
-  w_qkv_ << w.w_q.cast<T>(), w.w_k.cast<T>(), w.w_v.cast<T>();
-  if (w.b_q.size() || w.b_k.size() || w.b_v.size()) {
-    b_qkv_ = Vector<T>::Zero(w_qkv_.rows());
-    if (w.b_q.size()) b_qkv_.segment(0, heads_ * k_) = w.b_q.cast<T>();
-    if (w.b_k.size()) b_qkv_.segment(heads_ * k_, heads_ * k_) = w.b_k.cast<T>();
-    if (w.b_v.size()) b_qkv_.segment(2 * heads_ * k_, heads_ * kv_) = w.b_v.cast<T>();
-  }
-  if (w.w_o.size()) w_o_ = w.w_o.cast<T>();
-  if (w.b_o.size()) b_o_ = w.b_o.cast<T>();
   // Only ratios of masses matter in the softmax; normalising keeps the offsets near 0.
   log_mass_ = (masses / masses.sum()).array().log().matrix().cast<T>();
   if (w.causal) {
@@ -86,8 +66,8 @@ WeightedAttention<T>::WeightedAttention(const AttentionWeights& w, const VectorD
 
 template <class T>
 std::string WeightedAttention<T>::describe() const {
-  return fmt::format("weighted attention(n={}, H={}, d={}, k={}, k_v={}{}{})", tokens(), heads_, d_, k_, kv_,
-                     masked() ? ", masked by position" : "", w_o_.size() ? ", W_O" : "");
+  return fmt::format("weighted attention(n={}, H={}, d={}, k={}, k_v={}{}{})", tokens(), proj_.heads, proj_.d, proj_.k, proj_.kv,
+                     masked() ? ", masked by position" : "", proj_.w_o.size() ? ", W_O" : "");
 }
 
 template <class T>
@@ -100,10 +80,10 @@ Index WeightedAttention<T>::block_rows() const {
 template <class T>
 void WeightedAttention<T>::compute_block(const Matrix<T>& qkv, Index h, Index i0, Index rows, Matrix<T>& out) const {
   const Index n = tokens();
-  auto Q = qkv.block(i0, h * k_, rows, k_);
-  auto K = qkv.middleCols(heads_ * k_ + h * k_, k_);
+  auto Q = proj_.q_of(qkv, h).middleRows(i0, rows);
+  auto K = proj_.k_of(qkv, h);
   out.resize(rows, n);
-  out.noalias() = scale_ * (Q * K.transpose());
+  out.noalias() = proj_.scale * (Q * K.transpose());
   out.rowwise() += log_mass_.transpose();
   const T minus_inf = -std::numeric_limits<T>::infinity();
   for (Index r = 0; r < rows; ++r) {
@@ -124,42 +104,36 @@ std::unique_ptr<Cache<T>> WeightedAttention<T>::forward(const Matrix<T>& X) cons
   const Index n = X.rows();
   if (n != tokens())
     throw InputError(fmt::format("weighted attention: the input has {} tokens, the cloud's masses {}", n, tokens()));
-  if (X.cols() != d_)
+  if (X.cols() != proj_.d)
     throw InputError(fmt::format("weighted attention: the input has {} features per token, the layer expects {}",
-                                 X.cols(), d_));
+                                 X.cols(), proj_.d));
   auto cache = std::make_unique<WeightedCache<T>>();
-  cache->qkv.noalias() = X * w_qkv_.transpose();
-  if (b_qkv_.size()) cache->qkv.rowwise() += b_qkv_.transpose();
-  const bool keep = static_cast<long double>(heads_) * n * n <= static_cast<long double>(options_.cache_entries);
-  if (keep) cache->p.assign(heads_, Matrix<T>(n, n));
+  cache->qkv = proj_.qkv(X);
+  const bool keep = static_cast<long double>(proj_.heads) * n * n <= static_cast<long double>(options_.cache_entries);
+  if (keep) cache->p.assign(proj_.heads, Matrix<T>(n, n));
   const Index B = block_rows(), blocks = (n + B - 1) / B;
-  Matrix<T> O(n, heads_ * kv_);
+  Matrix<T> O(n, proj_.heads * proj_.kv);
   const Matrix<T>& qkv = cache->qkv;
-#pragma omp parallel if (parallel_worth_it(heads_, blocks, n))
+#pragma omp parallel if (parallel_worth_it(proj_.heads, blocks, n))
   {
     Matrix<T> P;
 #pragma omp for schedule(dynamic)
-    for (Index task = 0; task < heads_ * blocks; ++task) {
+    for (Index task = 0; task < proj_.heads * blocks; ++task) {
       const Index h = task / blocks, i0 = (task % blocks) * B, rows = std::min(B, n - i0);
       compute_block(qkv, h, i0, rows, P);
-      auto V = qkv.middleCols(2 * heads_ * k_ + h * kv_, kv_);
-      O.block(i0, h * kv_, rows, kv_).noalias() = P * V;
+      auto V = proj_.v_of(qkv, h);
+      O.block(i0, h * proj_.kv, rows, proj_.kv).noalias() = P * V;
       if (keep) cache->p[h].middleRows(i0, rows) = P;
     }
   }
-  if (w_o_.size()) {
-    cache->output.noalias() = O * w_o_.transpose();
-    if (b_o_.size()) cache->output.rowwise() += b_o_.transpose();
-  } else {
-    cache->output = std::move(O);
-  }
+  cache->output = proj_.output(std::move(O));
   return cache;
 }
 
 template <class T>
 Matrix<T> WeightedAttention<T>::attention_matrix(const Cache<T>& cache_base, Index h) const {
   const auto& cache = static_cast<const WeightedCache<T>&>(cache_base);
-  if (h < 0 || h >= heads_) throw InputError(fmt::format("head {} is out of range (0..{})", h, heads_ - 1));
+  if (h < 0 || h >= proj_.heads) throw InputError(fmt::format("head {} is out of range (0..{})", h, proj_.heads - 1));
   if (!cache.p.empty()) return cache.p[h];
   Matrix<T> P;
   compute_block(cache.qkv, h, 0, tokens(), P);
@@ -172,33 +146,32 @@ Matrix<T> WeightedAttention<T>::jvp(const Cache<T>& cache_base, const Matrix<T>&
   const auto& cache = static_cast<const WeightedCache<T>&>(cache_base);
   const Index n = dX.rows();
   Matrix<T> dqkv;
-  dqkv.noalias() = dX * w_qkv_.transpose();
-  Matrix<T> dO(n, heads_ * kv_);
+  dqkv.noalias() = dX * proj_.w_qkv.transpose();
+  Matrix<T> dO(n, proj_.heads * proj_.kv);
   const Matrix<T>& qkv = cache.qkv;
   const Index B = block_rows(), blocks = (n + B - 1) / B;
-#pragma omp parallel if (parallel_worth_it(heads_, blocks, n))
+#pragma omp parallel if (parallel_worth_it(proj_.heads, blocks, n))
   {
     Matrix<T> buffer, G;
 #pragma omp for schedule(dynamic)
-    for (Index task = 0; task < heads_ * blocks; ++task) {
+    for (Index task = 0; task < proj_.heads * blocks; ++task) {
       const Index h = task / blocks, i0 = (task % blocks) * B, rows = std::min(B, n - i0);
       if (cache.p.empty()) compute_block(qkv, h, i0, rows, buffer);
       const Eigen::Ref<const Matrix<T>> P =
           cache.p.empty() ? Eigen::Ref<const Matrix<T>>(buffer) : Eigen::Ref<const Matrix<T>>(cache.p[h].middleRows(i0, rows));
-      auto Q = qkv.block(i0, h * k_, rows, k_), dQ = dqkv.block(i0, h * k_, rows, k_);
-      auto K = qkv.middleCols(heads_ * k_ + h * k_, k_), dK = dqkv.middleCols(heads_ * k_ + h * k_, k_);
-      auto V = qkv.middleCols(2 * heads_ * k_ + h * kv_, kv_), dV = dqkv.middleCols(2 * heads_ * k_ + h * kv_, kv_);
+      auto Q = proj_.q_of(qkv, h).middleRows(i0, rows), K = proj_.k_of(qkv, h), V = proj_.v_of(qkv, h);
+      auto dQ = proj_.q_of(dqkv, h).middleRows(i0, rows), dK = proj_.k_of(dqkv, h), dV = proj_.v_of(dqkv, h);
       G.resize(rows, n);
       G.noalias() = dQ * K.transpose();
       G.noalias() += Q * dK.transpose();
-      G *= scale_;
+      G *= proj_.scale;
       softmax_jacobian_inplace<T>(P, G);
-      auto dOh = dO.block(i0, h * kv_, rows, kv_);
+      auto dOh = dO.block(i0, h * proj_.kv, rows, proj_.kv);
       dOh.noalias() = G * V;
       dOh.noalias() += P * dV;
     }
   }
-  if (w_o_.size()) return dO * w_o_.transpose();
+  if (proj_.w_o.size()) return dO * proj_.w_o.transpose();
   return dO;
 }
 
@@ -209,39 +182,37 @@ Matrix<T> WeightedAttention<T>::vjp(const Cache<T>& cache_base, const Matrix<T>&
   const auto& cache = static_cast<const WeightedCache<T>&>(cache_base);
   const Index n = dY.rows();
   Matrix<T> dO;
-  if (w_o_.size())
-    dO.noalias() = dY * w_o_;
+  if (proj_.w_o.size())
+    dO.noalias() = dY * proj_.w_o;
   else
     dO = dY;
-  Matrix<T> dqkv = Matrix<T>::Zero(n, w_qkv_.rows());
+  Matrix<T> dqkv = Matrix<T>::Zero(n, proj_.w_qkv.rows());
   const Matrix<T>& qkv = cache.qkv;
   const Index B = block_rows(), blocks = (n + B - 1) / B;
-#pragma omp parallel if (parallel_worth_it(heads_, blocks, n))
+#pragma omp parallel if (parallel_worth_it(proj_.heads, blocks, n))
   {
     Matrix<T> buffer, G;
-    Matrix<T> local = Matrix<T>::Zero(n, w_qkv_.rows());
+    Matrix<T> local = Matrix<T>::Zero(n, proj_.w_qkv.rows());
 #pragma omp for schedule(dynamic)
-    for (Index task = 0; task < heads_ * blocks; ++task) {
+    for (Index task = 0; task < proj_.heads * blocks; ++task) {
       const Index h = task / blocks, i0 = (task % blocks) * B, rows = std::min(B, n - i0);
       if (cache.p.empty()) compute_block(qkv, h, i0, rows, buffer);
       const Eigen::Ref<const Matrix<T>> P =
           cache.p.empty() ? Eigen::Ref<const Matrix<T>>(buffer) : Eigen::Ref<const Matrix<T>>(cache.p[h].middleRows(i0, rows));
-      auto Q = qkv.block(i0, h * k_, rows, k_);
-      auto K = qkv.middleCols(heads_ * k_ + h * k_, k_);
-      auto V = qkv.middleCols(2 * heads_ * k_ + h * kv_, kv_);
-      auto dOh = dO.block(i0, h * kv_, rows, kv_);
+      auto Q = proj_.q_of(qkv, h).middleRows(i0, rows), K = proj_.k_of(qkv, h), V = proj_.v_of(qkv, h);
+      auto dOh = dO.block(i0, h * proj_.kv, rows, proj_.kv);
       G.resize(rows, n);
       G.noalias() = dOh * V.transpose();
-      local.middleCols(2 * heads_ * k_ + h * kv_, kv_).noalias() += P.transpose() * dOh;
+      proj_.v_of(local, h).noalias() += P.transpose() * dOh;
       softmax_jacobian_inplace<T>(P, G);
-      G *= scale_;
-      local.block(i0, h * k_, rows, k_).noalias() += G * K;
-      local.middleCols(heads_ * k_ + h * k_, k_).noalias() += G.transpose() * Q;
+      G *= proj_.scale;
+      proj_.q_of(local, h).middleRows(i0, rows).noalias() += G * K;
+      proj_.k_of(local, h).noalias() += G.transpose() * Q;
     }
 #pragma omp critical
     dqkv += local;
   }
-  return dqkv * w_qkv_;
+  return dqkv * proj_.w_qkv;
 }
 
 template class WeightedAttention<double>;
@@ -252,21 +223,8 @@ MapPtr<T> build_weighted_map(const LayerSpec& spec, const Measure& mu, const Wei
   spec.validate();
   if (mu.masked() && !spec.attention.causal)
     throw InputError("the measure carries positions but the layer is not causal: add --causal to mask by position");
-  std::vector<MapPtr<T>> maps;
-  if (spec.pre_norm) maps.push_back(std::make_shared<Norm<T>>(*spec.pre_norm));
-  MapPtr<T> attention = std::make_shared<WeightedAttention<T>>(spec.attention, mu.masses, mu.positions, options);
   // The same assembly as build_map (docs/theory.md §1): the residual wraps the pre-norm.
-  if (spec.residual) {
-    MapPtr<T> inner = maps.empty() ? attention
-                                   : std::make_shared<Chain<T>>(std::vector<MapPtr<T>>{maps[0], attention});
-    maps.clear();
-    maps.push_back(std::make_shared<Residual<T>>(inner));
-  } else {
-    maps.push_back(attention);
-  }
-  if (spec.post_norm) maps.push_back(std::make_shared<Norm<T>>(*spec.post_norm));
-  if (maps.size() == 1) return maps[0];
-  return std::make_shared<Chain<T>>(std::move(maps));
+  return assemble_layer<T>(spec, std::make_shared<WeightedAttention<T>>(spec.attention, mu.masses, mu.positions, options));
 }
 
 template MapPtr<double> build_weighted_map<double>(const LayerSpec&, const Measure&, const WeightedOptions&);

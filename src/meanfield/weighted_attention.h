@@ -25,8 +25,8 @@ class WeightedAttention final : public Map<T> {
   // are an InputError (ask for --causal).
   WeightedAttention(const AttentionWeights& weights, const VectorD& masses, const VectorD& positions = {},
                     const WeightedOptions& options = {});
-  Index input_dim() const override { return d_; }
-  Index output_dim() const override { return d_out_; }
+  Index input_dim() const override { return proj_.d; }
+  Index output_dim() const override { return proj_.d_out; }
   std::string describe() const override;
   std::unique_ptr<Cache<T>> forward(const Matrix<T>& X) const override;
   Matrix<T> jvp(const Cache<T>& cache, const Matrix<T>& dX) const override;
@@ -39,17 +39,11 @@ class WeightedAttention final : public Map<T> {
   Matrix<T> attention_matrix(const Cache<T>& cache, Index h) const;
 
  private:
-  struct BlockCache;
   // Rows [i0, i0 + rows) of P_h into `out` (rows × n): the scores, log-masses added, masked, softmax.
   void compute_block(const Matrix<T>& qkv, Index h, Index i0, Index rows, Matrix<T>& out) const;
   Index block_rows() const;
 
-  Index heads_, d_, k_, kv_, d_out_;
-  T scale_;
-  Matrix<T> w_qkv_;
-  Vector<T> b_qkv_;
-  Matrix<T> w_o_;
-  Vector<T> b_o_;
+  Projections<T> proj_;
   Vector<T> log_mass_;      // log m_j, added to column j of the scores
   Vector<T> positions_;     // empty: unmasked
   WeightedOptions options_;

@@ -1,0 +1,97 @@
+// An attention layer's parameters: as read (float64, nn.Linear layout) and as computed with
+// (Projections<T>, packed, in the working precision).
+#pragma once
+
+#include <limits>
+
+#include "common/types.h"
+
+namespace lipattn {
+
+// Parameters in float64, in nn.Linear layout (out, in). Empty vectors/matrices mean "absent".
+// Head h uses rows h·k..(h+1)·k of w_q and w_k and rows h·k_v..(h+1)·k_v of w_v, and columns
+// h·k_v..(h+1)·k_v of w_o.
+struct AttentionWeights {
+  Index heads = 1;
+  MatrixD w_q, w_k;  // (H·k) × d
+  MatrixD w_v;       // (H·k_v) × d
+  MatrixD w_o;       // d_out × (H·k_v), or empty: the heads' outputs are concatenated
+  VectorD b_q, b_k, b_v, b_o;
+  bool causal = false;
+  // Scores are scale·⟨q_i, k_j⟩. NaN means the default 1/√k.
+  double scale = std::numeric_limits<double>::quiet_NaN();
+
+  // The paper's single head f(X)_i = Σ_j softmax_j(⟨A x_i, x_j⟩) V x_j: W_Q = A, W_K = I, scale 1.
+  static AttentionWeights paper_form(const MatrixD& A, const MatrixD& V, bool causal = false);
+
+  Index input_dim() const { return w_q.cols(); }
+  Index key_dim() const { return w_q.rows() / heads; }    // k
+  Index value_dim() const { return w_v.rows() / heads; }  // k_v
+  Index output_dim() const { return w_o.size() ? w_o.rows() : w_v.rows(); }
+  double effective_scale() const;
+
+  // Throws InputError naming the tensor (q.weight, k.weight, ...) whose shape does not fit.
+  void validate() const;
+  // The map of head h alone: its Q, K, V slices and, when W_O is present, its W_O column block.
+  AttentionWeights head(Index h) const;
+};
+
+// The linear parts of a multi-head attention layer in the working precision T (docs/theory.md
+// §2.1), shared by MultiHeadAttention and the mean-field WeightedAttention: W_Q, W_K and W_V packed
+// into one (2H·k + H·k_v) × d matrix, so one GEMM gives Q, K and V of every head, and W_O.
+template <class T>
+struct Projections {
+  Index heads, d, k, kv, d_out;  // k: key width, kv: value width per head
+  T scale;                       // scores are scale·⟨q_i, k_j⟩
+  Matrix<T> w_qkv;               // [W_Q; W_K; W_V], (2H·k + H·k_v) × d
+  Vector<T> b_qkv;               // empty: no biases
+  Matrix<T> w_o;                 // d_out × H·k_v, or empty: the heads' outputs are concatenated
+  Vector<T> b_o;
+
+  explicit Projections(const AttentionWeights& w) {
+    w.validate();
+    heads = w.heads;
+    d = w.input_dim();
+    k = w.key_dim();
+    kv = w.value_dim();
+    d_out = w.output_dim();
+    scale = static_cast<T>(w.effective_scale());
+    w_qkv.resize(2 * heads * k + heads * kv, d);
+    w_qkv << w.w_q.cast<T>(), w.w_k.cast<T>(), w.w_v.cast<T>();
+    if (w.b_q.size() || w.b_k.size() || w.b_v.size()) {
+      b_qkv = Vector<T>::Zero(w_qkv.rows());
+      if (w.b_q.size()) b_qkv.segment(0, heads * k) = w.b_q.cast<T>();
+      if (w.b_k.size()) b_qkv.segment(heads * k, heads * k) = w.b_k.cast<T>();
+      if (w.b_v.size()) b_qkv.segment(2 * heads * k, heads * kv) = w.b_v.cast<T>();
+    }
+    if (w.w_o.size()) w_o = w.w_o.cast<T>();
+    if (w.b_o.size()) b_o = w.b_o.cast<T>();
+  }
+
+  // qkv = X W_qkvᵀ + b_qkv, n × (2H·k + H·k_v): [Q_1..Q_H K_1..K_H V_1..V_H].
+  Matrix<T> qkv(const Matrix<T>& X) const {
+    Matrix<T> m;
+    m.noalias() = X * w_qkv.transpose();
+    if (b_qkv.size()) m.rowwise() += b_qkv.transpose();
+    return m;
+  }
+
+  // Head h's columns of qkv or of any of its tangents (a view, const if m is).
+  template <class M>
+  auto q_of(M& m, Index h) const { return m.middleCols(h * k, k); }
+  template <class M>
+  auto k_of(M& m, Index h) const { return m.middleCols((heads + h) * k, k); }
+  template <class M>
+  auto v_of(M& m, Index h) const { return m.middleCols(2 * heads * k + h * kv, kv); }
+
+  // The layer's output from the heads' outputs O (n × H·k_v): O W_Oᵀ + b_o, or O without W_O.
+  Matrix<T> output(Matrix<T> O) const {
+    if (!w_o.size()) return O;
+    Matrix<T> Y;
+    Y.noalias() = O * w_o.transpose();
+    if (b_o.size()) Y.rowwise() += b_o.transpose();
+    return Y;
+  }
+};
+
+}  // namespace lipattn
