@@ -272,6 +272,7 @@ struct Point {
   double n = 0, value = 0, radius = 0, authors = 0;
   json record;
 };
+using Points = std::vector<Point>;
 
 std::vector<Point> points_of(const std::vector<json>& records, const char* field = "lipschitz") {
   std::vector<Point> out;
@@ -286,6 +287,22 @@ std::vector<Point> points_of(const std::vector<json>& records, const char* field
   }
   std::sort(out.begin(), out.end(), [](const Point& a, const Point& b) { return a.n < b.n; });
   return out;
+}
+
+// The report's loop over one group's experiments: each gets its heading paragraph in `section`,
+// then f(e, points) when it has results, else the line "No results.".
+template <class F>
+void for_each_with_points(const std::vector<Experiment>& experiments, const std::string& group,
+                          std::map<std::string, std::vector<json>>& records, Section& section, F&& f) {
+  for (const auto& e : experiments) {
+    if (e.group != group) continue;
+    const Points pts = points_of(records[e.name]);
+    section.paragraph(fmt::format("**{}** — {}.", e.title, e.setting));
+    if (pts.empty())
+      section.paragraph("No results.");
+    else
+      f(e, pts);
+  }
 }
 
 FitRecord make_fit(const Experiment& e, const std::string& quantity, const std::vector<double>& x,
@@ -573,13 +590,7 @@ ReproduceSummary analyse(const ReproduceOptions& o, const std::vector<Experiment
                                   "L = ||Df(X)||_2", true, true);
   Figure ratio_figure = make_figure("bounds-over-exact", "Upper bounds over the exact constant on the adversarial inputs",
                                     "n (tokens)", "bound / exact", true, true);
-  for (const auto& e : experiments) {
-    if (e.group != "adversarial") continue;
-    const auto pts = points_of(records[e.name]);
-    if (pts.empty()) {
-      adversarial.paragraph(fmt::format("**{}**: no results.", e.title));
-      continue;
-    }
+  for_each_with_points(experiments, "adversarial", records, adversarial, [&](const Experiment& e, const Points& pts) {
     std::vector<double> n, L;
     double n_star = std::numeric_limits<double>::infinity(), R = std::nan("");
     for (const auto& p : pts) {
@@ -599,7 +610,6 @@ ReproduceSummary analyse(const ReproduceOptions& o, const std::vector<Experiment
         std::isfinite(n_star) && R > 0 ? std::exp(std::log(n_star) * std::pow(e.paper_radius / R, 2)) : n_star;
     adv_table.rows.push_back({e.title, fmt_num(R, 4), fmt_num(n_star), fmt_num(n_star_paper, 3), interval(fit),
                               fmt_num(fit.sqrt_constant), reference_cell(e.reference)});
-    adversarial.paragraph(fmt::format("**{}** — {}.", e.title, e.setting));
     Series s;
     s.title = e.name;
     s.style = "points";
@@ -627,7 +637,7 @@ ReproduceSummary analyse(const ReproduceOptions& o, const std::vector<Experiment
       }
       add_bound_rows(bounds_table, e.name + (set ? " (set B_R^n)" : " (local, at X)"), ratios);
     }
-  }
+  });
   adversarial.add_table(adv_table);
   add_figure(adversarial, adv_figure, figures_dir, "Adversarial L against n (points) with the fitted C·√n (dashed)");
   // The optimised attack.
@@ -653,14 +663,7 @@ ReproduceSummary analyse(const ReproduceOptions& o, const std::vector<Experiment
   // Real data: every local bound at each window over the exact constant at the same X.
   Figure real_ratio_figure = make_figure("bounds-over-exact-real", "Local upper bounds over the exact constant on real data",
                                          "n (tokens)", "bound / exact (median over windows)", true, true);
-  for (const auto& e : experiments) {
-    if (e.group != "bounds") continue;
-    const auto pts = points_of(records[e.name]);
-    bounds_section.paragraph(fmt::format("**{}** — {}.", e.title, e.setting));
-    if (pts.empty()) {
-      bounds_section.paragraph("No results.");
-      continue;
-    }
+  for_each_with_points(experiments, "bounds", records, bounds_section, [&](const Experiment& e, const Points& pts) {
     const BoundRatios ratios = bound_ratios(pts, "local_bounds");
     for (const auto& [name, points] : ratios.per_bound) {
       const auto status = ratios.status.find(name);
@@ -668,7 +671,7 @@ ReproduceSummary analyse(const ReproduceOptions& o, const std::vector<Experiment
       real_ratio_figure.series.push_back(median_per_n(e.name + " " + name + (refuted ? " (refuted)" : ""), points));
     }
     add_bound_rows(bounds_table, e.name + " (local, at X)", ratios);
-  }
+  });
   if (std::any_of(experiments.begin(), experiments.end(), [](const Experiment& e) { return e.group == "bounds"; }))
     add_figure(bounds_section, real_ratio_figure, figures_dir,
                "Each local upper bound over the exact constant at the same X: bound/exact against n on real data");
@@ -683,14 +686,7 @@ ReproduceSummary analyse(const ReproduceOptions& o, const std::vector<Experiment
       make_figure("meanfield-iid", "i.i.d. tokens: L converges as n grows", "n (tokens)", "L", true, true);
   Table mf_table{{"experiment", "n*", "slope for n ≤ n*/10", "slope for n ≥ 10 n*", "last-decade slope", "L at largest n"},
                  {}};
-  for (const auto& e : experiments) {
-    if (e.group != "meanfield") continue;
-    const auto pts = points_of(records[e.name]);
-    meanfield.paragraph(fmt::format("**{}** — {}.", e.title, e.setting));
-    if (pts.empty()) {
-      meanfield.paragraph("No results.");
-      continue;
-    }
+  for_each_with_points(experiments, "meanfield", records, meanfield, [&](const Experiment& e, const Points& pts) {
     double n_star = std::nan("");
     Series s, full;
     s.title = e.name + " L";
@@ -736,7 +732,7 @@ ReproduceSummary analyse(const ReproduceOptions& o, const std::vector<Experiment
       v.y = {ymin, ymax};
       target.series.push_back(v);
     }
-  }
+  });
   meanfield.add_table(mf_table);
   add_figure(meanfield, mf_figure, figures_dir, "The construction at fixed R: √n growth, then saturation once n passes n* (dashed)");
   add_figure(meanfield, iid_figure, figures_dir, "i.i.d. tokens: the constant converges as n grows (masked and unmasked)");

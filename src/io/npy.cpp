@@ -16,6 +16,7 @@
 #include <fmt/format.h>
 
 #include "common/error.h"
+#include "io/atomic_file.h"
 
 namespace lipattn::io {
 
@@ -330,26 +331,7 @@ void write_npy(const std::filesystem::path& path, const NpyArray& array) {
     }
   }
 
-  std::filesystem::path tmp = path;
-  tmp += ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw InputError(fmt::format("{}: cannot open for writing", tmp.string()));
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    out.close();
-    if (!out) {
-      std::error_code ignored;
-      std::filesystem::remove(tmp, ignored);
-      throw InputError(fmt::format("{}: write failed", tmp.string()));
-    }
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::error_code ignored;
-    std::filesystem::remove(tmp, ignored);
-    throw InputError(fmt::format("{}: cannot rename {} into place: {}", file, tmp.string(), ec.message()));
-  }
+  write_file_atomically(path, {bytes});
 }
 
 void write_npy(const std::filesystem::path& path, const MatrixD& matrix, bool float32) {

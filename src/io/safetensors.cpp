@@ -20,6 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "io/atomic_file.h"
 
 namespace lipattn::io {
 
@@ -480,28 +481,8 @@ void write_safetensors(const std::filesystem::path& path, const std::vector<Tens
   header_text.append((8 - header_text.size() % 8) % 8, ' ');
   const std::uint64_t header_len = header_text.size();
 
-  std::filesystem::path tmp = path;
-  tmp += ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw InputError(fmt::format("{}: cannot open for writing", tmp.string()));
-    out.write(reinterpret_cast<const char*>(&header_len), 8);
-    out.write(header_text.data(), static_cast<std::streamsize>(header_text.size()));
-    out.write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(data.size()));
-    out.close();
-    if (!out) {
-      std::error_code ignored;
-      std::filesystem::remove(tmp, ignored);
-      throw InputError(fmt::format("{}: write failed", tmp.string()));
-    }
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::error_code ignored;
-    std::filesystem::remove(tmp, ignored);
-    throw InputError(fmt::format("{}: cannot rename {} into place: {}", file, tmp.string(), ec.message()));
-  }
+  write_file_atomically(path, {std::string_view(reinterpret_cast<const char*>(&header_len), 8), header_text,
+                               std::string_view(reinterpret_cast<const char*>(data.data()), data.size())});
 }
 
 }  // namespace lipattn::io
