@@ -13,6 +13,7 @@
 #include <omp.h>
 
 #include "bounds/bounds.h"
+#include "bounds_support.h"
 #include "spectral/operator.h"
 #include "test_support.h"
 
@@ -21,30 +22,11 @@ using namespace lipattn::testing;
 
 namespace {
 
-// Thousands of tiny Jacobians: OpenMP threads only add overhead (and stall on a busy machine).
-const int kSingleThread = [] {
-  omp_set_num_threads(1);
-  return 1;
-}();
-
-double exact(const LayerSpec& spec, const MatrixD& X) {
-  Linearization<double> J(build_map<double>(spec), X);
-  SpectralOptions o;
-  o.method = SpectralMethod::Dense;
-  return spectral_norm(J, o).lipschitz;
-}
+const int kSingleThread = use_single_openmp_thread();
 
 // Tokens of the attention's input (after the pre-norm).
 MatrixD attention_input(const LayerSpec& spec, const MatrixD& X) {
   return spec.pre_norm ? Norm<double>(*spec.pre_norm).forward(X)->output : X;
-}
-
-MatrixD project_to_ball(MatrixD X, double R) {
-  for (Index i = 0; i < X.rows(); ++i) {
-    const double norm = X.row(i).norm();
-    if (norm > R) X.row(i) *= R / norm;
-  }
-  return X;
 }
 
 // The paper's construction: x_1 = R u, x_2..n = R u/2, u a top eigenvector of A (of its symmetric

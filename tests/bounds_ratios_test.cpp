@@ -12,6 +12,7 @@
 #include <omp.h>
 
 #include "bounds/bounds.h"
+#include "bounds_support.h"
 #include "spectral/measure.h"
 #include "spectral/operator.h"
 #include "test_support.h"
@@ -21,17 +22,7 @@ using namespace lipattn::testing;
 
 namespace {
 
-const int kSingleThread = [] {
-  omp_set_num_threads(1);
-  return 1;
-}();
-
-double exact(const LayerSpec& spec, const MatrixD& X) {
-  Linearization<double> J(build_map<double>(spec), X);
-  SpectralOptions o;
-  o.method = SpectralMethod::Dense;
-  return spectral_norm(J, o).lipschitz;
-}
+const int kSingleThread = use_single_openmp_thread();
 
 // Counterexample to (2) with R_h = max_i ‖A x_i‖ (our convention, S_ij = ⟨A x_i, x_j⟩): A = M e₂e₁ᵀ
 // and tokens on the e₂ axis, so A x_i = 0 (R_h = 0, the bound is ‖V‖√n) while ‖V Cov A‖ = M·var.
@@ -83,15 +74,9 @@ struct Config {
   double R;  // tokens drawn N(0, R²/d) then clipped to the ball of radius R
 };
 
-MatrixD clip(MatrixD X, double R) {
-  for (Index i = 0; i < X.rows(); ++i)
-    if (X.row(i).norm() > R) X.row(i) *= R / X.row(i).norm();
-  return X;
-}
-
 MatrixD random_input(std::mt19937_64& rng, const Config& c) {
   const Index d = c.spec.attention.input_dim();
-  return clip(random_matrix(rng, c.n, d, c.R / std::sqrt(static_cast<double>(d))), c.R);
+  return project_to_ball(random_matrix(rng, c.n, d, c.R / std::sqrt(static_cast<double>(d))), c.R);
 }
 
 const std::vector<std::string> kNames = {bound_names::kPaperCompact, bound_names::kPaperDataDependent,
@@ -111,7 +96,7 @@ MatrixD hill_climb(std::mt19937_64& rng, const Config& c, MatrixD X, int steps, 
   };
   double best = score(X), step = 0.3 * c.R;
   for (int s = 0; s < steps; ++s) {
-    MatrixD Y = clip(X + random_matrix(rng, X.rows(), X.cols(), step / std::sqrt(double(X.cols()))), c.R);
+    MatrixD Y = project_to_ball(X + random_matrix(rng, X.rows(), X.cols(), step / std::sqrt(double(X.cols()))), c.R);
     const double v = score(Y);
     if (v > best) {
       best = v;

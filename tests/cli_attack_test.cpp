@@ -19,40 +19,15 @@ namespace fs = std::filesystem;
 
 namespace {
 
-io::TensorToWrite tensor(const std::string& name, const MatrixD& m) {
-  return {name, {m.rows(), m.cols()}, std::vector<double>(m.data(), m.data() + m.size())};
-}
-io::TensorToWrite tensor(const std::string& name, const VectorD& v) {
-  return {name, {v.size()}, std::vector<double>(v.data(), v.data() + v.size())};
-}
-
-struct Fixture {
-  fs::path dir, weights, weights_norm, input;  // weights_norm also holds pre_norm.* tensors
-  AttentionWeights w;
-  NormWeights pre;
-  MatrixD X;
+struct Fixture : LayerFiles {
+  fs::path weights_norm;  // the layer plus its pre_norm.* tensors (weights has none)
 };
 
 // A 2-head layer (d = 6) with W_O, biases and LayerNorm weights for a pre-norm.
 Fixture make_fixture(const std::string& name) {
-  Fixture f;
-  f.dir = scratch_dir(name);
-  std::mt19937_64 rng(7);
-  f.w = random_attention(rng, AttentionOptions{2, 6, 3, 3, true, true, true, 6, 0.6});
-  f.pre = random_norm(rng, NormKind::LayerNorm, 6, true);
-  f.X = random_matrix(rng, 5, 6);
-  f.weights = f.dir / "layer.safetensors";
-  f.input = f.dir / "x.npy";
+  Fixture f{write_layer_files(name, 7, 0.6, /*with_pre_norm=*/false)};
   f.weights_norm = f.dir / "layer_norm.safetensors";
-  std::vector<io::TensorToWrite> tensors = {
-      tensor("q.weight", f.w.w_q), tensor("k.weight", f.w.w_k), tensor("v.weight", f.w.w_v),
-      tensor("o.weight", f.w.w_o), tensor("q.bias", f.w.b_q), tensor("k.bias", f.w.b_k),
-      tensor("v.bias", f.w.b_v),   tensor("o.bias", f.w.b_o)};
-  io::write_safetensors(f.weights, tensors, io::DType::F64);
-  tensors.push_back(tensor("pre_norm.weight", f.pre.gamma));
-  tensors.push_back(tensor("pre_norm.bias", f.pre.beta));
-  io::write_safetensors(f.weights_norm, tensors, io::DType::F64);
-  io::write_npy(f.input, f.X);
+  io::write_safetensors(f.weights_norm, layer_tensors(f.w, f.pre), io::DType::F64);
   return f;
 }
 

@@ -21,39 +21,16 @@ namespace fs = std::filesystem;
 
 namespace {
 
-io::TensorToWrite tensor(const std::string& name, const MatrixD& m) {
-  return {name, {m.rows(), m.cols()}, std::vector<double>(m.data(), m.data() + m.size())};
-}
-io::TensorToWrite tensor(const std::string& name, const VectorD& v) {
-  return {name, {v.size()}, std::vector<double>(v.data(), v.data() + v.size())};
-}
-
-struct Fixture {
-  fs::path dir, weights, input;
+struct Fixture : LayerFiles {
   LayerSpec spec;
-  MatrixD X;
 };
 
 // 2 heads, W_O, biases, causal, pre-LayerNorm, residual.
 Fixture make_fixture(const std::string& name) {
-  Fixture f;
-  f.dir = scratch_dir(name);
-  std::mt19937_64 rng(4);
-  const AttentionWeights w = random_attention(rng, AttentionOptions{2, 6, 3, 3, true, true, true, 6, 0.6});
-  const NormWeights pre = random_norm(rng, NormKind::LayerNorm, 6, true);
-  f.spec.attention = w;
-  f.spec.pre_norm = pre;
+  Fixture f{write_layer_files(name, 4, 0.6)};
+  f.spec.attention = f.w;
+  f.spec.pre_norm = f.pre;
   f.spec.residual = true;
-  f.X = random_matrix(rng, 5, 6);
-  f.weights = f.dir / "layer.safetensors";
-  f.input = f.dir / "x.npy";
-  io::write_safetensors(f.weights,
-                        {tensor("q.weight", w.w_q), tensor("k.weight", w.w_k), tensor("v.weight", w.w_v),
-                         tensor("o.weight", w.w_o), tensor("q.bias", w.b_q), tensor("k.bias", w.b_k),
-                         tensor("v.bias", w.b_v), tensor("o.bias", w.b_o), tensor("pre_norm.weight", pre.gamma),
-                         tensor("pre_norm.bias", pre.beta)},
-                        io::DType::F64);
-  io::write_npy(f.input, f.X);
   return f;
 }
 
@@ -137,8 +114,7 @@ TEST(CliBound, SweepAndHardmaxLimit) {
   const fs::path dir = scratch_dir("bound-sweep");
   std::mt19937_64 rng(8);
   const MatrixD A = random_matrix(rng, 3, 3), V = random_matrix(rng, 2, 3), X = random_matrix(rng, 6, 3);
-  io::write_safetensors(dir / "paper.safetensors", {tensor("A", A), tensor("V", V)}, io::DType::F64);
-  io::write_npy(dir / "x.npy", X);
+  write_paper_files(dir, A, V, X);
   const nlohmann::json j = run_json("bound --weights " + (dir / "paper.safetensors").string() + " --input " +
                                     (dir / "x.npy").string() + " --sweep 1,10,100 --json");
   ASSERT_TRUE(j.at("hardmax").at("exists").get<bool>());

@@ -18,38 +18,11 @@ namespace fs = std::filesystem;
 
 namespace {
 
-io::TensorToWrite tensor(const std::string& name, const MatrixD& m) {
-  return {name, {m.rows(), m.cols()}, std::vector<double>(m.data(), m.data() + m.size())};
-}
-io::TensorToWrite tensor(const std::string& name, const VectorD& v) {
-  return {name, {v.size()}, std::vector<double>(v.data(), v.data() + v.size())};
-}
-
-struct Fixture {
-  fs::path dir, weights, input;
-  AttentionWeights w;
-  NormWeights pre;
-  MatrixD X;
-};
+using Fixture = LayerFiles;
 
 // A 2-head layer with W_O, biases and a pre-norm, written as F32 like a real export.
 Fixture make_fixture(const std::string& name, io::DType dtype = io::DType::F64) {
-  Fixture f;
-  f.dir = scratch_dir(name);
-  std::mt19937_64 rng(42);
-  f.w = random_attention(rng, AttentionOptions{2, 6, 3, 3, true, true, true, 6, 0.5});
-  f.pre = random_norm(rng, NormKind::LayerNorm, 6, true);
-  f.X = random_matrix(rng, 5, 6);
-  f.weights = f.dir / "layer.safetensors";
-  f.input = f.dir / "x.npy";
-  io::write_safetensors(f.weights,
-                        {tensor("q.weight", f.w.w_q), tensor("k.weight", f.w.w_k), tensor("v.weight", f.w.w_v),
-                         tensor("o.weight", f.w.w_o), tensor("q.bias", f.w.b_q), tensor("k.bias", f.w.b_k),
-                         tensor("v.bias", f.w.b_v), tensor("o.bias", f.w.b_o), tensor("pre_norm.weight", f.pre.gamma),
-                         tensor("pre_norm.bias", f.pre.beta)},
-                        dtype);
-  io::write_npy(f.input, f.X);
-  return f;
+  return write_layer_files(name, 42, 0.5, /*with_pre_norm=*/true, dtype);
 }
 
 std::string flags(const Fixture& f) {
@@ -129,8 +102,7 @@ TEST(CliMeasure, PaperFormFile) {
   const fs::path dir = scratch_dir("paper");
   std::mt19937_64 rng(3);
   const MatrixD A = random_matrix(rng, 4, 4), V = random_matrix(rng, 4, 4), X = random_matrix(rng, 7, 4);
-  io::write_safetensors(dir / "paper.safetensors", {tensor("A", A), tensor("V", V)}, io::DType::F64);
-  io::write_npy(dir / "x.npy", X);
+  write_paper_files(dir, A, V, X);
   LayerSpec spec;
   spec.attention = AttentionWeights::paper_form(A, V);
   SpectralOptions o;

@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include "bytes_support.h"
 #include "io/npy.h"
 #include "models_fixture.h"
 
@@ -14,18 +15,12 @@ namespace {
 
 namespace fs = std::filesystem;
 using fixture::Checkpoint;
+using lipattn::testing::read_bytes;
 
 struct Outcome {
   int code = -1;
   std::string out, err;
 };
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 Outcome run(const std::string& args, const fs::path& scratch) {
   const fs::path out = scratch / "stdout.txt", err = scratch / "stderr.txt";
@@ -34,8 +29,8 @@ Outcome run(const std::string& args, const fs::path& scratch) {
   const int status = std::system(command.c_str());
   Outcome r;
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = slurp(out);
-  r.err = slurp(err);
+  r.out = read_bytes(out);
+  r.err = read_bytes(err);
   return r;
 }
 

@@ -23,12 +23,16 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "bytes_support.h"
 #include "cli_support.h"
+#include "file_support.h"
 
 namespace lipattn {
 namespace {
 
 using testing::CommandResult;
+using testing::lines_of;
+using testing::read_bytes;
 using testing::run_cli;
 using testing::scratch_dir;
 
@@ -78,13 +82,6 @@ std::string mpi_sweep(const std::string& mpirun, int ranks, const std::string& a
   return mpirun + " --oversubscribe -np " + std::to_string(ranks) + " " + LIPATTN_BINARY + " sweep " + arguments;
 }
 
-std::vector<std::string> lines_of(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  std::vector<std::string> out;
-  for (std::string line; std::getline(in, line);) out.push_back(line);
-  return out;
-}
-
 std::vector<std::filesystem::path> part_files(const std::filesystem::path& results) {
   std::vector<std::filesystem::path> out;
   for (const auto& entry : std::filesystem::directory_iterator(results.parent_path()))
@@ -95,8 +92,7 @@ std::vector<std::filesystem::path> part_files(const std::filesystem::path& resul
 
 // Complete lines only (a line without its newline is a record being written).
 std::vector<std::string> complete_lines(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  const std::string content((std::istreambuf_iterator<char>(in)), {});
+  const std::string content = read_bytes(path);
   std::vector<std::string> out;
   std::size_t begin = 0;
   for (std::size_t nl = content.find('\n'); nl != std::string::npos; nl = content.find('\n', begin)) {
@@ -229,8 +225,7 @@ std::vector<pid_t> processes_with(const std::string& marker, int rank) {
   while (dirent* entry = ::readdir(proc)) {
     const pid_t pid = std::atoi(entry->d_name);
     if (pid <= 0 || pid == ::getpid()) continue;
-    std::ifstream in("/proc/" + std::string(entry->d_name) + "/environ", std::ios::binary);
-    const std::string environ((std::istreambuf_iterator<char>(in)), {});
+    const std::string environ = read_bytes("/proc/" + std::string(entry->d_name) + "/environ");
     std::set<std::string> vars;
     std::size_t begin = 0;
     for (std::size_t end = environ.find('\0'); end != std::string::npos; end = environ.find('\0', begin)) {

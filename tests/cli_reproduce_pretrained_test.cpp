@@ -17,6 +17,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "bytes_support.h"
 #include "cli_support.h"
 #include "experiments/reproduce.h"
 #include "models_fixture.h"
@@ -26,6 +27,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
+using testing::read_bytes;
 using testing::run_cli;
 using testing::scratch_dir;
 
@@ -62,11 +64,6 @@ std::vector<json> read_records(const fs::path& path) {
   for (std::string line; std::getline(in, line);)
     if (!line.empty()) out.push_back(json::parse(line));
   return out;
-}
-
-std::string read_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
 // The last line of the output that parses as JSON.
@@ -252,7 +249,7 @@ TEST(CliReproducePretrained, RunsThePaperProtocolOnTheGivenFolders) {
   }
 
   // (c) The fits and the report name the folders; the paper's pretrained references are used.
-  const json fits = json::parse(read_file(out / "fits.json"));
+  const json fits = json::parse(read_bytes(out / "fits.json"));
   std::map<std::string, json> lipschitz_fits;
   for (const auto& f : fits)
     if (f["quantity"] == "lipschitz" || f["quantity"] == "lipschitz_below_n_star")
@@ -267,7 +264,7 @@ TEST(CliReproducePretrained, RunsThePaperProtocolOnTheGivenFolders) {
   }
   EXPECT_EQ(lipschitz_fits["real-gpt2-l0"]["paper"]["constant"], 35.3);
   EXPECT_EQ(lipschitz_fits["real-bert-decoder-l6"]["paper"]["constant"], 6.44);
-  const std::string report = read_file(out / "report.md");
+  const std::string report = read_bytes(out / "report.md");
   EXPECT_NE(report.find("GPT-2: `" + G.string() + "`"), std::string::npos);
   EXPECT_NE(report.find("BERT: `" + B.string() + "`"), std::string::npos);
   EXPECT_NE(report.find("the paper's input at R = 10"), std::string::npos);

@@ -15,20 +15,17 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "bytes_support.h"
 #include "cli_support.h"
+#include "file_support.h"
 
 namespace lipattn {
 namespace {
 
+using testing::lines_of;
+using testing::read_bytes;
 using testing::run_cli;
 using testing::scratch_dir;
-
-std::vector<std::string> lines_of(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  std::vector<std::string> out;
-  for (std::string line; std::getline(in, line);) out.push_back(line);
-  return out;
-}
 
 // A sweep of toy-head construction jobs (each a Lanczos solve on a few thousand unknowns).
 std::filesystem::path write_spec(const std::filesystem::path& dir, int jobs) {
@@ -130,11 +127,6 @@ TEST(CliSweep, BadSpecIsAnInputError) {
   EXPECT_NE(r.out.find("unknown kind 'nope'"), std::string::npos) << r.out;
 }
 
-std::string read_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
 // PNG width and height from the IHDR chunk (bytes 16..23, big-endian).
 std::pair<unsigned, unsigned> png_size(const std::string& png) {
   if (png.size() < 24 || png.compare(1, 3, "PNG") != 0) return {0, 0};
@@ -166,9 +158,9 @@ std::string screenshot(const std::string& chromium, const std::filesystem::path&
                               " --window-size=1200,2000 file://" + html.string() + " > " +
                               (dir / (name + ".log")).string() + " 2>&1";
   const int status = std::system(command.c_str());
-  log = read_file(dir / (name + ".log"));
+  log = read_bytes(dir / (name + ".log"));
   if (status != 0 || !std::filesystem::exists(png)) return {};
-  return read_file(png);
+  return read_bytes(png);
 }
 
 TEST(CliReproduce, SmallSubsetWritesAReportThatRendersInChromium) {
@@ -182,7 +174,7 @@ TEST(CliReproduce, SmallSubsetWritesAReportThatRendersInChromium) {
                            "results/mf-iid.jsonl", "figures/adversarial-L-n.svg", "figures/adversarial-L-n.png"})
     EXPECT_TRUE(std::filesystem::exists(out / file)) << file;
   // fits.json: one record per fit with the fields the issue names.
-  const auto fits = nlohmann::json::parse(read_file(out / "fits.json"));
+  const auto fits = nlohmann::json::parse(read_bytes(out / "fits.json"));
   ASSERT_TRUE(fits.is_array());
   bool found_adversarial = false;
   for (const auto& f : fits) {
@@ -196,7 +188,7 @@ TEST(CliReproduce, SmallSubsetWritesAReportThatRendersInChromium) {
     }
   }
   EXPECT_TRUE(found_adversarial);
-  const std::string html = read_file(out / "report.html");
+  const std::string html = read_bytes(out / "report.html");
   EXPECT_NE(html.find("data:image/png;base64,"), std::string::npos);
   EXPECT_EQ(html.find("not rendered"), std::string::npos) << "a figure failed to render";
   EXPECT_EQ(html.find("src=\"figures/"), std::string::npos) << "the HTML must not depend on its folder";

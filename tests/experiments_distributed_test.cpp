@@ -12,16 +12,13 @@
 #include <gtest/gtest.h>
 
 #include "experiments/distributed.h"
+#include "file_support.h"
 
 namespace lipattn::experiments {
 namespace {
 
-std::filesystem::path scratch(const std::string& name) {
-  auto dir = std::filesystem::temp_directory_path() / ("lipattn-distributed-" + name + "-" + std::to_string(::getpid()));
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  return dir;
-}
+using testing::lines_of;
+using testing::scratch_dir;
 
 std::string record_line(int i, int rank) {
   return nlohmann::json{{"sweep", "s"}, {"job", {{"kind", "fake"}, {"i", i}}}, {"result", {{"value", 10 * i}}},
@@ -29,15 +26,8 @@ std::string record_line(int i, int rank) {
       .dump();
 }
 
-std::vector<std::string> lines_of(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  std::vector<std::string> out;
-  for (std::string line; std::getline(in, line);) out.push_back(line);
-  return out;
-}
-
 TEST(PartFiles, FoundBesideTheResultsFileSortedByRank) {
-  const auto dir = scratch("find");
+  const auto dir = scratch_dir("find");
   const std::string out = (dir / "r.jsonl").string();
   for (const char* name : {"r.jsonl.part10", "r.jsonl.part2", "r.jsonl.part0", "r.jsonl.partx", "r.jsonl.part1.bak",
                            "other.jsonl.part3", "r.jsonl.part"})
@@ -51,7 +41,7 @@ TEST(PartFiles, FoundBesideTheResultsFileSortedByRank) {
 }
 
 TEST(PartFiles, MergedOnceEachThenDeleted) {
-  const auto dir = scratch("merge");
+  const auto dir = scratch_dir("merge");
   const auto out = dir / "r.jsonl";
   std::ofstream(out) << record_line(0, 0) << "\n" << record_line(1, 1) << "\n" << record_line(2, 0) << "\n";
   // Rank 0's part: job 3 is new, job 1 is already in OUT (a merge interrupted after appending it).
@@ -92,7 +82,7 @@ TEST(PartFiles, MergedOnceEachThenDeleted) {
 }
 
 TEST(PartFiles, MergeCreatesAMissingResultsFile) {
-  const auto dir = scratch("create");
+  const auto dir = scratch_dir("create");
   const auto out = dir / "sub" / "r.jsonl";
   std::filesystem::create_directories(out.parent_path());
   std::ofstream(part_file_path(out.string(), 1)) << record_line(7, 1) << "\n";

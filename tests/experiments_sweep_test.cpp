@@ -13,23 +13,13 @@
 
 #include "common/error.h"
 #include "experiments/sweep.h"
+#include "file_support.h"
 
 namespace lipattn::experiments {
 namespace {
 
-std::filesystem::path scratch(const std::string& name) {
-  auto dir = std::filesystem::temp_directory_path() / ("lipattn-sweep-" + name + "-" + std::to_string(::getpid()));
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  return dir;
-}
-
-std::vector<std::string> lines_of(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  std::vector<std::string> out;
-  for (std::string line; std::getline(in, line);) out.push_back(line);
-  return out;
-}
+using testing::lines_of;
+using testing::scratch_dir;
 
 TEST(ExpandGrid, CartesianProductWithRangesAndSamples) {
   const nlohmann::json grid = {{"model", "m"},
@@ -67,7 +57,7 @@ std::vector<Job> make_jobs(int count) {
 }
 
 TEST(ResultsFile, ResumeSkipsFinishedJobs) {
-  const auto dir = scratch("resume");
+  const auto dir = scratch_dir("resume");
   const auto path = (dir / "r.jsonl").string();
   const auto jobs = make_jobs(20);
   std::atomic<int> calls{0};
@@ -106,7 +96,7 @@ TEST(ResultsFile, ResumeSkipsFinishedJobs) {
 }
 
 TEST(ResultsFile, CorruptLastLineIsCutAndRedone) {
-  const auto dir = scratch("corrupt");
+  const auto dir = scratch_dir("corrupt");
   const auto path = (dir / "r.jsonl").string();
   const auto jobs = make_jobs(6);
   Executor exec = [](const Job& job, int) { return nlohmann::json{{"value", job.spec["i"]}}; };
@@ -164,7 +154,7 @@ TEST(ResultsFile, CorruptLastLineIsCutAndRedone) {
 
 TEST(RunJobs, EveryModeRunsEveryJobOnceWithTheRightThreads) {
   for (ParallelMode mode : {ParallelMode::Jobs, ParallelMode::Threads, ParallelMode::Auto}) {
-    const auto dir = scratch("modes-" + to_string(mode));
+    const auto dir = scratch_dir("modes-" + to_string(mode));
     const auto jobs = make_jobs(40);
     std::mutex mutex;
     std::map<int, int> calls, threads_seen;

@@ -16,28 +16,16 @@
 #include <string>
 #include <vector>
 
+#include "bytes_support.h"
 #include "common/error.h"
+#include "error_support.h"
+#include "file_support.h"
 
 namespace lipattn::io {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string read_bytes(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-
-void write_bytes(const fs::path& p, const std::string& bytes) {
-  std::ofstream out(p, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
-
-std::string le(std::uint64_t v, int n) {
-  std::string s;
-  for (int i = 0; i < n; ++i) s.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-  return s;
-}
+using namespace lipattn::testing;  // FileTest, expect_file_error, read_bytes, write_bytes, le
 
 std::string f64s(const std::vector<double>& v) {
   std::string s(v.size() * 8, '\0');
@@ -65,39 +53,13 @@ std::string npy_bytes(const std::string& dict, const std::string& data, int majo
   return out + header + data;
 }
 
-class NpyTest : public ::testing::Test {
+class NpyTest : public FileTest {
  protected:
-  void SetUp() override {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() /
-           (std::string("lipattn_io_npy_") + std::to_string(::getpid()) + "_" + info->name());
-    fs::create_directories(dir_);
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-  fs::path file(const std::string& name) const { return dir_ / name; }
-
-  static void expect_error(const std::function<void()>& fn, const fs::path& p, const std::vector<std::string>& needles) {
-    try {
-      fn();
-      ADD_FAILURE() << "expected InputError for " << p;
-    } catch (const InputError& e) {
-      const std::string msg = e.what();
-      EXPECT_NE(msg.find(p.string()), std::string::npos) << "message does not name the file: " << msg;
-      for (const auto& needle : needles) {
-        EXPECT_NE(msg.find(needle), std::string::npos) << "message lacks '" << needle << "': " << msg;
-      }
-    }
-  }
   void expect_read_error(const std::string& name, const std::string& bytes, const std::vector<std::string>& needles) {
     const fs::path p = file(name);
     write_bytes(p, bytes);
-    expect_error([&] { (void)read_npy(p); }, p, needles);
+    expect_file_error([&] { (void)read_npy(p); }, p, needles);
   }
-
-  fs::path dir_;
 };
 
 TEST_F(NpyTest, ReadsNumpyLayoutBuiltByHand) {
@@ -269,31 +231,31 @@ TEST_F(NpyTest, RejectsMalformedHeaderDict) {
 TEST_F(NpyTest, MatrixRejectsOtherShapesAndNonFinite) {
   const fs::path p1 = file("vec.npy");
   write_bytes(p1, npy_bytes("{'descr': '<f8', 'fortran_order': False, 'shape': (5,), }", f64s({1, 2, 3, 4, 5})));
-  expect_error([&] { (void)read_npy_matrix(p1); }, p1, {"[5]", "[n, d]"});
+  expect_file_error([&] { (void)read_npy_matrix(p1); }, p1, {"[5]", "[n, d]"});
   const fs::path p2 = file("batch2.npy");
   write_bytes(p2, npy_bytes("{'descr': '<f8', 'fortran_order': False, 'shape': (2, 1, 1), }", f64s({1, 2})));
-  expect_error([&] { (void)read_npy_matrix(p2); }, p2, {"[2, 1, 1]"});
+  expect_file_error([&] { (void)read_npy_matrix(p2); }, p2, {"[2, 1, 1]"});
   const fs::path p3 = file("nan.npy");
   const double nan = std::numeric_limits<double>::quiet_NaN();
   write_bytes(p3, npy_bytes("{'descr': '<f8', 'fortran_order': False, 'shape': (2, 3), }", f64s({1, 2, 3, 4, 5, nan})));
   EXPECT_TRUE(std::isnan(read_npy(p3).values[5]));  // read_npy returns values as stored
-  expect_error([&] { (void)read_npy_matrix(p3); }, p3, {"row 1, col 2"});
+  expect_file_error([&] { (void)read_npy_matrix(p3); }, p3, {"row 1, col 2"});
   const fs::path p4 = file("inf32.npy");
   write_bytes(p4, npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (1, 1, 2), }",
                             f32s({1.0f, -std::numeric_limits<float>::infinity()})));
-  expect_error([&] { (void)read_npy_matrix(p4); }, p4, {"row 0, col 1"});
+  expect_file_error([&] { (void)read_npy_matrix(p4); }, p4, {"row 0, col 1"});
 }
 
 TEST_F(NpyTest, WriterRejectsValuesItCouldNotReadBack) {
   MatrixD m(1, 2);
   m << 1.0, 1e300;
   const fs::path p = file("overflow.npy");
-  expect_error([&] { write_npy(p, m, true); }, p, {"element 1"});
+  expect_file_error([&] { write_npy(p, m, true); }, p, {"element 1"});
   EXPECT_FALSE(fs::exists(p));
   write_npy(p, m, false);  // fine in float64
   EXPECT_EQ(read_npy_matrix(p)(0, 1), 1e300);
-  expect_error([&] { write_npy(p, NpyArray{{2}, {1}, "<f8"}); }, p, {"(2,)"});
-  expect_error([&] { write_npy(p, NpyArray{{1}, {1}, "<i4"}); }, p, {"'<i4'"});
+  expect_file_error([&] { write_npy(p, NpyArray{{2}, {1}, "<f8"}); }, p, {"(2,)"});
+  expect_file_error([&] { write_npy(p, NpyArray{{1}, {1}, "<i4"}); }, p, {"'<i4'"});
 }
 
 }  // namespace

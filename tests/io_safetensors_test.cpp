@@ -18,48 +18,18 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bytes_support.h"
 #include "common/error.h"
+#include "error_support.h"
+#include "file_support.h"
 
 namespace lipattn::io {
 namespace {
 
 namespace fs = std::filesystem;
+using namespace lipattn::testing;  // FileTest, expect_file_error, read_bytes, write_bytes, *_le
 
-// ---- independent helpers (do not use the code under test) ----
-
-std::string read_bytes(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-
-void write_bytes(const fs::path& p, const std::string& bytes) {
-  std::ofstream out(p, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
-
-std::string u64_le(std::uint64_t v) {
-  std::string s;
-  for (int i = 0; i < 8; ++i) s.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-  return s;
-}
-
-std::string u16_le(std::uint16_t v) {
-  return std::string{static_cast<char>(v & 0xff), static_cast<char>(v >> 8)};
-}
-
-std::string f32_le(float f) {
-  std::uint32_t bits;
-  std::memcpy(&bits, &f, 4);
-  std::string s;
-  for (int i = 0; i < 4; ++i) s.push_back(static_cast<char>((bits >> (8 * i)) & 0xff));
-  return s;
-}
-
-std::string f64_le(double d) {
-  std::uint64_t bits;
-  std::memcpy(&bits, &d, 8);
-  return u64_le(bits);
-}
+// ---- independent helpers (do not use the code under test; byte writers in bytes_support.h) ----
 
 // The whole file: 8-byte length, header exactly as given (no padding), data.
 std::string safetensors_bytes(const std::string& header, const std::string& data) {
@@ -122,44 +92,16 @@ RawFile parse_raw(const fs::path& p) {
   return r;
 }
 
-class TempDir : public ::testing::Test {
+class SafetensorsTest : public FileTest {
  protected:
-  void SetUp() override {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() /
-           (std::string("lipattn_io_st_") + std::to_string(::getpid()) + "_" + info->name());
-    fs::create_directories(dir_);
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-  fs::path file(const std::string& name) const { return dir_ / name; }
-
   // Writes the raw bytes and asserts that opening throws InputError whose message contains the file
   // path and every one of `needles`.
   void expect_open_error(const std::string& name, const std::string& bytes, const std::vector<std::string>& needles) {
     const fs::path p = file(name);
     write_bytes(p, bytes);
-    expect_error([&] { (void)SafetensorsFile::open(p); }, p, needles);
+    expect_file_error([&] { (void)SafetensorsFile::open(p); }, p, needles);
   }
-  static void expect_error(const std::function<void()>& fn, const fs::path& p, const std::vector<std::string>& needles) {
-    try {
-      fn();
-      ADD_FAILURE() << "expected InputError for " << p;
-    } catch (const InputError& e) {
-      const std::string msg = e.what();
-      EXPECT_NE(msg.find(p.string()), std::string::npos) << "message does not name the file: " << msg;
-      for (const auto& needle : needles) {
-        EXPECT_NE(msg.find(needle), std::string::npos) << "message lacks '" << needle << "': " << msg;
-      }
-    }
-  }
-
-  fs::path dir_;
 };
-
-using SafetensorsTest = TempDir;
 
 // ---- round trips ----
 
@@ -478,10 +420,10 @@ TEST_F(SafetensorsTest, IntegerTensorBesideFloatsOpensButIsNotRead) {
   // Reading it, in any form, says what is wrong.
   const std::vector<std::string> needles = {"'bert.embeddings.position_ids'", "I64",
                                             "lipattn reads only F64, F32, F16 and BF16"};
-  expect_error([&] { (void)f.values("bert.embeddings.position_ids"); }, p, needles);
-  expect_error([&] { (void)f.matrix("bert.embeddings.position_ids"); }, p, needles);
-  expect_error([&] { (void)f.vector("bert.embeddings.position_ids"); }, p, needles);  // dtype named before shape
-  expect_error([&] { (void)f.values("mask"); }, p, {"'mask'", "BOOL", "lipattn reads only"});  // even when empty
+  expect_file_error([&] { (void)f.values("bert.embeddings.position_ids"); }, p, needles);
+  expect_file_error([&] { (void)f.matrix("bert.embeddings.position_ids"); }, p, needles);
+  expect_file_error([&] { (void)f.vector("bert.embeddings.position_ids"); }, p, needles);  // dtype named before shape
+  expect_file_error([&] { (void)f.values("mask"); }, p, {"'mask'", "BOOL", "lipattn reads only"});  // even when empty
 }
 
 TEST_F(SafetensorsTest, RejectsNegativeDimension) {
@@ -527,31 +469,31 @@ TEST_F(SafetensorsTest, ValuesRejectNanAndInfNamingTensorAndIndex) {
                                    R"("h":{"dtype":"F16","shape":[2],"data_offsets":[16,20]}})",
                                    data));
   const SafetensorsFile f = SafetensorsFile::open(p);  // opening checks structure only
-  expect_error([&] { (void)f.values("m"); }, p, {"'m'", "element 3", "[1, 1]"});
-  expect_error([&] { (void)f.matrix("m"); }, p, {"'m'", "element 3"});
-  expect_error([&] { (void)f.vector("h"); }, p, {"'h'", "element 1", "inf"});
+  expect_file_error([&] { (void)f.values("m"); }, p, {"'m'", "element 3", "[1, 1]"});
+  expect_file_error([&] { (void)f.matrix("m"); }, p, {"'m'", "element 3"});
+  expect_file_error([&] { (void)f.vector("h"); }, p, {"'h'", "element 1", "inf"});
 }
 
 TEST_F(SafetensorsTest, ShapeAndNameErrors) {
   const fs::path p = file("shapes.safetensors");
   write_safetensors(p, {{"vec", {3}, {1, 2, 3}}, {"mat", {1, 3}, {1, 2, 3}}}, DType::F32);
   const SafetensorsFile f = SafetensorsFile::open(p);
-  expect_error([&] { (void)f.matrix("vec"); }, p, {"'vec'", "[3]", "2-D"});
-  expect_error([&] { (void)f.vector("mat"); }, p, {"'mat'", "[1, 3]", "1-D"});
-  expect_error([&] { (void)f.info("x"); }, p, {"tensor 'x' not found", "'mat'", "'vec'"});
+  expect_file_error([&] { (void)f.matrix("vec"); }, p, {"'vec'", "[3]", "2-D"});
+  expect_file_error([&] { (void)f.vector("mat"); }, p, {"'mat'", "[1, 3]", "1-D"});
+  expect_file_error([&] { (void)f.info("x"); }, p, {"tensor 'x' not found", "'mat'", "'vec'"});
   EXPECT_FALSE(f.has("x"));
-  expect_error([&] { (void)SafetensorsFile::open(file("missing.safetensors")); }, file("missing.safetensors"),
+  expect_file_error([&] { (void)SafetensorsFile::open(file("missing.safetensors")); }, file("missing.safetensors"),
                {"cannot open"});
 }
 
 TEST_F(SafetensorsTest, WriterRejectsValuesItCouldNotReadBack) {
   const fs::path p = file("w.safetensors");
-  expect_error([&] { write_safetensors(p, {{"big", {1}, {1e5}}}, DType::F16); }, p, {"'big'"});
-  expect_error([&] { write_safetensors(p, {{"nan", {1}, {std::nan("")}}}, DType::F64); }, p, {"'nan'"});
-  expect_error([&] { write_safetensors(p, {{"short", {2, 2}, {1, 2, 3}}}, DType::F32); }, p, {"'short'"});
-  expect_error([&] { write_safetensors(p, {{"a", {1}, {1}}, {"a", {1}, {2}}}, DType::F32); }, p, {"duplicate"});
-  expect_error([&] { write_safetensors(p, {{"ids", {1}, {1}}}, DType::I64); }, p, {"I64", "writes only"});
-  expect_error([&] { write_safetensors(p, {{"m", {1}, {1}}}, DType::BOOL); }, p, {"BOOL"});
+  expect_file_error([&] { write_safetensors(p, {{"big", {1}, {1e5}}}, DType::F16); }, p, {"'big'"});
+  expect_file_error([&] { write_safetensors(p, {{"nan", {1}, {std::nan("")}}}, DType::F64); }, p, {"'nan'"});
+  expect_file_error([&] { write_safetensors(p, {{"short", {2, 2}, {1, 2, 3}}}, DType::F32); }, p, {"'short'"});
+  expect_file_error([&] { write_safetensors(p, {{"a", {1}, {1}}, {"a", {1}, {2}}}, DType::F32); }, p, {"duplicate"});
+  expect_file_error([&] { write_safetensors(p, {{"ids", {1}, {1}}}, DType::I64); }, p, {"I64", "writes only"});
+  expect_file_error([&] { write_safetensors(p, {{"m", {1}, {1}}}, DType::BOOL); }, p, {"BOOL"});
   EXPECT_FALSE(fs::exists(p));
   EXPECT_FALSE(fs::exists(file("w.safetensors.tmp")));
   // 1e5 fits BF16 (range of float32).

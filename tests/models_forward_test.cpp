@@ -7,6 +7,7 @@
 
 #include "attention/layer.h"
 #include "common/error.h"
+#include "error_support.h"
 #include "models/blocks.h"
 #include "models/forward.h"
 #include "models/measure_model.h"
@@ -18,23 +19,10 @@ namespace {
 
 using namespace lipattn;
 using namespace lipattn::models;
+using namespace lipattn::testing;  // error_of
 using fixture::Checkpoint;
 using fixture::Mat;
 namespace fs = std::filesystem;
-
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const InputError& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "expected InputError, got: " << e.what();
-    return "";
-  }
-  ADD_FAILURE() << "expected InputError, nothing was thrown";
-  return "";
-}
 
 // max |a − b| / max(1, max |b|)
 double relative_gap(const MatrixD& a, const Mat& b) {

@@ -6,7 +6,9 @@
 
 #include <gtest/gtest.h>
 
+#include "bytes_support.h"
 #include "common/error.h"
+#include "error_support.h"
 #include "models/config.h"
 #include "models/weights.h"
 #include "models_fixture.h"
@@ -15,24 +17,10 @@ namespace {
 
 using namespace lipattn;
 using namespace lipattn::models;
+using namespace lipattn::testing;  // error_of, read_bytes, write_bytes, u64_le
 using fixture::Checkpoint;
 using io::DType;
 namespace fs = std::filesystem;
-
-// Runs f, expects InputError, returns its message.
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const InputError& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "expected InputError, got another exception: " << e.what();
-    return "";
-  }
-  ADD_FAILURE() << "expected InputError, nothing was thrown";
-  return "";
-}
 
 const std::vector<DType> kAllDtypes{DType::F64, DType::F32, DType::F16, DType::BF16};
 
@@ -296,9 +284,7 @@ TEST(ModelLoading, PartialLoadAndListing) {
 // ---- malformed checkpoints -----------------------------------------------------------------------
 
 void write_raw(const fs::path& path, const std::string& header, std::size_t data_bytes, std::uint64_t declared) {
-  std::ofstream out(path, std::ios::binary);
-  for (int i = 0; i < 8; ++i) out.put(static_cast<char>((declared >> (8 * i)) & 0xFF));
-  out << header << std::string(data_bytes, '\0');
+  write_bytes(path, u64_le(declared) + header + std::string(data_bytes, '\0'));
 }
 
 TEST(ModelLoading, MalformedCheckpointsEachSayWhatIsWrong) {
@@ -335,16 +321,12 @@ TEST(ModelLoading, MalformedCheckpointsEachSayWhatIsWrong) {
   const fs::path ints = fixture::write(c, DType::F64, "i64");
   const fs::path ints_file = ints / "model.safetensors";
   {
-    std::string bytes;
-    {
-      std::ifstream in(ints_file, std::ios::binary);
-      bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-    }
+    std::string bytes = read_bytes(ints_file);
     const std::string f64_entry = R"("wte.weight":{"dtype":"F64")";
     const auto at = bytes.find(f64_entry);
     ASSERT_NE(at, std::string::npos);
     bytes.replace(at + f64_entry.size() - 4, 3, "I64");
-    std::ofstream(ints_file, std::ios::binary | std::ios::trunc) << bytes;
+    write_bytes(ints_file, bytes);
   }
   // Opening the file is fine, and inspect lists the tensor with its stored dtype.
   bool listed = false;

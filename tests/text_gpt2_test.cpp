@@ -18,29 +18,19 @@
 #include <string>
 #include <vector>
 
+#include "bytes_support.h"
 #include "common/error.h"
+#include "error_support.h"
+#include "shared_data.h"
 
 namespace {
 
 using lipattn::InputError;
 using lipattn::text::Gpt2Tokenizer;
+using namespace lipattn::testing;  // error_of, read_bytes, write_bytes, kSharedData, kAliceText
 
-const std::string kData = LIPATTN_SOURCE_DIR "/../shared/data";
-const std::string kVocab = kData + "/gpt2/vocab.json";
-const std::string kMerges = kData + "/gpt2/merges.txt";
-const std::string kAlice = kData + "/text/carroll-alice.txt";
-
-std::string read_all(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
-
-void write_all(const std::filesystem::path& path, const std::string& content) {
-  std::ofstream out(path, std::ios::binary);
-  out << content;
-}
+const std::string kVocab = kSharedData + "/gpt2/vocab.json";
+const std::string kMerges = kSharedData + "/gpt2/merges.txt";
 
 std::string utf8_of(unsigned code_point) {
   std::string s;
@@ -76,9 +66,9 @@ class ReferenceBpe {
     }
     for (std::size_t i = 0; i < bs.size(); ++i) byte_char[bs[i]] = utf8_of(static_cast<unsigned>(cs[i]));
 
-    const nlohmann::json json = nlohmann::json::parse(read_all(kVocab));
+    const nlohmann::json json = nlohmann::json::parse(read_bytes(kVocab));
     for (const auto& [token, id] : json.items()) vocab[token] = id.get<int>();
-    std::istringstream merges_in(read_all(kMerges));
+    std::istringstream merges_in(read_bytes(kMerges));
     std::string line;
     int rank = 0;
     std::getline(merges_in, line);  // "#version: 0.2"
@@ -217,7 +207,7 @@ TEST_F(Gpt2Test, RoundTripsEveryByteValueThatIsValidUtf8) {
 }
 
 TEST_F(Gpt2Test, AliceCountAndRoundTrip) {
-  const std::string alice = read_all(kAlice);
+  const std::string alice = read_bytes(kAliceText);
   ASSERT_EQ(alice.size(), 144396u);
   Gpt2Tokenizer fresh(kVocab, kMerges);  // empty cache: time the real work
   const auto start = std::chrono::steady_clock::now();
@@ -267,15 +257,6 @@ TEST_F(Gpt2Test, DecodeRejectsIdsOutsideTheVocabulary) {
   EXPECT_THROW(tokenizer->token(60000), InputError);
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const InputError& error) {
-    return error.what();
-  }
-  return "(no InputError)";
-}
-
 TEST(Gpt2Files, ErrorsNameTheFileAndLine) {
   const std::filesystem::path dir = std::filesystem::path(::testing::TempDir()) / "lipattn_text_gpt2";
   std::filesystem::create_directories(dir);
@@ -283,25 +264,25 @@ TEST(Gpt2Files, ErrorsNameTheFileAndLine) {
   std::string message = error_of([&] { Gpt2Tokenizer(dir / "missing.json", kMerges); });
   EXPECT_NE(message.find("missing.json"), std::string::npos) << message;
 
-  write_all(dir / "bad.json", "{\n  \"a\": 0,\n  \"b\": 1,,\n}\n");
+  write_bytes(dir / "bad.json", "{\n  \"a\": 0,\n  \"b\": 1,,\n}\n");
   message = error_of([&] { Gpt2Tokenizer(dir / "bad.json", kMerges); });
   EXPECT_NE(message.find("bad.json:3"), std::string::npos) << message;
 
-  write_all(dir / "notint.json", "{\"a\": \"zero\"}");
+  write_bytes(dir / "notint.json", "{\"a\": \"zero\"}");
   message = error_of([&] { Gpt2Tokenizer(dir / "notint.json", kMerges); });
   EXPECT_NE(message.find("notint.json"), std::string::npos) << message;
   EXPECT_NE(message.find("integer"), std::string::npos) << message;
 
-  write_all(dir / "merges_bad.txt", "#version: 0.2\n\xC4\xA0 t\nnospace\n");
+  write_bytes(dir / "merges_bad.txt", "#version: 0.2\n\xC4\xA0 t\nnospace\n");
   message = error_of([&] { Gpt2Tokenizer(kVocab, dir / "merges_bad.txt"); });
   EXPECT_NE(message.find("merges_bad.txt:3"), std::string::npos) << message;
 
-  write_all(dir / "merges_unknown.txt", "#version: 0.2\n\xC4\xA0 t\nzzzq qqqz\n");
+  write_bytes(dir / "merges_unknown.txt", "#version: 0.2\n\xC4\xA0 t\nzzzq qqqz\n");
   message = error_of([&] { Gpt2Tokenizer(kVocab, dir / "merges_unknown.txt"); });
   EXPECT_NE(message.find("merges_unknown.txt:3"), std::string::npos) << message;
 
   // A vocabulary lacking byte tokens is not byte-level.
-  write_all(dir / "tiny.json", "{\"a\": 0}");
+  write_bytes(dir / "tiny.json", "{\"a\": 0}");
   message = error_of([&] { Gpt2Tokenizer(dir / "tiny.json", kMerges); });
   EXPECT_NE(message.find("tiny.json"), std::string::npos) << message;
   EXPECT_NE(message.find("byte"), std::string::npos) << message;
@@ -311,9 +292,9 @@ TEST(Gpt2Files, FirstMergesOnlyGiveAPartialButExactTokenizer) {
   // With only the first merge ("Ġ t"), " the" becomes "Ġt" + "h" + "e".
   const std::filesystem::path dir = std::filesystem::path(::testing::TempDir()) / "lipattn_text_gpt2";
   std::filesystem::create_directories(dir);
-  write_all(dir / "one_merge.txt", "#version: 0.2\n\xC4\xA0 t\n");
+  write_bytes(dir / "one_merge.txt", "#version: 0.2\n\xC4\xA0 t\n");
   Gpt2Tokenizer partial(kVocab, dir / "one_merge.txt");
-  const nlohmann::json vocab = nlohmann::json::parse(read_all(kVocab));
+  const nlohmann::json vocab = nlohmann::json::parse(read_bytes(kVocab));
   EXPECT_EQ(partial.encode(" the"),
             (std::vector<int>{vocab.at("\xC4\xA0t").get<int>(), vocab.at("h").get<int>(), vocab.at("e").get<int>()}));
 }

@@ -10,7 +10,9 @@
 #include <string>
 #include <vector>
 
+#include "bytes_support.h"
 #include "common/error.h"
+#include "shared_data.h"
 #include "text/gpt2_tokenizer.h"
 #include "text/wordpiece_tokenizer.h"
 
@@ -20,20 +22,14 @@ using lipattn::InputError;
 using lipattn::text::make_windows;
 using lipattn::text::plan_windows;
 using lipattn::text::tokens_needed;
-
-const std::string kData = LIPATTN_SOURCE_DIR "/../shared/data";
+using lipattn::testing::kAliceText;
+using lipattn::testing::kSharedData;
+using lipattn::testing::read_bytes;
 
 std::vector<int> iota_ids(int count) {
   std::vector<int> ids(static_cast<std::size_t>(count));
   std::iota(ids.begin(), ids.end(), 0);
   return ids;
-}
-
-std::string read_all(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
 }
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
@@ -118,8 +114,8 @@ std::vector<int> range_step(int first, int last, int step) {
 }
 
 TEST(Windows, AliceBertCannotGiveTenWindowsUpTo502) {
-  const lipattn::text::WordPieceTokenizer bert(kData + "/bert-base-uncased/vocab.txt");
-  const std::vector<int> ids = bert.encode(read_all(kData + "/text/carroll-alice.txt"));
+  const lipattn::text::WordPieceTokenizer bert(kSharedData + "/bert-base-uncased/vocab.txt");
+  const std::vector<int> ids = bert.encode(read_bytes(kAliceText));
   ASSERT_EQ(ids.size(), 36703u);
   const std::vector<int> lengths = range_step(2, 502, 10);  // 51 lengths
   // By hand: 10 windows of each of the first m lengths use 10·Σ(2+10k) = 20m + 50m(m-1) tokens:
@@ -142,9 +138,9 @@ TEST(Windows, AliceBertCannotGiveTenWindowsUpTo502) {
 
 TEST(Windows, AliceGivesTenWindowsOfEveryEvenNUpTo98) {
   // README: "enough for 10 windows of every n = 2..98 (24,500 tokens)", i.e. n = 2, 4, ..., 98.
-  const std::string alice = read_all(kData + "/text/carroll-alice.txt");
-  const lipattn::text::Gpt2Tokenizer gpt2(kData + "/gpt2/vocab.json", kData + "/gpt2/merges.txt");
-  const lipattn::text::WordPieceTokenizer bert(kData + "/bert-base-uncased/vocab.txt");
+  const std::string alice = read_bytes(kAliceText);
+  const lipattn::text::Gpt2Tokenizer gpt2(kSharedData + "/gpt2/vocab.json", kSharedData + "/gpt2/merges.txt");
+  const lipattn::text::WordPieceTokenizer bert(kSharedData + "/bert-base-uncased/vocab.txt");
   const std::vector<int> lengths = range_step(2, 98, 2);
   EXPECT_EQ(tokens_needed(lengths, 10), 24500u);
   for (const std::vector<int>& ids : {gpt2.encode(alice), bert.encode(alice)}) {

@@ -14,33 +14,23 @@
 #include <string>
 #include <vector>
 
+#include "bytes_support.h"
 #include "common/error.h"
+#include "error_support.h"
+#include "shared_data.h"
 
 namespace {
 
 using lipattn::InputError;
 using lipattn::text::WordPieceTokenizer;
+using namespace lipattn::testing;  // error_of, read_bytes, write_bytes, kSharedData, kAliceText
 
-const std::string kData = LIPATTN_SOURCE_DIR "/../shared/data";
-const std::string kVocab = kData + "/bert-base-uncased/vocab.txt";
-const std::string kAlice = kData + "/text/carroll-alice.txt";
-
-std::string read_all(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
-
-void write_all(const std::filesystem::path& path, const std::string& content) {
-  std::ofstream out(path, std::ios::binary);
-  out << content;
-}
+const std::string kVocab = kSharedData + "/bert-base-uncased/vocab.txt";
 
 // vocab.txt read independently: token -> line index.
 std::map<std::string, int> load_vocab() {
   std::map<std::string, int> vocab;
-  std::istringstream in(read_all(kVocab));
+  std::istringstream in(read_bytes(kVocab));
   std::string line;
   int id = 0;
   while (std::getline(in, line)) vocab[line] = id++;
@@ -198,7 +188,7 @@ TEST_F(WordPieceTest, CasedModeKeepsCaseAndAccents) {
 }
 
 TEST_F(WordPieceTest, AliceCount) {
-  const std::string alice = read_all(kAlice);
+  const std::string alice = read_bytes(kAliceText);
   ASSERT_EQ(alice.size(), 144396u);
   const auto start = std::chrono::steady_clock::now();
   const std::vector<int> ids = tokenizer->encode(alice);
@@ -225,32 +215,23 @@ TEST_F(WordPieceTest, InvalidUtf8NamesTheByteOffset) {
   }
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const InputError& error) {
-    return error.what();
-  }
-  return "(no InputError)";
-}
-
 TEST(WordPieceFiles, ErrorsNameTheFile) {
   const std::filesystem::path dir = std::filesystem::path(::testing::TempDir()) / "lipattn_text_wordpiece";
   std::filesystem::create_directories(dir);
   std::string message = error_of([&] { WordPieceTokenizer(dir / "missing.txt"); });
   EXPECT_NE(message.find("missing.txt"), std::string::npos) << message;
 
-  write_all(dir / "no_unk.txt", "[PAD]\nhello\n");
+  write_bytes(dir / "no_unk.txt", "[PAD]\nhello\n");
   message = error_of([&] { WordPieceTokenizer(dir / "no_unk.txt"); });
   EXPECT_NE(message.find("no_unk.txt"), std::string::npos) << message;
   EXPECT_NE(message.find("[UNK]"), std::string::npos) << message;
 
-  write_all(dir / "bad_utf8.txt", "[UNK]\nhel\xFFlo\n");
+  write_bytes(dir / "bad_utf8.txt", "[UNK]\nhel\xFFlo\n");
   message = error_of([&] { WordPieceTokenizer(dir / "bad_utf8.txt"); });
   EXPECT_NE(message.find("bad_utf8.txt:2"), std::string::npos) << message;
 
   // A tiny vocabulary: ids are line numbers; no [CLS] means special tokens cannot be added.
-  write_all(dir / "tiny.txt", "[UNK]\nab\n##c\nx\r\n");
+  write_bytes(dir / "tiny.txt", "[UNK]\nab\n##c\nx\r\n");
   const WordPieceTokenizer tiny(dir / "tiny.txt");
   EXPECT_EQ(tiny.encode("abc x abd"), (std::vector<int>{1, 2, 3, 0}));
   EXPECT_EQ(tiny.decode({1, 2, 3}), "abc x");
