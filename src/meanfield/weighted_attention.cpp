@@ -37,6 +37,30 @@ bool parallel_worth_it(Index heads, Index blocks, Index n) {
   return heads * blocks > 1 && static_cast<double>(heads) * n * n >= static_cast<double>(1 << 18);
 }
 
+// A product's tasks, one per (head, row block), shared dynamically among the threads. Each thread
+// makes its scratch once; body(h, i0, rows, P, scratch) gets rows i0..i0+rows of P_h, from the cache
+// or recomputed by block_of(h, i0, rows, buffer); finish(scratch) runs once per thread at the end.
+template <class T, class BlockOf, class MakeScratch, class Body, class Finish>
+void for_each_head_block(const WeightedCache<T>& cache, Index heads, Index n, Index block, BlockOf&& block_of,
+                         MakeScratch&& make_scratch, Body&& body, Finish&& finish) {
+  const Index blocks = (n + block - 1) / block;
+#pragma omp parallel if (parallel_worth_it(heads, blocks, n))
+  {
+    Matrix<T> buffer;
+    auto scratch = make_scratch();
+#pragma omp for schedule(dynamic)
+    for (Index task = 0; task < heads * blocks; ++task) {
+      const Index h = task / blocks, i0 = (task % blocks) * block, rows = std::min(block, n - i0);
+      if (cache.p.empty()) block_of(h, i0, rows, buffer);
+      const Eigen::Ref<const Matrix<T>> P = cache.p.empty()
+                                                ? Eigen::Ref<const Matrix<T>>(buffer)
+                                                : Eigen::Ref<const Matrix<T>>(cache.p[h].middleRows(i0, rows));
+      body(h, i0, rows, P, scratch);
+    }
+    finish(scratch);
+  }
+}
+
 }  // namespace
 
 template <class T>
@@ -149,28 +173,23 @@ Matrix<T> WeightedAttention<T>::jvp(const Cache<T>& cache_base, const Matrix<T>&
   dqkv.noalias() = dX * proj_.w_qkv.transpose();
   Matrix<T> dO(n, proj_.heads * proj_.kv);
   const Matrix<T>& qkv = cache.qkv;
-  const Index B = block_rows(), blocks = (n + B - 1) / B;
-#pragma omp parallel if (parallel_worth_it(proj_.heads, blocks, n))
-  {
-    Matrix<T> buffer, G;
-#pragma omp for schedule(dynamic)
-    for (Index task = 0; task < proj_.heads * blocks; ++task) {
-      const Index h = task / blocks, i0 = (task % blocks) * B, rows = std::min(B, n - i0);
-      if (cache.p.empty()) compute_block(qkv, h, i0, rows, buffer);
-      const Eigen::Ref<const Matrix<T>> P =
-          cache.p.empty() ? Eigen::Ref<const Matrix<T>>(buffer) : Eigen::Ref<const Matrix<T>>(cache.p[h].middleRows(i0, rows));
-      auto Q = proj_.q_of(qkv, h).middleRows(i0, rows), K = proj_.k_of(qkv, h), V = proj_.v_of(qkv, h);
-      auto dQ = proj_.q_of(dqkv, h).middleRows(i0, rows), dK = proj_.k_of(dqkv, h), dV = proj_.v_of(dqkv, h);
-      G.resize(rows, n);
-      G.noalias() = dQ * K.transpose();
-      G.noalias() += Q * dK.transpose();
-      G *= proj_.scale;
-      softmax_jacobian_inplace<T>(P, G);
-      auto dOh = dO.block(i0, h * proj_.kv, rows, proj_.kv);
-      dOh.noalias() = G * V;
-      dOh.noalias() += P * dV;
-    }
-  }
+  for_each_head_block<T>(
+      cache, proj_.heads, n, block_rows(),
+      [&](Index h, Index i0, Index rows, Matrix<T>& out) { compute_block(qkv, h, i0, rows, out); },
+      [] { return Matrix<T>(); },
+      [&](Index h, Index i0, Index rows, const Eigen::Ref<const Matrix<T>>& P, Matrix<T>& G) {
+        auto Q = proj_.q_of(qkv, h).middleRows(i0, rows), K = proj_.k_of(qkv, h), V = proj_.v_of(qkv, h);
+        auto dQ = proj_.q_of(dqkv, h).middleRows(i0, rows), dK = proj_.k_of(dqkv, h), dV = proj_.v_of(dqkv, h);
+        G.resize(rows, n);
+        G.noalias() = dQ * K.transpose();
+        G.noalias() += Q * dK.transpose();
+        G *= proj_.scale;
+        softmax_jacobian_inplace<T>(P, G);
+        auto dOh = dO.block(i0, h * proj_.kv, rows, proj_.kv);
+        dOh.noalias() = G * V;
+        dOh.noalias() += P * dV;
+      },
+      [](Matrix<T>&) {});
   if (proj_.w_o.size()) return dO * proj_.w_o.transpose();
   return dO;
 }
@@ -188,30 +207,28 @@ Matrix<T> WeightedAttention<T>::vjp(const Cache<T>& cache_base, const Matrix<T>&
     dO = dY;
   Matrix<T> dqkv = Matrix<T>::Zero(n, proj_.w_qkv.rows());
   const Matrix<T>& qkv = cache.qkv;
-  const Index B = block_rows(), blocks = (n + B - 1) / B;
-#pragma omp parallel if (parallel_worth_it(proj_.heads, blocks, n))
-  {
-    Matrix<T> buffer, G;
-    Matrix<T> local = Matrix<T>::Zero(n, proj_.w_qkv.rows());
-#pragma omp for schedule(dynamic)
-    for (Index task = 0; task < proj_.heads * blocks; ++task) {
-      const Index h = task / blocks, i0 = (task % blocks) * B, rows = std::min(B, n - i0);
-      if (cache.p.empty()) compute_block(qkv, h, i0, rows, buffer);
-      const Eigen::Ref<const Matrix<T>> P =
-          cache.p.empty() ? Eigen::Ref<const Matrix<T>>(buffer) : Eigen::Ref<const Matrix<T>>(cache.p[h].middleRows(i0, rows));
-      auto Q = proj_.q_of(qkv, h).middleRows(i0, rows), K = proj_.k_of(qkv, h), V = proj_.v_of(qkv, h);
-      auto dOh = dO.block(i0, h * proj_.kv, rows, proj_.kv);
-      G.resize(rows, n);
-      G.noalias() = dOh * V.transpose();
-      proj_.v_of(local, h).noalias() += P.transpose() * dOh;
-      softmax_jacobian_inplace<T>(P, G);
-      G *= proj_.scale;
-      proj_.q_of(local, h).middleRows(i0, rows).noalias() += G * K;
-      proj_.k_of(local, h).noalias() += G.transpose() * Q;
-    }
+  struct Scratch {
+    Matrix<T> G, local;  // local: this thread's sums over blocks of [dQ dK dV]
+  };
+  for_each_head_block<T>(
+      cache, proj_.heads, n, block_rows(),
+      [&](Index h, Index i0, Index rows, Matrix<T>& out) { compute_block(qkv, h, i0, rows, out); },
+      [&] { return Scratch{Matrix<T>(), Matrix<T>::Zero(n, proj_.w_qkv.rows())}; },
+      [&](Index h, Index i0, Index rows, const Eigen::Ref<const Matrix<T>>& P, Scratch& t) {
+        auto Q = proj_.q_of(qkv, h).middleRows(i0, rows), K = proj_.k_of(qkv, h), V = proj_.v_of(qkv, h);
+        auto dOh = dO.block(i0, h * proj_.kv, rows, proj_.kv);
+        t.G.resize(rows, n);
+        t.G.noalias() = dOh * V.transpose();
+        proj_.v_of(t.local, h).noalias() += P.transpose() * dOh;
+        softmax_jacobian_inplace<T>(P, t.G);
+        t.G *= proj_.scale;
+        proj_.q_of(t.local, h).middleRows(i0, rows).noalias() += t.G * K;
+        proj_.k_of(t.local, h).noalias() += t.G.transpose() * Q;
+      },
+      [&](Scratch& t) {
 #pragma omp critical
-    dqkv += local;
-  }
+        dqkv += t.local;
+      });
   return dqkv * proj_.w_qkv;
 }
 
