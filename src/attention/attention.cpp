@@ -137,12 +137,7 @@ void softmax_jacobian_rows(const Matrix<T>& P, Matrix<T>& G, Index r0, Index row
 // P ⊙ (G − rowsum(P ⊙ G) 1ᵀ), in place on G: the softmax Jacobian applied row by row (§2.2).
 template <class T>
 void softmax_jacobian_inplace(const Matrix<T>& P, Matrix<T>& G, bool causal) {
-  const Index n = P.rows();
-  for (Index i = 0; i < n; ++i) {
-    const Index width = causal ? i + 1 : n;
-    softmax_jacobian_row(P.row(i).head(width), G.row(i).head(width));
-    if (width < n) G.row(i).tail(n - width).setZero();
-  }
+  softmax_jacobian_rows(P, G, 0, P.rows(), P.rows(), causal);
 }
 }  // namespace
 
@@ -225,10 +220,9 @@ std::unique_ptr<Cache<T>> MultiHeadAttention<T>::forward(const Matrix<T>& X) con
 template <class T>
 Matrix<T> MultiHeadAttention<T>::head_jvp(const Cache<T>& cache_base, const Matrix<T>& dX) const {
   const auto& cache = static_cast<const AttentionCache<T>&>(cache_base);
-  if (cache.streaming) return streaming_jvp(cache, dX);
+  const Matrix<T> dqkv = proj_.qkv_tangent(dX);  // [dQ dK dV]
+  if (cache.streaming) return streaming_jvp(cache, dqkv);
   const Index n = dX.rows();
-  Matrix<T> dqkv;
-  dqkv.noalias() = dX * proj_.w_qkv.transpose();
   Matrix<T> dO(n, proj_.heads * proj_.kv);
   const Matrix<T>& qkv = cache.qkv;
 #pragma omp parallel for schedule(dynamic) if (parallel_over_heads(proj_.heads, n, proj_.k))
@@ -256,7 +250,7 @@ Matrix<T> MultiHeadAttention<T>::head_jvp(const Cache<T>& cache_base, const Matr
 template <class T>
 Matrix<T> MultiHeadAttention<T>::head_vjp(const Cache<T>& cache_base, const Matrix<T>& dO) const {
   const auto& cache = static_cast<const AttentionCache<T>&>(cache_base);
-  if (cache.streaming) return streaming_vjp(cache, dO);
+  if (cache.streaming) return proj_.qkv_cotangent(streaming_vjp(cache, dO));
   const Index n = dO.rows();
   Matrix<T> dqkv(n, proj_.w_qkv.rows());
   const Matrix<T>& qkv = cache.qkv;
@@ -281,7 +275,7 @@ Matrix<T> MultiHeadAttention<T>::head_vjp(const Cache<T>& cache_base, const Matr
       dK.middleRows(c0, cols).noalias() = G.block(r0, c0, n - r0, cols).transpose() * Q.bottomRows(n - r0);
     });
   }
-  return dqkv * proj_.w_qkv;
+  return proj_.qkv_cotangent(dqkv);
 }
 
 // Second order (docs/theory.md, attack §2.2): ∇_X φ with φ = ⟨u, Df(X) v⟩ = Σ_h ⟨Ū_h, dO_h⟩,
@@ -299,13 +293,8 @@ Matrix<T> MultiHeadAttention<T>::second_order(const Cache<T>& cache_base, const 
                                               const Matrix<T>& u) const {
   const auto& cache = stored_cache(cache_base, "the second-order product (attacks)");
   const Index n = v.rows();
-  Matrix<T> dqkv;
-  dqkv.noalias() = v * proj_.w_qkv.transpose();  // [dQ dK dV], n × (2Hk + Hkv)
-  Matrix<T> u_bar;
-  if (proj_.w_o.size())
-    u_bar.noalias() = u * proj_.w_o;  // n × Hkv
-  else
-    u_bar = u;
+  const Matrix<T> dqkv = proj_.qkv_tangent(v);  // [dQ dK dV], n × (2Hk + Hkv)
+  const Matrix<T> u_bar = proj_.output_cotangent(u);  // n × Hkv
   Matrix<T> grad_qkv(n, proj_.w_qkv.rows());
   const Matrix<T>& qkv = cache.qkv;
 #pragma omp parallel for schedule(dynamic) if (parallel_over_heads(proj_.heads, n, proj_.k))
@@ -344,16 +333,14 @@ Matrix<T> MultiHeadAttention<T>::second_order(const Cache<T>& cache_base, const 
     gK *= proj_.scale;
     proj_.v_of(grad_qkv, h).noalias() = dP.transpose() * Ub;
   }
-  return grad_qkv * proj_.w_qkv;
+  return proj_.qkv_cotangent(grad_qkv);
 }
 
 // §8.2: the same dQ, dK, dV as the stored jvp, with the head's dO from the tile pass.
 template <class T>
-Matrix<T> MultiHeadAttention<T>::streaming_jvp(const Cache<T>& cache_base, const Matrix<T>& dX) const {
+Matrix<T> MultiHeadAttention<T>::streaming_jvp(const Cache<T>& cache_base, const Matrix<T>& dqkv) const {
   const auto& cache = static_cast<const AttentionCache<T>&>(cache_base);
-  Matrix<T> dqkv;
-  dqkv.noalias() = dX * proj_.w_qkv.transpose();
-  Matrix<T> dO(dX.rows(), proj_.heads * proj_.kv);
+  Matrix<T> dO(dqkv.rows(), proj_.heads * proj_.kv);
   const Matrix<T>& qkv = cache.qkv;
   for (Index h = 0; h < proj_.heads; ++h) {
     const streaming::Head<T> head{proj_.q_of(qkv, h), proj_.k_of(qkv, h), proj_.v_of(qkv, h), proj_.scale, causal_};
@@ -374,35 +361,27 @@ Matrix<T> MultiHeadAttention<T>::streaming_vjp(const Cache<T>& cache_base, const
     streaming::vjp<T>(head, cache.o.middleCols(h * proj_.kv, proj_.kv), cache.lse[h], dO.middleCols(h * proj_.kv, proj_.kv),
                       proj_.q_of(dqkv, h), proj_.k_of(dqkv, h), proj_.v_of(dqkv, h));
   }
-  return dqkv * proj_.w_qkv;
+  return dqkv;
 }
 
 // dY = dO W_Oᵀ (§2.2)
 template <class T>
 Matrix<T> MultiHeadAttention<T>::jvp(const Cache<T>& cache, const Matrix<T>& dX) const {
-  Matrix<T> dO = head_jvp(cache, dX);
-  if (!proj_.w_o.size()) return dO;
-  Matrix<T> dY;
-  dY.noalias() = dO * proj_.w_o.transpose();
-  return dY;
+  return proj_.output_tangent(head_jvp(cache, dX));
 }
 
 // dO = dY W_O (§2.3)
 template <class T>
 Matrix<T> MultiHeadAttention<T>::vjp(const Cache<T>& cache, const Matrix<T>& dY) const {
-  if (!proj_.w_o.size()) return head_vjp(cache, dY);
-  Matrix<T> dO;
-  dO.noalias() = dY * proj_.w_o;
-  return head_vjp(cache, dO);
+  return head_vjp(cache, proj_.output_cotangent(dY));
 }
 
 // §2.5: JᵀJ dX = head_vjp(head_jvp(dX) · W_OᵀW_O), one (H·k_v)² GEMM instead of two with W_O.
 template <class T>
 Matrix<T> MultiHeadAttention<T>::normal_product(const Cache<T>& cache, const Matrix<T>& dX) const {
   if (!w_o_gram_.size()) return vjp(cache, jvp(cache, dX));
-  Matrix<T> dO = head_jvp(cache, dX);
   Matrix<T> dO_back;
-  dO_back.noalias() = dO * w_o_gram_;
+  dO_back.noalias() = head_jvp(cache, dX) * w_o_gram_;
   return head_vjp(cache, dO_back);
 }
 

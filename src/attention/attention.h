@@ -33,7 +33,8 @@ class MultiHeadAttention final : public Map<T> {
   // The heads' part of the derivatives, without W_O: dX ↦ dO (n × H·k_v) and dO ↦ dX.
   Matrix<T> head_jvp(const Cache<T>& cache, const Matrix<T>& dX) const;
   Matrix<T> head_vjp(const Cache<T>& cache, const Matrix<T>& dO) const;
-  Matrix<T> streaming_jvp(const Cache<T>& cache, const Matrix<T>& dX) const;
+  // Streaming halves of those: [dQ dK dV] ↦ dO and dO ↦ [dQ dK dV] (docs/theory.md §8).
+  Matrix<T> streaming_jvp(const Cache<T>& cache, const Matrix<T>& dqkv) const;
   Matrix<T> streaming_vjp(const Cache<T>& cache, const Matrix<T>& dO) const;
 
   Projections<T> proj_;

@@ -70,9 +70,19 @@ struct Projections {
 
   // qkv = X W_qkvᵀ + b_qkv, n × (2H·k + H·k_v): [Q_1..Q_H K_1..K_H V_1..V_H].
   Matrix<T> qkv(const Matrix<T>& X) const {
-    Matrix<T> m;
-    m.noalias() = X * w_qkv.transpose();
+    Matrix<T> m = qkv_tangent(X);
     if (b_qkv.size()) m.rowwise() += b_qkv.transpose();
+    return m;
+  }
+  // The linear maps' own derivatives (§2.2, §2.3): [dQ dK dV] = dX W_qkvᵀ and back, dX = [..] W_qkv.
+  Matrix<T> qkv_tangent(const Matrix<T>& dX) const {
+    Matrix<T> m;
+    m.noalias() = dX * w_qkv.transpose();
+    return m;
+  }
+  Matrix<T> qkv_cotangent(const Matrix<T>& dqkv) const {
+    Matrix<T> m;
+    m.noalias() = dqkv * w_qkv;
     return m;
   }
 
@@ -87,10 +97,22 @@ struct Projections {
   // The layer's output from the heads' outputs O (n × H·k_v): O W_Oᵀ + b_o, or O without W_O.
   Matrix<T> output(Matrix<T> O) const {
     if (!w_o.size()) return O;
-    Matrix<T> Y;
-    Y.noalias() = O * w_o.transpose();
+    Matrix<T> Y = output_tangent(O);
     if (b_o.size()) Y.rowwise() += b_o.transpose();
     return Y;
+  }
+  // Its derivatives: dY = dO W_Oᵀ and dO = dY W_O (each the identity without W_O).
+  Matrix<T> output_tangent(Matrix<T> dO) const {
+    if (!w_o.size()) return dO;
+    Matrix<T> dY;
+    dY.noalias() = dO * w_o.transpose();
+    return dY;
+  }
+  Matrix<T> output_cotangent(Matrix<T> dY) const {
+    if (!w_o.size()) return dY;
+    Matrix<T> dO;
+    dO.noalias() = dY * w_o;
+    return dO;
   }
 };
 

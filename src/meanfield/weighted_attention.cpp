@@ -169,8 +169,7 @@ template <class T>
 Matrix<T> WeightedAttention<T>::jvp(const Cache<T>& cache_base, const Matrix<T>& dX) const {
   const auto& cache = static_cast<const WeightedCache<T>&>(cache_base);
   const Index n = dX.rows();
-  Matrix<T> dqkv;
-  dqkv.noalias() = dX * proj_.w_qkv.transpose();
+  const Matrix<T> dqkv = proj_.qkv_tangent(dX);
   Matrix<T> dO(n, proj_.heads * proj_.kv);
   const Matrix<T>& qkv = cache.qkv;
   for_each_head_block<T>(
@@ -190,8 +189,7 @@ Matrix<T> WeightedAttention<T>::jvp(const Cache<T>& cache_base, const Matrix<T>&
         dOh.noalias() += P * dV;
       },
       [](Matrix<T>&) {});
-  if (proj_.w_o.size()) return dO * proj_.w_o.transpose();
-  return dO;
+  return proj_.output_tangent(std::move(dO));
 }
 
 // §2.3 per block: dP = dO Vᵀ; dV += Pᵀ dO; dS = c P ⊙ (dP − rowsum(P ⊙ dP)); dQ = dS K; dK += dSᵀ Q.
@@ -200,11 +198,7 @@ template <class T>
 Matrix<T> WeightedAttention<T>::vjp(const Cache<T>& cache_base, const Matrix<T>& dY) const {
   const auto& cache = static_cast<const WeightedCache<T>&>(cache_base);
   const Index n = dY.rows();
-  Matrix<T> dO;
-  if (proj_.w_o.size())
-    dO.noalias() = dY * proj_.w_o;
-  else
-    dO = dY;
+  const Matrix<T> dO = proj_.output_cotangent(dY);
   Matrix<T> dqkv = Matrix<T>::Zero(n, proj_.w_qkv.rows());
   const Matrix<T>& qkv = cache.qkv;
   struct Scratch {
@@ -229,7 +223,7 @@ Matrix<T> WeightedAttention<T>::vjp(const Cache<T>& cache_base, const Matrix<T>&
 #pragma omp critical
         dqkv += t.local;
       });
-  return dqkv * proj_.w_qkv;
+  return proj_.qkv_cotangent(dqkv);
 }
 
 template class WeightedAttention<double>;

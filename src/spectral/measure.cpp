@@ -44,9 +44,7 @@ SpectralResult measure_local_lipschitz(const LayerSpec& spec, const MatrixD& X, 
     // from its float64 value there (§4.4).
     Linearization<double> lin64(build_map<double>(spec, resolved), X);
     const Certificate c = certify(lin64, result.right_vector);
-    result.lower = c.lower;
-    result.relative_residual = c.relative_residual;
-    result.lipschitz = std::max(result.lipschitz, result.lower);  // as spectral_norm does (§4)
+    apply_certificate(result, c);
     if (result.right_vector.size() > 0 && result.right_vector.norm() > 0) {
       const VectorD& w64 = c.normal_product;  // JᵀJv in float64 at the unit v, from the certificate
       const VectorD w32 = lin32.apply_normal(result.right_vector.normalized());

@@ -61,6 +61,12 @@ Certificate certify(const LinearOperator& op, const VectorD& v_in) {
   return c;
 }
 
+void apply_certificate(SpectralResult& result, const Certificate& c) {
+  result.lower = c.lower;
+  result.relative_residual = c.relative_residual;
+  result.lipschitz = std::max(result.lipschitz, result.lower);
+}
+
 namespace {
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
@@ -359,13 +365,7 @@ SpectralResult spectral_norm(const LinearOperator& op, const SpectralOptions& o)
   } else {
     r = power_method(op, o);
   }
-  if (N > 0 && o.certify) {
-    const Certificate c = certify(op, r.right_vector);
-    r.lower = c.lower;
-    r.relative_residual = c.relative_residual;
-    // A certified lower bound: no estimate below it can be right.
-    r.lipschitz = std::max(r.lipschitz, r.lower);
-  }
+  if (N > 0 && o.certify) apply_certificate(r, certify(op, r.right_vector));
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return r;
 }

@@ -53,6 +53,9 @@ struct Certificate {
   VectorD normal_product;  // JᵀJv, the product the certificate was computed from
 };
 Certificate certify(const LinearOperator& op, const VectorD& v);
+// Puts a certificate into a result: lower, relative_residual, and lipschitz raised to at least
+// lower, since no estimate below a certified lower bound can be right (docs/theory.md §4).
+void apply_certificate(SpectralResult& result, const Certificate& c);
 
 // The full Jacobian (N_out × N_in), assembled column by column with apply().
 MatrixD assemble_dense(const LinearOperator& op);
