@@ -150,8 +150,8 @@ MultiHeadAttention<T>::MultiHeadAttention(const AttentionWeights& w, const Atten
 
 template <class T>
 std::string MultiHeadAttention<T>::describe() const {
-  return fmt::format("attention(H={}, d={}, k={}, k_v={}{}{})", proj_.heads, proj_.d, proj_.k, proj_.kv, causal_ ? ", causal" : "",
-                     proj_.w_o.size() ? ", W_O" : "");
+  return fmt::format("attention(H={}, d={}, k={}, k_v={}{}{})", proj_.heads, proj_.d, proj_.k, proj_.kv,
+                     causal_ ? ", causal" : "", proj_.w_o.size() ? ", W_O" : "");
 }
 
 namespace {
@@ -188,7 +188,7 @@ std::unique_ptr<Cache<T>> MultiHeadAttention<T>::forward(const Matrix<T>& X) con
     cache->o.resize(n, proj_.heads * proj_.kv);
     cache->lse.resize(proj_.heads);
     const Matrix<T>& qkv = cache->qkv;
-      for (Index h = 0; h < proj_.heads; ++h) {  // the kernels parallelise over query blocks inside a head
+    for (Index h = 0; h < proj_.heads; ++h) {  // the kernels parallelise over query blocks inside a head
       const streaming::Head<T> head{proj_.q_of(qkv, h), proj_.k_of(qkv, h), proj_.v_of(qkv, h), proj_.scale, causal_};
       streaming::forward<T>(head, cache->o.middleCols(h * proj_.kv, proj_.kv), cache->lse[h]);
     }
@@ -293,7 +293,7 @@ Matrix<T> MultiHeadAttention<T>::second_order(const Cache<T>& cache_base, const 
                                               const Matrix<T>& u) const {
   const auto& cache = stored_cache(cache_base, "the second-order product (attacks)");
   const Index n = v.rows();
-  const Matrix<T> dqkv = proj_.qkv_tangent(v);  // [dQ dK dV], n × (2Hk + Hkv)
+  const Matrix<T> dqkv = proj_.qkv_tangent(v);        // [dQ dK dV], n × (2Hk + Hkv)
   const Matrix<T> u_bar = proj_.output_cotangent(u);  // n × Hkv
   Matrix<T> grad_qkv(n, proj_.w_qkv.rows());
   const Matrix<T>& qkv = cache.qkv;
@@ -344,8 +344,8 @@ Matrix<T> MultiHeadAttention<T>::streaming_jvp(const Cache<T>& cache_base, const
   const Matrix<T>& qkv = cache.qkv;
   for (Index h = 0; h < proj_.heads; ++h) {
     const streaming::Head<T> head{proj_.q_of(qkv, h), proj_.k_of(qkv, h), proj_.v_of(qkv, h), proj_.scale, causal_};
-    streaming::jvp<T>(head, cache.o.middleCols(h * proj_.kv, proj_.kv), cache.lse[h], proj_.q_of(dqkv, h), proj_.k_of(dqkv, h),
-                      proj_.v_of(dqkv, h), dO.middleCols(h * proj_.kv, proj_.kv));
+    streaming::jvp<T>(head, cache.o.middleCols(h * proj_.kv, proj_.kv), cache.lse[h], proj_.q_of(dqkv, h),
+                      proj_.k_of(dqkv, h), proj_.v_of(dqkv, h), dO.middleCols(h * proj_.kv, proj_.kv));
   }
   return dO;
 }
@@ -358,8 +358,9 @@ Matrix<T> MultiHeadAttention<T>::streaming_vjp(const Cache<T>& cache_base, const
   const Matrix<T>& qkv = cache.qkv;
   for (Index h = 0; h < proj_.heads; ++h) {
     const streaming::Head<T> head{proj_.q_of(qkv, h), proj_.k_of(qkv, h), proj_.v_of(qkv, h), proj_.scale, causal_};
-    streaming::vjp<T>(head, cache.o.middleCols(h * proj_.kv, proj_.kv), cache.lse[h], dO.middleCols(h * proj_.kv, proj_.kv),
-                      proj_.q_of(dqkv, h), proj_.k_of(dqkv, h), proj_.v_of(dqkv, h));
+    streaming::vjp<T>(head, cache.o.middleCols(h * proj_.kv, proj_.kv), cache.lse[h],
+                      dO.middleCols(h * proj_.kv, proj_.kv), proj_.q_of(dqkv, h), proj_.k_of(dqkv, h),
+                      proj_.v_of(dqkv, h));
   }
   return dqkv;
 }

@@ -94,8 +94,11 @@ void forward(const Head<T>& h, View<T> O, Vector<T>& lse) {
     Eigen::VectorXd l;  // softmax sums, accumulated in float64
   };
   parallel_row_blocks(
-      n, h.causal, [&] { return Scratch{Matrix<T>(kTileRows, kTileCols), Matrix<T>(kTileRows, kv), Vector<T>(kTileRows),
-                                        Eigen::VectorXd(kTileRows)}; },
+      n, h.causal,
+      [&] {
+        return Scratch{Matrix<T>(kTileRows, kTileCols), Matrix<T>(kTileRows, kv), Vector<T>(kTileRows),
+                       Eigen::VectorXd(kTileRows)};
+      },
       [&](const RowBlock& block, Scratch& t) {
         const Index r0 = block.r0, rows = block.rows;
         auto a = t.acc.topRows(rows);
@@ -136,8 +139,10 @@ void jvp(const Head<T>& h, ConstView<T> O, const Vector<T>& lse, ConstView<T> dQ
   };
   parallel_row_blocks(
       n, h.causal,
-      [&] { return Scratch{Matrix<T>(kTileRows, kTileCols), Matrix<T>(kTileRows, kTileCols), Matrix<T>(kTileRows, kv),
-                           Eigen::VectorXd(kTileRows)}; },
+      [&] {
+        return Scratch{Matrix<T>(kTileRows, kTileCols), Matrix<T>(kTileRows, kTileCols), Matrix<T>(kTileRows, kv),
+                       Eigen::VectorXd(kTileRows)};
+      },
       [&](const RowBlock& block, Scratch& t) {
         const Index r0 = block.r0, rows = block.rows;
         auto a = t.acc.topRows(rows);
@@ -156,7 +161,8 @@ void jvp(const Head<T>& h, ConstView<T> O, const Vector<T>& lse, ConstView<T> dQ
           a.noalias() += w * h.V.middleRows(c0, cols);
           a.noalias() += p * dV.middleRows(c0, cols);
         });
-        dO.middleRows(r0, rows) = a - (O.middleRows(r0, rows).array().colwise() * c.array().template cast<T>()).matrix();
+        dO.middleRows(r0, rows) =
+            a - (O.middleRows(r0, rows).array().colwise() * c.array().template cast<T>()).matrix();
       });
 }
 
@@ -178,8 +184,10 @@ void vjp(const Head<T>& h, ConstView<T> O, const Vector<T>& lse, ConstView<T> dO
   };
   parallel_row_blocks(
       n, h.causal,
-      [&] { return Scratch{Matrix<T>(kTileRows, kTileCols), Matrix<T>(kTileRows, kTileCols), Matrix<T>(kTileRows, k),
-                           Matrix<T>::Zero(n, k), Matrix<T>::Zero(n, kv)}; },
+      [&] {
+        return Scratch{Matrix<T>(kTileRows, kTileCols), Matrix<T>(kTileRows, kTileCols), Matrix<T>(kTileRows, k),
+                       Matrix<T>::Zero(n, k), Matrix<T>::Zero(n, kv)};
+      },
       [&](const RowBlock& block, Scratch& t) {
         const Index r0 = block.r0, rows = block.rows;
         auto q = t.dq.topRows(rows);

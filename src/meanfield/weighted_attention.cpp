@@ -90,8 +90,8 @@ WeightedAttention<T>::WeightedAttention(const AttentionWeights& w, const VectorD
 
 template <class T>
 std::string WeightedAttention<T>::describe() const {
-  return fmt::format("weighted attention(n={}, H={}, d={}, k={}, k_v={}{}{})", tokens(), proj_.heads, proj_.d, proj_.k, proj_.kv,
-                     masked() ? ", masked by position" : "", proj_.w_o.size() ? ", W_O" : "");
+  return fmt::format("weighted attention(n={}, H={}, d={}, k={}, k_v={}{}{})", tokens(), proj_.heads, proj_.d, proj_.k,
+                     proj_.kv, masked() ? ", masked by position" : "", proj_.w_o.size() ? ", W_O" : "");
 }
 
 template <class T>
@@ -207,7 +207,9 @@ Matrix<T> WeightedAttention<T>::vjp(const Cache<T>& cache_base, const Matrix<T>&
   for_each_head_block<T>(
       cache, proj_.heads, n, block_rows(),
       [&](Index h, Index i0, Index rows, Matrix<T>& out) { compute_block(qkv, h, i0, rows, out); },
-      [&] { return Scratch{Matrix<T>(), Matrix<T>::Zero(n, proj_.w_qkv.rows())}; },
+      [&] {
+        return Scratch{Matrix<T>(), Matrix<T>::Zero(n, proj_.w_qkv.rows())};
+      },
       [&](Index h, Index i0, Index rows, const Eigen::Ref<const Matrix<T>>& P, Scratch& t) {
         auto Q = proj_.q_of(qkv, h).middleRows(i0, rows), K = proj_.k_of(qkv, h), V = proj_.v_of(qkv, h);
         auto dOh = dO.block(i0, h * proj_.kv, rows, proj_.kv);
@@ -235,7 +237,8 @@ MapPtr<T> build_weighted_map(const LayerSpec& spec, const Measure& mu, const Wei
   if (mu.masked() && !spec.attention.causal)
     throw InputError("the measure carries positions but the layer is not causal: add --causal to mask by position");
   // The same assembly as build_map (docs/theory.md §1): the residual wraps the pre-norm.
-  return assemble_layer<T>(spec, std::make_shared<WeightedAttention<T>>(spec.attention, mu.masses, mu.positions, options));
+  return assemble_layer<T>(spec,
+                           std::make_shared<WeightedAttention<T>>(spec.attention, mu.masses, mu.positions, options));
 }
 
 template MapPtr<double> build_weighted_map<double>(const LayerSpec&, const Measure&, const WeightedOptions&);
