@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <fmt/core.h>
+#include <omp.h>
 
 #include "spectral/measure.h"
 #include "common/error.h"
@@ -151,6 +152,76 @@ TEST(IterativeSolvers, LanczosRestartsAgreeWithDenseForEveryKrylovSize) {
   EXPECT_GT(counts[0], 3 * 3);  // so krylov 3 went through several restarts
   fmt::print("products for krylov 3, 4, 5, 6, 9, 20, 60: {} {} {} {} {} {} {}\n", counts[0], counts[1], counts[2],
              counts[3], counts[4], counts[5], counts[6]);
+}
+
+// J = diag(s): σ_max is max |s_i|, known exactly. N = 50,000 spans four row chunks of the Lanczos
+// basis sweeps (§4), which the attention tests (N in the hundreds) never do.
+class DiagonalOperator final : public LinearOperator {
+ public:
+  explicit DiagonalOperator(VectorD s) : s_(std::move(s)) {}
+  Index input_size() const override { return s_.size(); }
+  Index output_size() const override { return s_.size(); }
+  VectorD apply(const VectorD& v) const override { return s_.cwiseProduct(v); }
+  VectorD apply_transpose(const VectorD& w) const override { return s_.cwiseProduct(w); }
+
+ private:
+  VectorD s_;
+};
+
+// Three spectra: graded (1/(1 + i/10)), rank 3 (the Krylov space becomes invariant after three
+// products, so the step's second Gram–Schmidt pass and the fresh-direction restart run), and a
+// cluster at the top (σ = 1 and 1 − 10⁻³ above a tail ≤ 0.5, slow to separate, so a subspace of 6
+// restarts many times), and a narrow band (σ² in [0.9, 0.99] and one σ = 1: ‖JᵀJv‖ is many times
+// the Lanczos residual ‖f‖, which multiplies any loss of orthogonality at every step). Each must give max |s_i| to
+// 1e-10, with 1 or 2 threads and the same bits, and still give it after running on long past convergence.
+TEST(IterativeSolvers, LanczosOnDiagonalOperatorsSpanningManyRowChunks) {
+  const Index N = 50000;
+  VectorD graded(N), rank3 = VectorD::Zero(N), cluster(N), narrow(N);
+  for (Index i = 0; i < N; ++i) {
+    graded(i) = 1.0 / (1.0 + static_cast<double>(i) / 10.0);
+    cluster(i) = 0.5 / (1.0 + static_cast<double>(i));
+    narrow(i) = std::sqrt(0.9 + 0.09 * static_cast<double>(i) / static_cast<double>(N));
+  }
+  narrow(N / 3) = 1.0;
+  rank3.head(3) << 2.0, -1.5, 0.7;
+  cluster(N - 1) = 1.0;
+  cluster(N / 2) = 1.0 - 1e-3;
+  struct Case {
+    const char* name;
+    VectorD s;
+    int krylov;
+  };
+  for (const Case& c : {Case{"graded", graded, 20}, Case{"rank 3", rank3, 20}, Case{"cluster", cluster, 6},
+                        Case{"narrow", narrow, 20}}) {
+    const DiagonalOperator op(c.s);
+    const double exact = c.s.cwiseAbs().maxCoeff();
+    SpectralOptions o;
+    o.method = SpectralMethod::Lanczos;
+    o.krylov_dim = c.krylov;
+    o.tol = 1e-12;
+    std::vector<SpectralResult> runs;
+    for (int threads : {1, 2}) {
+      omp_set_num_threads(threads);
+      runs.push_back(spectral_norm(op, o));
+    }
+    omp_set_num_threads(omp_get_num_procs());
+    for (const SpectralResult& r : runs) {
+      EXPECT_TRUE(r.converged) << c.name;
+      EXPECT_NEAR(r.lipschitz, exact, 1e-10 * exact) << c.name;
+      EXPECT_NEAR(r.lower, exact, 1e-10 * exact) << c.name;
+    }
+    EXPECT_EQ(runs[0].lipschitz, runs[1].lipschitz) << c.name << ": the sums depend on the thread count";
+    EXPECT_EQ(runs[0].matvecs, runs[1].matvecs) << c.name;
+    // Long after convergence (a tolerance it cannot meet, three restarts): the basis must stay
+    // orthonormal, or ghost copies of the top Ritz value push θ above the spectrum.
+    o.tol = 1e-300;
+    o.max_iter = 3;
+    const SpectralResult late = spectral_norm(op, o);
+    EXPECT_TRUE(late.matvecs >= c.krylov + 3 * (c.krylov / 2) || late.converged) << c.name;
+    EXPECT_NEAR(late.lipschitz, exact, 1e-10 * exact) << c.name;
+    fmt::print("{}: {} products, σ = {:.17g} (exact {}); after {} products σ = {:.17g}\n", c.name, runs[0].matvecs,
+               runs[0].lipschitz, exact, late.matvecs, late.lipschitz);
+  }
 }
 
 TEST(Certificate, LowerBoundOfAnyVectorIsBelowTheNorm) {

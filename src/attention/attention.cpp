@@ -202,15 +202,20 @@ std::unique_ptr<Cache<T>> MultiHeadAttention<T>::forward(const Matrix<T>& X) con
   for (Index h = 0; h < proj_.heads; ++h) {
     auto Q = proj_.q_of(qkv, h), K = proj_.k_of(qkv, h), V = proj_.v_of(qkv, h);
     Matrix<T>& P = cache->p[h];
-    P.noalias() = proj_.scale * (Q * K.transpose());  // scores S, n × n
-    for (Index i = 0; i < n; ++i) {  // row softmax, shifted by the row max for stability
-      const Index width = causal_ ? i + 1 : n;
-      auto row = P.row(i).head(width);
-      row = (row.array() - row.maxCoeff()).exp().matrix();
-      row /= static_cast<T>(sum64(row));
-      if (width < n) P.row(i).tail(n - width).setZero();
-    }
-    O.middleCols(h * proj_.kv, proj_.kv).noalias() = P * V;
+    P.resize(n, n);
+    auto Oh = O.middleCols(h * proj_.kv, proj_.kv);
+    // Row blocks, as in the products: under the mask a block's scores stop at its last column.
+    for_row_blocks(n, causal_, [&](Index r0, Index rows, Index c_end) {
+      P.block(r0, 0, rows, c_end).noalias() = proj_.scale * (Q.middleRows(r0, rows) * K.topRows(c_end).transpose());
+      for (Index i = r0; i < r0 + rows; ++i) {  // row softmax, shifted by the row max for stability
+        const Index width = causal_ ? i + 1 : n;
+        auto row = P.row(i).head(width);
+        row = (row.array() - row.maxCoeff()).exp().matrix();
+        row /= static_cast<T>(sum64(row));
+        if (width < n) P.row(i).tail(n - width).setZero();
+      }
+      Oh.middleRows(r0, rows).noalias() = P.block(r0, 0, rows, c_end) * V.topRows(c_end);
+    });
   }
   cache->output = proj_.output(std::move(O));
   return cache;

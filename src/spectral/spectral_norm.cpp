@@ -7,6 +7,8 @@
 #include <cmath>
 #include <limits>
 #include <random>
+#include <type_traits>
+#include <utility>
 
 #include <Eigen/Eigenvalues>
 #include <Spectra/LinAlg/Lanczos.h>
@@ -126,6 +128,66 @@ SpectralResult dense_method(const LinearOperator& op) {
   return r;
 }
 
+// Sweeps over the Lanczos basis (N × k, N = n·d in the millions): memory-bound, so they run over
+// fixed row chunks in parallel and fuse what can share one read.
+constexpr Eigen::Index kChunkRows = 16384;
+
+// Runs f(r0, len, chunk) over fixed row chunks in parallel. When f returns a double, the per-chunk
+// values come back in chunk order, so a sum over them does not depend on the thread count.
+template <class F>
+auto for_row_chunks(Eigen::Index rows, F&& f) {
+  const Eigen::Index chunks = (rows + kChunkRows - 1) / kChunkRows;
+  using Result = std::invoke_result_t<F, Eigen::Index, Eigen::Index, Eigen::Index>;
+  if constexpr (std::is_void_v<Result>) {
+#pragma omp parallel for schedule(static)
+    for (Eigen::Index c = 0; c < chunks; ++c) f(c * kChunkRows, std::min(kChunkRows, rows - c * kChunkRows), c);
+  } else {
+    VectorD partial(chunks);
+#pragma omp parallel for schedule(static)
+    for (Eigen::Index c = 0; c < chunks; ++c)
+      partial(c) = f(c * kChunkRows, std::min(kChunkRows, rows - c * kChunkRows), c);
+    return partial;
+  }
+}
+
+// (Bᵀf, ‖f‖²) for f = w − α·v, written to f, in one sweep over B, w and v (α = 0, &f == &w: Bᵀw).
+std::pair<VectorD, double> update_and_project(const Eigen::Ref<const Eigen::MatrixXd>& B, const VectorD& w,
+                                              double alpha, const Eigen::Ref<const VectorD>& v, VectorD& f) {
+  const Eigen::Index rows = B.rows(), chunks = (rows + kChunkRows - 1) / kChunkRows;
+  f.resize(rows);
+  Eigen::MatrixXd partial(B.cols() + 1, chunks);  // last row: the chunk's ‖f‖²
+  for_row_chunks(rows, [&](Eigen::Index r0, Eigen::Index len, Eigen::Index c) {
+    auto segment = f.segment(r0, len);
+    if (alpha != 0 || &f != &w) segment = w.segment(r0, len) - alpha * v.segment(r0, len);
+    partial.col(c).head(B.cols()).noalias() = B.middleRows(r0, len).transpose() * segment;
+    partial(B.cols(), c) = segment.squaredNorm();
+  });
+  const VectorD sums = partial.rowwise().sum();
+  return {sums.head(B.cols()), sums(B.cols())};
+}
+
+// out = w − B c (out may be w), returning ‖out‖², in one sweep.
+double subtract_product_and_norm(const Eigen::Ref<const Eigen::MatrixXd>& B, const VectorD& c, const VectorD& w,
+                                 VectorD& out) {
+  out.resize(w.size());
+  const VectorD partial = for_row_chunks(B.rows(), [&](Eigen::Index r0, Eigen::Index len, Eigen::Index) {
+    auto segment = out.segment(r0, len);
+    if (&out != &w) segment = w.segment(r0, len);
+    segment.noalias() -= B.middleRows(r0, len) * c;
+    return segment.squaredNorm();
+  });
+  return partial.sum();
+}
+
+// B·y, row chunks in parallel.
+VectorD chunked_product(const Eigen::Ref<const Eigen::MatrixXd>& B, const VectorD& y) {
+  VectorD out(B.rows());
+  for_row_chunks(B.rows(), [&](Eigen::Index r0, Eigen::Index len, Eigen::Index) {
+    out.segment(r0, len).noalias() = B.middleRows(r0, len) * y;
+  });
+  return out;
+}
+
 // Spectra's Lanczos factorization A·V_k = V_k·H_k + f·e_kᵀ (full reorthogonalisation), driven one
 // product at a time so that convergence is checked after every product (docs/theory.md §4.1).
 // Spectra's own SymEigsSolver checks only when the subspace is full, which costs up to krylov − 1
@@ -162,11 +224,13 @@ class SteppedLanczos : public Spectra::Lanczos<double, LanczosOp> {
 
   // Extends the factorization from from_k to to_m vectors: the three-term step, then one classical
   // Gram–Schmidt pass against the whole basis, and a second pass only when the first removed much
-  // (‖f‖ fell below ‖f_before‖/√2, the DGKS test). Spectra's own step checks orthogonality with an
-  // extra pass over the basis every time. With N = n·d in the millions these passes over the k
-  // basis vectors are memory-bound and cost more than half a float32 product at n = 1024 when run
-  // on one thread, so they run in parallel over fixed row chunks (the same sums for any number of
-  // threads: results do not depend on OMP_NUM_THREADS).
+  // (‖f‖ fell below ‖f_before‖/√2, the DGKS test; docs/theory.md §4). The three-term part must come
+  // first: projecting w itself, whose components along v_i and v_{i−1} are several times ‖f‖, would
+  // multiply the basis's loss of orthogonality by ‖w‖/‖f‖ at every step unless a second pass ran
+  // each time. With N = n·d in the millions every sweep over the vectors is memory-bound, so the
+  // sweeps are fused (w −= β v_{i−1} with α = v_iᵀw; f = w − α v_i with ‖f‖² and Vᵀf; f −= V c with
+  // ‖f‖²) and run over fixed row chunks in parallel: the same sums for any number of threads, so
+  // results do not depend on OMP_NUM_THREADS.
   void factorize_from(Eigen::Index from_k, Eigen::Index to_m, Eigen::Index& products) override {
     Eigen::MatrixXd& V = this->Arnoldi::m_fac_V;
     Eigen::MatrixXd& H = this->Arnoldi::m_fac_H;
@@ -176,7 +240,7 @@ class SteppedLanczos : public Spectra::Lanczos<double, LanczosOp> {
     if (to_m <= from_k) return;
     H.rightCols(m - from_k).setZero();
     H.block(from_k, 0, m - from_k, from_k).setZero();
-    VectorD w(n);
+    w_.resize(n);
     for (Eigen::Index i = from_k; i < to_m; ++i) {
       bool restarted = false;
       if (beta < this->Arnoldi::m_near_0) {  // an invariant subspace: continue from a fresh direction
@@ -184,21 +248,29 @@ class SteppedLanczos : public Spectra::Lanczos<double, LanczosOp> {
         this->Arnoldi::expand_basis(basis, 2 * i, f, beta, products);
         restarted = true;
       }
-      V.col(i) = f / beta;
+      const double inverse_beta = 1.0 / beta;
+      for_row_chunks(n, [&](Eigen::Index r0, Eigen::Index len, Eigen::Index) {
+        V.col(i).segment(r0, len) = f.segment(r0, len) * inverse_beta;
+      });
       H(i, i - 1) = H(i - 1, i) = restarted ? 0.0 : beta;
-      this->Arnoldi::m_op.perform_op(V.col(i).data(), w.data());
+      this->Arnoldi::m_op.perform_op(V.col(i).data(), w_.data());
       ++products;
-      if (!restarted) w -= H(i, i - 1) * V.col(i - 1);
-      H(i, i) = V.col(i).dot(w);
-      f = w - H(i, i) * V.col(i);
+      // w −= β v_{i−1} and α = v_iᵀw, in one sweep.
+      const double previous = H(i, i - 1);
+      H(i, i) = for_row_chunks(n, [&](Eigen::Index r0, Eigen::Index len, Eigen::Index) {
+                  auto segment = w_.segment(r0, len);
+                  if (previous != 0) segment -= previous * V.col(i - 1).segment(r0, len);
+                  return V.col(i).segment(r0, len).dot(segment);
+                }).sum();
       const auto basis = V.leftCols(i + 1);
-      double before = f.norm();
+      auto [c, f_squared] = update_and_project(basis, w_, H(i, i), V.col(i), f);  // f = w − α v_i, c = Vᵀf
+      double before = std::sqrt(f_squared);
       for (int pass = 0; pass < 2; ++pass) {
-        const VectorD c = chunked_transpose_product(basis, f);
-        subtract_product(basis, c, f);
+        if (pass == 1) c = update_and_project(basis, f, 0.0, V.col(i), f).first;
+        f_squared = subtract_product_and_norm(basis, c, f, f);
         H(i, i) += c(i);
-        if (i > 0) H(i, i - 1) = H(i - 1, i) = H(i - 1, i) + c(i - 1);
-        beta = f.norm();
+        H(i, i - 1) = H(i - 1, i) = H(i - 1, i) + c(i - 1);
+        beta = std::sqrt(f_squared);
         if (beta > before / std::sqrt(2.0)) break;  // DGKS: one pass was enough
         before = beta;
       }
@@ -206,31 +278,27 @@ class SteppedLanczos : public Spectra::Lanczos<double, LanczosOp> {
     this->Arnoldi::m_k = to_m;
   }
 
+  // After the implicit QR steps (compress_H) have brought the subspace to k vectors:
+  // V[:, 0..k] ← V·Q[:, 0..k] and f ← f·Q(m−1, k−1) + v_k·T(k, k−1). Spectra's compress_V does
+  // this with k + 1 single-threaded passes over V (a quarter of a second per restart at n = 1024 on
+  // the GPT-2-shaped layer, longer than two float32 products); here it is one parallel pass.
+  void compress_basis(const Eigen::MatrixXd& Q) {
+    Eigen::MatrixXd& V = this->Arnoldi::m_fac_V;
+    VectorD& f = this->Arnoldi::m_fac_f;
+    const Eigen::Index k = this->Arnoldi::m_k, m = this->Arnoldi::m_m;
+    const auto Qk = Q.leftCols(k + 1);
+    const double f_weight = Q(m - 1, k - 1), v_weight = this->Arnoldi::m_fac_H(k, k - 1);
+    const VectorD partial = for_row_chunks(V.rows(), [&](Eigen::Index r0, Eigen::Index len, Eigen::Index) {
+      const Eigen::MatrixXd rotated = V.middleRows(r0, len) * Qk;  // len × (k + 1)
+      V.middleRows(r0, len).leftCols(k + 1) = rotated;
+      f.segment(r0, len) = f.segment(r0, len) * f_weight + V.col(k).segment(r0, len) * v_weight;
+      return f.segment(r0, len).squaredNorm();
+    });
+    this->Arnoldi::m_beta = std::sqrt(partial.sum());
+  }
+
  private:
-  static constexpr Eigen::Index kChunkRows = 16384;
-
-  // Bᵀf summed chunk by chunk in a fixed order.
-  static VectorD chunked_transpose_product(const Eigen::Ref<const Eigen::MatrixXd>& B, const VectorD& f) {
-    const Eigen::Index rows = B.rows(), chunks = (rows + kChunkRows - 1) / kChunkRows;
-    Eigen::MatrixXd partial(B.cols(), chunks);
-#pragma omp parallel for schedule(static)
-    for (Eigen::Index c = 0; c < chunks; ++c) {
-      const Eigen::Index r0 = c * kChunkRows, len = std::min(kChunkRows, rows - r0);
-      partial.col(c).noalias() = B.middleRows(r0, len).transpose() * f.segment(r0, len);
-    }
-    return partial.rowwise().sum();
-  }
-
-  // f −= B c, row chunks in parallel.
-  static void subtract_product(const Eigen::Ref<const Eigen::MatrixXd>& B, const VectorD& c, VectorD& f) {
-    const Eigen::Index rows = B.rows(), chunks = (rows + kChunkRows - 1) / kChunkRows;
-#pragma omp parallel for schedule(static)
-    for (Eigen::Index k = 0; k < chunks; ++k) {
-      const Eigen::Index r0 = k * kChunkRows, len = std::min(kChunkRows, rows - r0);
-      f.segment(r0, len).noalias() -= B.middleRows(r0, len) * c;
-    }
-  }
-
+  VectorD w_;  // the product of the current step
   static inline Spectra::IdentityBOp identity_{};
 };
 
@@ -265,7 +333,7 @@ void implicit_restart(SteppedLanczos& fac, Index keep) {
     qr.apply_YQ(Q);
     fac.compress_H(qr);  // H ← QᵀHQ, subspace dimension − 1
   }
-  fac.compress_V(Q);
+  fac.compress_basis(Q);
 }
 
 SpectralResult lanczos_method(const LinearOperator& op, const SpectralOptions& o) {
@@ -304,7 +372,7 @@ SpectralResult lanczos_method(const LinearOperator& op, const SpectralOptions& o
   r.matvecs = products;
   const Index k = fac.subspace_dim();
   r.lipschitz = std::sqrt(std::max(0.0, ritz.theta));
-  r.right_vector = fac.matrix_V().leftCols(k) * ritz.y;
+  r.right_vector = chunked_product(fac.matrix_V().leftCols(k), ritz.y);
   return r;
 }
 
