@@ -196,6 +196,22 @@ TEST(WeightedDerivatives, CachedAndRecomputedProductsAgree) {
     EXPECT_LT(relative_error(cached.attention_matrix(*c1, h), blocks.attention_matrix(*c2, h)), 1e-14);
 }
 
+// The vjp sums per-thread buffers over (head, row block) tasks in a fixed order: a rerun repeats
+// its bits (n = 700, 4 heads: 88 tasks over the threads, P kept and recomputed).
+TEST(WeightedDerivatives, VjpRepeatsItsBits) {
+  std::mt19937_64 rng(18);
+  const AttentionWeights w = random_attention(rng, {4, 6, 3, 3, true, true, true, 6, 0.6});
+  const Index n = 700;
+  const MatrixD X = random_matrix(rng, n, 6), dY = random_matrix(rng, n, 6);
+  const VectorD m = random_masses(rng, n), s = random_positions(rng, n);
+  for (const WeightedOptions& options : {WeightedOptions{}, WeightedOptions{0, 1 << 15}}) {
+    WeightedAttention<double> map(w, m, s, options);
+    const auto cache = map.forward(X);
+    const MatrixD first = map.vjp(*cache, dY);
+    for (int repeat = 0; repeat < 5; ++repeat) EXPECT_TRUE(map.vjp(*cache, dY) == first) << "repeat " << repeat;
+  }
+}
+
 TEST(WeightedUniform, EqualsMultiHeadAttention) {
   std::mt19937_64 rng(16);
   for (int causal = 0; causal < 2; ++causal) {

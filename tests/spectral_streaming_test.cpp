@@ -2,7 +2,8 @@
 // 1e-10 relative on every case, including n that are not multiples of the tile sizes, the causal
 // mask across tile borders, scores large enough to need the online softmax's rescaling, and the
 // whole composed layer's σ_max. Also: the adjoint identity and finite differences on the streaming
-// map alone, the budget's choice, and the errors of modes that need the stored matrices.
+// map alone, the vjp's bit-for-bit repeatability, the budget's choice, and the errors of modes that
+// need the stored matrices.
 #include <gtest/gtest.h>
 
 #include <random>
@@ -88,6 +89,22 @@ TEST(Streaming, ForwardJvpVjpEqualStored) {
       EXPECT_LE(relative_error(streamed.jvp(*cf, dX), stored.jvp(*cs, dX)), 1e-10);
       EXPECT_LE(relative_error(streamed.vjp(*cf, dY), stored.vjp(*cs, dY)), 1e-10);
     }
+  }
+}
+
+// The vjp's dK and dV gather every query block; the per-thread sums are added in a fixed order,
+// so repeating a product repeats its bits (a sweep's rerun gives the same numbers).
+TEST(Streaming, VjpRepeatsItsBits) {
+  std::mt19937_64 rng(8103);
+  for (const StreamCase& c :
+       {StreamCase{700, 2, 8, 4, 4, true, true, true, 0.7}, StreamCase{1100, 1, 6, 6, 6, false, false, false, 0.7}}) {
+    SCOPED_TRACE(name(c));
+    const AttentionWeights w = weights_for(c, rng);
+    const MultiHeadAttention<double> streamed(w, kStreaming);
+    const auto cache = streamed.forward(random_matrix(rng, c.n, c.d));
+    const MatrixD dY = random_matrix(rng, c.n, streamed.output_dim());
+    const MatrixD first = streamed.vjp(*cache, dY);
+    for (int repeat = 0; repeat < 5; ++repeat) EXPECT_TRUE(streamed.vjp(*cache, dY) == first) << "repeat " << repeat;
   }
 }
 

@@ -9,6 +9,8 @@
 #include <cmath>
 #include <limits>
 
+#include "common/parallel.h"
+
 namespace lipattn::streaming {
 namespace {
 
@@ -42,22 +44,19 @@ void for_key_tiles(const RowBlock& block, F&& f) {
   for (Index c0 = 0; c0 < block.c_end; c0 += kTileCols) f(c0, std::min(kTileCols, block.c_end - c0));
 }
 
-// The row blocks shared dynamically among the threads: each thread makes its scratch once (tiles,
-// accumulators), calls body(block, scratch) for each block it takes, then finish(scratch).
+// The row blocks as parallel tasks (common/parallel.h): each thread makes its scratch once (tiles,
+// accumulators), calls body(block, scratch) for each block it takes, then finish(scratch, thread).
 template <class MakeScratch, class Body, class Finish>
-void parallel_row_blocks(Index n, bool causal, MakeScratch&& make_scratch, Body&& body, Finish&& finish) {
-#pragma omp parallel
-  {
-    auto scratch = make_scratch();
-#pragma omp for schedule(dynamic)
-    for (Index b = 0; b < row_blocks(n); ++b) body(row_block(b, n, causal), scratch);
-    finish(scratch);
-  }
+void parallel_row_blocks(Index n, bool causal, Schedule schedule, MakeScratch&& make_scratch, Body&& body,
+                         Finish&& finish) {
+  parallel_tasks(
+      row_blocks(n), schedule, true, make_scratch,
+      [&](Index b, auto& scratch) { body(row_block(b, n, causal), scratch); }, finish);
 }
 
 template <class MakeScratch, class Body>
 void parallel_row_blocks(Index n, bool causal, MakeScratch&& make_scratch, Body&& body) {
-  parallel_row_blocks(n, causal, make_scratch, body, [](auto&) {});
+  parallel_row_blocks(n, causal, Schedule::Dynamic, make_scratch, body, [](auto&, int) {});
 }
 
 // Tile (rows r0.., columns c0..) entries with column > row are masked; this sets them to `value`.
@@ -167,23 +166,20 @@ void jvp(const Head<T>& h, ConstView<T> O, const Vector<T>& lse, ConstView<T> dQ
 }
 
 // §8.3: query blocks in parallel; dK and dV gather over all queries, so each thread sums into its own
-// copy and the copies are added at the end.
+// copy. The blocks go to the threads cyclically and the copies are added in thread order, so a rerun
+// repeats its bits (for a given number of threads; common/parallel.h).
 template <class T>
 void vjp(const Head<T>& h, ConstView<T> O, const Vector<T>& lse, ConstView<T> dO, View<T> dQ, View<T> dK,
          View<T> dV) {
   const Index n = h.Q.rows(), k = h.Q.cols(), kv = h.V.cols();
-  // r_i = dO_i·O_i = rowsum(P ⊙ dP)_i, accumulated in float64
-  const Vector<T> r = (dO.template cast<double>().array() * O.template cast<double>().array())
-                          .rowwise()
-                          .sum()
-                          .template cast<T>();
-  dK.setZero();
-  dV.setZero();
+  Vector<T> r(n);  // r_i = dO_i·O_i = rowsum(P ⊙ dP)_i, accumulated in float64
+  for (Index i = 0; i < n; ++i) r(i) = static_cast<T>(dot64(dO.row(i), O.row(i)));
   struct Scratch {
     Matrix<T> P, G, dq, dK_local, dV_local;
   };
+  PartialsByThread<Matrix<T>> dK_parts, dV_parts;
   parallel_row_blocks(
-      n, h.causal,
+      n, h.causal, Schedule::Cyclic,
       [&] {
         return Scratch{Matrix<T>(kTileRows, kTileCols), Matrix<T>(kTileRows, kTileCols), Matrix<T>(kTileRows, k),
                        Matrix<T>::Zero(n, k), Matrix<T>::Zero(n, kv)};
@@ -205,13 +201,14 @@ void vjp(const Head<T>& h, ConstView<T> O, const Vector<T>& lse, ConstView<T> dO
         });
         dQ.middleRows(r0, rows) = q;
       },
-      [&](Scratch& t) {
-#pragma omp critical
-        {
-          dK += t.dK_local;
-          dV += t.dV_local;
-        }
+      [&](Scratch& t, int thread) {
+        dK_parts.store(thread, std::move(t.dK_local));
+        dV_parts.store(thread, std::move(t.dV_local));
       });
+  dK.setZero();
+  dV.setZero();
+  dK_parts.add_in_thread_order(dK);
+  dV_parts.add_in_thread_order(dV);
 }
 
 template void forward<double>(const Head<double>&, View<double>, Vector<double>&);

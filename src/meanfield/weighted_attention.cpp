@@ -14,6 +14,7 @@
 
 #include "attention/accumulate.h"
 #include "common/error.h"
+#include "common/parallel.h"
 
 namespace lipattn::meanfield {
 
@@ -37,28 +38,32 @@ bool parallel_worth_it(Index heads, Index blocks, Index n) {
   return heads * blocks > 1 && static_cast<double>(heads) * n * n >= static_cast<double>(1 << 18);
 }
 
-// A product's tasks, one per (head, row block), shared dynamically among the threads. Each thread
-// makes its scratch once; body(h, i0, rows, P, scratch) gets rows i0..i0+rows of P_h, from the cache
-// or recomputed by block_of(h, i0, rows, buffer); finish(scratch) runs once per thread at the end.
+// A product's tasks, one per (head, row block), shared among the threads (common/parallel.h). Each
+// thread makes its scratch once; body(h, i0, rows, P, scratch) gets rows i0..i0+rows of P_h, from the
+// cache or recomputed by block_of(h, i0, rows, buffer); finish(scratch, thread) runs once per thread
+// at the end.
 template <class T, class BlockOf, class MakeScratch, class Body, class Finish>
-void for_each_head_block(const WeightedCache<T>& cache, Index heads, Index n, Index block, BlockOf&& block_of,
-                         MakeScratch&& make_scratch, Body&& body, Finish&& finish) {
+void for_each_head_block(const WeightedCache<T>& cache, Index heads, Index n, Index block, Schedule schedule,
+                         BlockOf&& block_of, MakeScratch&& make_scratch, Body&& body, Finish&& finish) {
   const Index blocks = (n + block - 1) / block;
-#pragma omp parallel if (parallel_worth_it(heads, blocks, n))
-  {
+  struct Scratch {
     Matrix<T> buffer;
-    auto scratch = make_scratch();
-#pragma omp for schedule(dynamic)
-    for (Index task = 0; task < heads * blocks; ++task) {
-      const Index h = task / blocks, i0 = (task % blocks) * block, rows = std::min(block, n - i0);
-      if (cache.p.empty()) block_of(h, i0, rows, buffer);
-      const Eigen::Ref<const Matrix<T>> P = cache.p.empty()
-                                                ? Eigen::Ref<const Matrix<T>>(buffer)
-                                                : Eigen::Ref<const Matrix<T>>(cache.p[h].middleRows(i0, rows));
-      body(h, i0, rows, P, scratch);
-    }
-    finish(scratch);
-  }
+    decltype(make_scratch()) user;
+  };
+  parallel_tasks(
+      heads * blocks, schedule, parallel_worth_it(heads, blocks, n),
+      [&] {
+        return Scratch{Matrix<T>(), make_scratch()};
+      },
+      [&](Index task, Scratch& s) {
+        const Index h = task / blocks, i0 = (task % blocks) * block, rows = std::min(block, n - i0);
+        if (cache.p.empty()) block_of(h, i0, rows, s.buffer);
+        const Eigen::Ref<const Matrix<T>> P = cache.p.empty()
+                                                  ? Eigen::Ref<const Matrix<T>>(s.buffer)
+                                                  : Eigen::Ref<const Matrix<T>>(cache.p[h].middleRows(i0, rows));
+        body(h, i0, rows, P, s.user);
+      },
+      [&](Scratch& s, int thread) { finish(s.user, thread); });
 }
 
 }  // namespace
@@ -173,7 +178,7 @@ Matrix<T> WeightedAttention<T>::jvp(const Cache<T>& cache_base, const Matrix<T>&
   Matrix<T> dO(n, proj_.heads * proj_.kv);
   const Matrix<T>& qkv = cache.qkv;
   for_each_head_block<T>(
-      cache, proj_.heads, n, block_rows(),
+      cache, proj_.heads, n, block_rows(), Schedule::Dynamic,
       [&](Index h, Index i0, Index rows, Matrix<T>& out) { compute_block(qkv, h, i0, rows, out); },
       [] { return Matrix<T>(); },
       [&](Index h, Index i0, Index rows, const Eigen::Ref<const Matrix<T>>& P, Matrix<T>& G) {
@@ -188,12 +193,13 @@ Matrix<T> WeightedAttention<T>::jvp(const Cache<T>& cache_base, const Matrix<T>&
         dOh.noalias() = G * V;
         dOh.noalias() += P * dV;
       },
-      [](Matrix<T>&) {});
+      [](Matrix<T>&, int) {});
   return proj_.output_tangent(std::move(dO));
 }
 
 // §2.3 per block: dP = dO Vᵀ; dV += Pᵀ dO; dS = c P ⊙ (dP − rowsum(P ⊙ dP)); dQ = dS K; dK += dSᵀ Q.
-// The sums over blocks (dK, dV) go to one buffer per thread, added at the end.
+// The sums over blocks (dK, dV) go to one buffer per thread, added in thread order at the end; with
+// the cyclic schedule a rerun repeats its bits (common/parallel.h).
 template <class T>
 Matrix<T> WeightedAttention<T>::vjp(const Cache<T>& cache_base, const Matrix<T>& dY) const {
   const auto& cache = static_cast<const WeightedCache<T>&>(cache_base);
@@ -204,8 +210,9 @@ Matrix<T> WeightedAttention<T>::vjp(const Cache<T>& cache_base, const Matrix<T>&
   struct Scratch {
     Matrix<T> G, local;  // local: this thread's sums over blocks of [dQ dK dV]
   };
+  PartialsByThread<Matrix<T>> parts;
   for_each_head_block<T>(
-      cache, proj_.heads, n, block_rows(),
+      cache, proj_.heads, n, block_rows(), Schedule::Cyclic,
       [&](Index h, Index i0, Index rows, Matrix<T>& out) { compute_block(qkv, h, i0, rows, out); },
       [&] {
         return Scratch{Matrix<T>(), Matrix<T>::Zero(n, proj_.w_qkv.rows())};
@@ -221,10 +228,8 @@ Matrix<T> WeightedAttention<T>::vjp(const Cache<T>& cache_base, const Matrix<T>&
         proj_.q_of(t.local, h).middleRows(i0, rows).noalias() += t.G * K;
         proj_.k_of(t.local, h).noalias() += t.G.transpose() * Q;
       },
-      [&](Scratch& t) {
-#pragma omp critical
-        dqkv += t.local;
-      });
+      [&](Scratch& t, int thread) { parts.store(thread, std::move(t.local)); });
+  parts.add_in_thread_order(dqkv);
   return proj_.qkv_cotangent(dqkv);
 }
 

@@ -1,0 +1,59 @@
+// Tasks shared among the OpenMP threads, each thread with its own scratch, and sums of per-thread
+// partial results that come out the same in every run.
+//
+// Kernels that gather over tasks (the vjp's dK and dV sum over every query block) give each thread
+// its own accumulator. With a dynamic schedule, which tasks a thread takes changes from run to run,
+// and so do the rounding of its partial sum and the final bits. The cyclic schedule fixes the
+// assignment (task t goes to thread t mod T), and add_in_thread_order fixes the order of the final
+// sum, so a rerun repeats its bits for a given number of threads.
+#pragma once
+
+#include <vector>
+
+#include <omp.h>
+
+#include "common/types.h"
+
+namespace lipattn {
+
+// Dynamic: a free thread takes the next task, which keeps both cores busy when the host slows one
+// down. Cyclic: task t goes to thread t mod T, the same in every run.
+enum class Schedule { Dynamic, Cyclic };
+
+// Runs body(task, scratch) for task = 0..tasks−1. Each thread makes its scratch once with
+// make_scratch() and ends with finish(scratch, thread). With parallel = false one thread runs all.
+template <class MakeScratch, class Body, class Finish>
+void parallel_tasks(Index tasks, Schedule schedule, bool parallel, MakeScratch&& make_scratch, Body&& body,
+                    Finish&& finish) {
+#pragma omp parallel if (parallel)
+  {
+    auto scratch = make_scratch();
+    if (schedule == Schedule::Dynamic) {
+#pragma omp for schedule(dynamic)
+      for (Index t = 0; t < tasks; ++t) body(t, scratch);
+    } else {
+#pragma omp for schedule(static, 1)
+      for (Index t = 0; t < tasks; ++t) body(t, scratch);
+    }
+    finish(scratch, omp_get_thread_num());
+  }
+}
+
+// One slot per thread for partial results, added in thread order at the end. Slots of threads the
+// team did not use stay empty and are skipped.
+template <class Part>
+class PartialsByThread {
+ public:
+  PartialsByThread() : parts_(omp_get_max_threads()) {}
+  void store(int thread, Part&& part) { parts_.at(thread) = std::move(part); }
+  template <class Total>
+  void add_in_thread_order(Total& total) const {
+    for (const Part& p : parts_)
+      if (p.size() != 0) total += p;
+  }
+
+ private:
+  std::vector<Part> parts_;
+};
+
+}  // namespace lipattn
