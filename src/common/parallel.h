@@ -1,5 +1,5 @@
-// Tasks shared among the OpenMP threads, each thread with its own scratch, and sums of per-thread
-// partial results that come out the same in every run.
+// Work shared among the OpenMP threads whose sums come out the same in every run: tasks with a
+// per-thread scratch and per-thread partial results, and fixed row chunks with per-chunk partials.
 //
 // Kernels that gather over tasks (the vjp's dK and dV sum over every query block) give each thread
 // its own accumulator. With a dynamic schedule, which tasks a thread takes changes from run to run,
@@ -8,6 +8,8 @@
 // sum, so a rerun repeats its bits for a given number of threads.
 #pragma once
 
+#include <algorithm>
+#include <type_traits>
 #include <vector>
 
 #include <omp.h>
@@ -55,5 +57,23 @@ class PartialsByThread {
  private:
   std::vector<Part> parts_;
 };
+
+// Runs f(r0, len, chunk) over the chunks of `rows` rows, chunk_rows each (the last may be shorter),
+// in parallel with a static schedule. When f returns a double, the per-chunk values come back in
+// chunk order: a sum over them is the same for any number of threads.
+template <class F>
+auto for_fixed_chunks(Index rows, Index chunk_rows, F&& f) {
+  const Index chunks = (rows + chunk_rows - 1) / chunk_rows;
+  using Result = std::invoke_result_t<F, Index, Index, Index>;
+  if constexpr (std::is_void_v<Result>) {
+#pragma omp parallel for schedule(static)
+    for (Index c = 0; c < chunks; ++c) f(c * chunk_rows, std::min(chunk_rows, rows - c * chunk_rows), c);
+  } else {
+    VectorD partial(chunks);
+#pragma omp parallel for schedule(static)
+    for (Index c = 0; c < chunks; ++c) partial(c) = f(c * chunk_rows, std::min(chunk_rows, rows - c * chunk_rows), c);
+    return partial;
+  }
+}
 
 }  // namespace lipattn

@@ -7,7 +7,6 @@
 #include <cmath>
 #include <limits>
 #include <random>
-#include <type_traits>
 #include <utility>
 
 #include <Eigen/Eigenvalues>
@@ -17,6 +16,7 @@
 #include <fmt/core.h>
 
 #include "common/error.h"
+#include "common/parallel.h"
 
 namespace lipattn {
 
@@ -129,36 +129,25 @@ SpectralResult dense_method(const LinearOperator& op) {
 }
 
 // Sweeps over the Lanczos basis (N × k, N = n·d in the millions): memory-bound, so they run over
-// fixed row chunks in parallel and fuse what can share one read.
+// fixed row chunks in parallel (for_fixed_chunks, common/parallel.h: sums in chunk order, the same
+// for any number of threads) and fuse what can share one read.
 constexpr Eigen::Index kChunkRows = 16384;
 
-// Runs f(r0, len, chunk) over fixed row chunks in parallel. When f returns a double, the per-chunk
-// values come back in chunk order, so a sum over them does not depend on the thread count.
 template <class F>
 auto for_row_chunks(Eigen::Index rows, F&& f) {
-  const Eigen::Index chunks = (rows + kChunkRows - 1) / kChunkRows;
-  using Result = std::invoke_result_t<F, Eigen::Index, Eigen::Index, Eigen::Index>;
-  if constexpr (std::is_void_v<Result>) {
-#pragma omp parallel for schedule(static)
-    for (Eigen::Index c = 0; c < chunks; ++c) f(c * kChunkRows, std::min(kChunkRows, rows - c * kChunkRows), c);
-  } else {
-    VectorD partial(chunks);
-#pragma omp parallel for schedule(static)
-    for (Eigen::Index c = 0; c < chunks; ++c)
-      partial(c) = f(c * kChunkRows, std::min(kChunkRows, rows - c * kChunkRows), c);
-    return partial;
-  }
+  return for_fixed_chunks(rows, kChunkRows, std::forward<F>(f));
 }
 
-// (Bᵀf, ‖f‖²) for f = w − α·v, written to f, in one sweep over B, w and v (α = 0, &f == &w: Bᵀw).
-std::pair<VectorD, double> update_and_project(const Eigen::Ref<const Eigen::MatrixXd>& B, const VectorD& w,
-                                              double alpha, const Eigen::Ref<const VectorD>& v, VectorD& f) {
+// (Bᵀx, ‖x‖²) summed over chunks in chunk order; prepare(r0, len) runs on each chunk first, so a
+// caller can compute x's rows in the same sweep.
+template <class Prepare>
+std::pair<VectorD, double> project_and_norm(const Eigen::Ref<const Eigen::MatrixXd>& B, const VectorD& x,
+                                            Prepare&& prepare) {
   const Eigen::Index rows = B.rows(), chunks = (rows + kChunkRows - 1) / kChunkRows;
-  f.resize(rows);
-  Eigen::MatrixXd partial(B.cols() + 1, chunks);  // last row: the chunk's ‖f‖²
+  Eigen::MatrixXd partial(B.cols() + 1, chunks);  // last row: the chunk's ‖x‖²
   for_row_chunks(rows, [&](Eigen::Index r0, Eigen::Index len, Eigen::Index c) {
-    auto segment = f.segment(r0, len);
-    if (alpha != 0 || &f != &w) segment = w.segment(r0, len) - alpha * v.segment(r0, len);
+    prepare(r0, len);
+    const auto segment = x.segment(r0, len);
     partial.col(c).head(B.cols()).noalias() = B.middleRows(r0, len).transpose() * segment;
     partial(B.cols(), c) = segment.squaredNorm();
   });
@@ -166,17 +155,23 @@ std::pair<VectorD, double> update_and_project(const Eigen::Ref<const Eigen::Matr
   return {sums.head(B.cols()), sums(B.cols())};
 }
 
-// out = w − B c (out may be w), returning ‖out‖², in one sweep.
-double subtract_product_and_norm(const Eigen::Ref<const Eigen::MatrixXd>& B, const VectorD& c, const VectorD& w,
-                                 VectorD& out) {
-  out.resize(w.size());
-  const VectorD partial = for_row_chunks(B.rows(), [&](Eigen::Index r0, Eigen::Index len, Eigen::Index) {
-    auto segment = out.segment(r0, len);
-    if (&out != &w) segment = w.segment(r0, len);
-    segment.noalias() -= B.middleRows(r0, len) * c;
-    return segment.squaredNorm();
+// f = w − α·v, and (Bᵀf, ‖f‖²), in one sweep over B, w and v.
+std::pair<VectorD, double> update_and_project(const Eigen::Ref<const Eigen::MatrixXd>& B, const VectorD& w,
+                                              double alpha, const Eigen::Ref<const VectorD>& v, VectorD& f) {
+  f.resize(w.size());
+  return project_and_norm(B, f, [&](Eigen::Index r0, Eigen::Index len) {
+    f.segment(r0, len) = w.segment(r0, len) - alpha * v.segment(r0, len);
   });
-  return partial.sum();
+}
+
+// f −= B c, returning the new ‖f‖², in one sweep.
+double subtract_product_and_norm(const Eigen::Ref<const Eigen::MatrixXd>& B, const VectorD& c, VectorD& f) {
+  return for_row_chunks(B.rows(), [&](Eigen::Index r0, Eigen::Index len, Eigen::Index) {
+           auto segment = f.segment(r0, len);
+           segment.noalias() -= B.middleRows(r0, len) * c;
+           return segment.squaredNorm();
+         })
+      .sum();
 }
 
 // B·y, row chunks in parallel.
@@ -266,8 +261,8 @@ class SteppedLanczos : public Spectra::Lanczos<double, LanczosOp> {
       auto [c, f_squared] = update_and_project(basis, w_, H(i, i), V.col(i), f);  // f = w − α v_i, c = Vᵀf
       double before = std::sqrt(f_squared);
       for (int pass = 0; pass < 2; ++pass) {
-        if (pass == 1) c = update_and_project(basis, f, 0.0, V.col(i), f).first;
-        f_squared = subtract_product_and_norm(basis, c, f, f);
+        if (pass == 1) c = project_and_norm(basis, f, [](Eigen::Index, Eigen::Index) {}).first;
+        f_squared = subtract_product_and_norm(basis, c, f);
         H(i, i) += c(i);
         H(i, i - 1) = H(i - 1, i) = H(i - 1, i) + c(i - 1);
         beta = std::sqrt(f_squared);
