@@ -2,7 +2,7 @@
 # Installs lipattn's build dependencies from Debian's archive. Idempotent and quiet when all is present.
 set -euo pipefail
 packages=(
-  g++ cmake make pkg-config
+  g++ cmake make pkg-config ccache
   libeigen3-dev libspectra-dev libopenblas-dev
   nlohmann-json3-dev libcli11-dev libfmt-dev
   libpcre2-dev libicu-dev

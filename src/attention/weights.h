@@ -4,30 +4,57 @@
 
 #include <limits>
 
+#include <optional>
+
+#include "attention/norm.h"
+#include "common/error.h"
 #include "common/types.h"
 
 namespace lipattn {
 
+// Rotary position embeddings (docs/theory.md §2.6): q_i and k_i are rotated pair by pair by the
+// angles i·θ_j, θ_j = theta^(−2j/k). The two conventions pair different coordinates of a head:
+enum class RopeStyle {
+  None,
+  Interleaved,  // llama2.c / Meta: pairs (2j, 2j+1)
+  RotateHalf,   // Hugging Face: pairs (j, j + k/2)
+};
+std::string to_string(RopeStyle style);  // "none" | "interleaved" | "rotate_half"
+RopeStyle parse_rope_style(const std::string& name);  // throws InputError
+
+struct Rotary {
+  RopeStyle style = RopeStyle::None;
+  double theta = 10000.0;
+  bool enabled() const { return style != RopeStyle::None; }
+};
+
 // Parameters in float64, in nn.Linear layout (out, in). Empty vectors/matrices mean "absent".
-// Head h uses rows h·k..(h+1)·k of w_q and w_k and rows h·k_v..(h+1)·k_v of w_v, and columns
-// h·k_v..(h+1)·k_v of w_o.
+// Query head h uses rows h·k..(h+1)·k of w_q and columns h·k_v..(h+1)·k_v of w_o; it reads the
+// K/V head g = ⌊h / (H / H_kv)⌋: rows g·k..(g+1)·k of w_k and g·k_v..(g+1)·k_v of w_v.
 struct AttentionWeights {
   Index heads = 1;
-  MatrixD w_q, w_k;  // (H·k) × d
-  MatrixD w_v;       // (H·k_v) × d
+  Index kv_heads = 0;  // H_kv, grouped K/V heads (GQA; 1 is MQA); 0 means H_kv = H
+  MatrixD w_q;       // (H·k) × d
+  MatrixD w_k;       // (H_kv·k) × d
+  MatrixD w_v;       // (H_kv·k_v) × d
   MatrixD w_o;       // d_out × (H·k_v), or empty: the heads' outputs are concatenated
   VectorD b_q, b_k, b_v, b_o;
   bool causal = false;
   // Scores are scale·⟨q_i, k_j⟩. NaN means the default 1/√k.
   double scale = std::numeric_limits<double>::quiet_NaN();
+  Rotary rope;  // applied to q and k after the projection (and after QK-norm)
+  // QK-norm (OLMo-2, Qwen3): an RMSNorm of each head's q and of each K/V head's k, γ of width k,
+  // shared by the heads, before RoPE. Absent: no QK-norm.
+  std::optional<NormWeights> q_norm, k_norm;
 
   // The paper's single head f(X)_i = Σ_j softmax_j(⟨A x_i, x_j⟩) V x_j: W_Q = A, W_K = I, scale 1.
   static AttentionWeights paper_form(const MatrixD& A, const MatrixD& V, bool causal = false);
 
   Index input_dim() const { return w_q.cols(); }
-  Index key_dim() const { return w_q.rows() / heads; }    // k
-  Index value_dim() const { return w_v.rows() / heads; }  // k_v
-  Index output_dim() const { return w_o.size() ? w_o.rows() : w_v.rows(); }
+  Index kv_head_count() const { return kv_heads > 0 ? kv_heads : heads; }  // H_kv
+  Index key_dim() const { return w_q.rows() / heads; }              // k
+  Index value_dim() const { return w_v.rows() / kv_head_count(); }  // k_v
+  Index output_dim() const { return w_o.size() ? w_o.rows() : heads * value_dim(); }
   double effective_scale() const;
 
   // Throws InputError naming the tensor (q.weight, k.weight, ...) whose shape does not fit.
@@ -50,6 +77,8 @@ struct Projections {
 
   explicit Projections(const AttentionWeights& w) {
     w.validate();
+    if (w.kv_head_count() != w.heads || w.rope.enabled() || w.q_norm)
+      throw InputError("grouped K/V heads, rotary embeddings and QK-norm are not implemented yet");
     heads = w.heads;
     d = w.input_dim();
     k = w.key_dim();

@@ -11,7 +11,14 @@ namespace lipattn::models {
 
 using Json = nlohmann::json;
 
-std::string to_string(ModelType type) { return type == ModelType::Gpt2 ? "gpt2" : "bert"; }
+std::string to_string(ModelType type) {
+  switch (type) {
+    case ModelType::Gpt2: return "gpt2";
+    case ModelType::Bert: return "bert";
+    case ModelType::Llama: return "llama";
+  }
+  return "gpt2";
+}
 
 Activation parse_activation(const std::string& name, const std::string& where) {
   if (name == "gelu") return Activation::GeluErf;

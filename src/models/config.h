@@ -7,12 +7,15 @@
 
 #include <nlohmann/json.hpp>
 
+#include "attention/weights.h"
 #include "common/types.h"
 
 namespace lipattn::models {
 
-enum class ModelType { Gpt2, Bert };
-std::string to_string(ModelType type);  // "gpt2" | "bert" (the config.json spelling)
+// Llama covers the LLaMA family whose layer fits lipattn's one attention and gated MLP: config.json
+// model_type llama, mistral, qwen2 (q/k/v biases), and llama2.c checkpoints.
+enum class ModelType { Gpt2, Bert, Llama };
+std::string to_string(ModelType type);  // "gpt2" | "bert" | "llama" (the config.json spelling)
 
 // The MLP activations transformers' ACT2FN offers that these models use.
 enum class Activation {
@@ -45,9 +48,19 @@ struct ModelConfig {
   bool scale_attn_weights = true;
   bool scale_attn_by_inverse_layer_idx = false;
   Index pad_token_id = -1;      // BERT: the embedding row random init zeroes (-1: none)
+  // LLaMA family (layer_norm_eps holds rms_norm_eps; max_positions max_position_embeddings or seq_len):
+  std::string model_type_name;  // config.json's model_type as written ("llama", "mistral", "qwen2")
+  Index num_kv_heads = 0;       // num_key_value_heads (0: num_heads)
+  Index head_dim_value = 0;     // head_dim when the config gives it (0: hidden_size / num_heads)
+  double rope_theta = 10000.0;
+  RopeStyle rope_style = RopeStyle::RotateHalf;  // Hugging Face; llama2.c checkpoints: Interleaved
+  bool tie_word_embeddings = false;
+  bool attention_bias = false;  // q/k/v (and o for llama's attention_bias) biases; qwen2 always has q/k/v
 
-  bool causal() const { return type == ModelType::Gpt2 || is_decoder; }
-  Index head_dim() const { return hidden_size / num_heads; }
+
+  bool causal() const { return type != ModelType::Bert || is_decoder; }
+  Index head_dim() const { return head_dim_value > 0 ? head_dim_value : hidden_size / num_heads; }
+  Index kv_heads() const { return num_kv_heads > 0 ? num_kv_heads : num_heads; }
   // The attention score scale of layer `layer` (1/√k by default).
   double attention_scale(int layer) const;
   nlohmann::json to_json() const;  // the fields above, config.json-like but in lipattn's names

@@ -68,8 +68,9 @@ struct Linear {
 struct LayerWeights {
   AttentionWeights attention;  // Q, K, V, W_O (GPT-2 c_proj, BERT attention.output.dense), causal, scale
   NormWeights attention_norm;  // GPT-2 ln_1 (before attention); BERT attention.output.LayerNorm (after)
-  Linear mlp_in;               // GPT-2 mlp.c_fc; BERT intermediate.dense
-  Linear mlp_out;              // GPT-2 mlp.c_proj; BERT output.dense
+  Linear mlp_in;               // GPT-2 mlp.c_fc; BERT intermediate.dense; LLaMA mlp.up_proj (w3)
+  Linear mlp_gate;             // LLaMA mlp.gate_proj (w1): act(x W_gateᵀ) ⊙ (x W_inᵀ); empty: not gated
+  Linear mlp_out;              // GPT-2 mlp.c_proj; BERT output.dense; LLaMA mlp.down_proj (w2)
   NormWeights mlp_norm;        // GPT-2 ln_2 (before the MLP); BERT output.LayerNorm (after)
 };
 
@@ -81,7 +82,10 @@ struct ModelWeights {
   VectorD token_type_embedding;       // BERT token type 0 (the only type lipattn feeds); empty for GPT-2
   std::optional<NormWeights> embedding_norm;  // BERT embeddings.LayerNorm
   std::vector<LayerWeights> layers;   // the first LoadOptions::layers blocks, or all of them
-  std::optional<NormWeights> final_norm;      // GPT-2 ln_f (only when every layer is loaded)
+  std::optional<NormWeights> final_norm;      // GPT-2 ln_f, LLaMA norm (only when every layer is loaded)
+  // The LM head, vocab × d: LLaMA's lm_head (llama2.c wcls) when untied; empty when it is the token
+  // embedding (GPT-2, tie_word_embeddings) or the model has none (BERT).
+  MatrixD lm_head;
 
   bool complete() const { return static_cast<Index>(layers.size()) == config.num_layers; }
 };
