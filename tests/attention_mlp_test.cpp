@@ -2,13 +2,12 @@
 // activation, gated (SwiGLU, GeGLU) or not, with and without biases: forward against a direct loop,
 // jvp against finite differences, the adjoint identity, the dense Jacobian's SVD against Lanczos,
 // second_order against finite differences, float32 against float64, and shape validation.
+#include <fmt/core.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <string>
 #include <vector>
-
-#include <fmt/core.h>
 
 #include "attention/mlp.h"
 #include "common/error.h"
@@ -78,7 +77,8 @@ TEST(ScalarActivation, DerivativesMatchFiniteDifferences) {
 template <class T>
 void expect_limits(T x, Activation a) {
   const bool is_tanh = a == Activation::Tanh;
-  const T value = apply_activation(x, a), slope = activation_derivative(x, a), curve = activation_second_derivative(x, a);
+  const T value = apply_activation(x, a), slope = activation_derivative(x, a),
+          curve = activation_second_derivative(x, a);
   ASSERT_TRUE(std::isfinite(value) && std::isfinite(slope) && std::isfinite(curve)) << to_string(a) << " x=" << x;
   const T value_limit = is_tanh ? (x > 0 ? T(1) : T(-1)) : (x > 0 ? x : T(0));
   const T slope_limit = (is_tanh || x < 0) ? T(0) : T(1);
@@ -93,6 +93,11 @@ TEST(ScalarActivation, LargeArgumentsStayFiniteAndTakeTheirLimits) {
       expect_limits<double>(x, a);
       expect_limits<float>(static_cast<float>(x), a);
     }
+  // Where x² and x³ overflow: the guards against 0·∞.
+  for (Activation a : kActivations) {
+    for (double x : {-1e300, -1e120, 1e120, 1e300}) expect_limits<double>(x, a);
+    for (float x : {-1e30f, -1e13f, 1e13f, 1e30f}) expect_limits<float>(x, a);
+  }
 }
 
 // ---- The map ---------------------------------------------------------------------------------

@@ -13,12 +13,18 @@ namespace lipattn {
 
 std::string to_string(Activation activation) {
   switch (activation) {
-    case Activation::GeluErf: return "gelu";
-    case Activation::GeluTanh: return "gelu_new";
-    case Activation::Relu: return "relu";
-    case Activation::Silu: return "silu";
-    case Activation::QuickGelu: return "quick_gelu";
-    case Activation::Tanh: return "tanh";
+    case Activation::GeluErf:
+      return "gelu";
+    case Activation::GeluTanh:
+      return "gelu_new";
+    case Activation::Relu:
+      return "relu";
+    case Activation::Silu:
+      return "silu";
+    case Activation::QuickGelu:
+      return "quick_gelu";
+    case Activation::Tanh:
+      return "tanh";
   }
   return "gelu_new";
 }
@@ -41,8 +47,9 @@ void MlpWeights::validate() const {
   if (!gated() && b_gate.size() != 0) throw InputError("mlp.gate.bias is given without mlp.gate.weight");
   check_bias(b_gate, w_in.rows(), "mlp.gate.bias", "mlp.gate.weight");
   if (w_out.cols() != w_in.rows())
-    throw InputError(fmt::format("mlp.out.weight has {} columns, expected the hidden width {} (the rows of mlp.in.weight)",
-                                 w_out.cols(), w_in.rows()));
+    throw InputError(
+        fmt::format("mlp.out.weight has {} columns, expected the hidden width {} (the rows of mlp.in.weight)",
+                    w_out.cols(), w_in.rows()));
   check_bias(b_out, w_out.rows(), "mlp.out.bias", "mlp.out.weight");
 }
 

@@ -23,7 +23,8 @@ std::string to_string(Activation activation);  // transformers' name: "gelu", "g
 
 // ---- The scalar activations and their first two derivatives (docs/theory.md §9.1) -------------
 // One place for each formula: the Mlp map and the models' forward pass both call these. Every
-// exponential has a non-positive argument, so no |x| overflows into inf/inf or 0·inf.
+// exponential has a non-positive argument and the products that could meet 0·∞ far out are cut
+// short, so every finite x (up to |x| ≈ 1e308/1.702 for quick_gelu) gives finite values.
 
 namespace activation_detail {
 template <class T>
@@ -60,15 +61,20 @@ template <class T>
 T apply_activation(T x, Activation activation) {
   namespace ad = activation_detail;
   switch (activation) {
-    case Activation::GeluErf: return x * ad::normal_cdf(x);
+    case Activation::GeluErf:
+      return x * ad::normal_cdf(x);
     case Activation::GeluTanh: {
       const T u = static_cast<T>(ad::kGeluC) * (x + static_cast<T>(ad::kGeluKappa) * x * x * x);
       return T(0.5) * x * (T(1) + std::tanh(u));
     }
-    case Activation::Relu: return x > T(0) ? x : T(0);
-    case Activation::Silu: return x * ad::sigmoid(x);
-    case Activation::QuickGelu: return x * ad::sigmoid(static_cast<T>(ad::kQuickGeluBeta) * x);
-    case Activation::Tanh: return std::tanh(x);
+    case Activation::Relu:
+      return x > T(0) ? x : T(0);
+    case Activation::Silu:
+      return x * ad::sigmoid(x);
+    case Activation::QuickGelu:
+      return x * ad::sigmoid(static_cast<T>(ad::kQuickGeluBeta) * x);
+    case Activation::Tanh:
+      return std::tanh(x);
   }
   return x;
 }
@@ -77,14 +83,19 @@ template <class T>
 T activation_derivative(T x, Activation activation) {
   namespace ad = activation_detail;
   switch (activation) {
-    case Activation::GeluErf: return ad::normal_cdf(x) + x * ad::normal_pdf(x);
+    case Activation::GeluErf:
+      return ad::normal_cdf(x) + x * ad::normal_pdf(x);
     case Activation::GeluTanh: {  // ½(1 + t) + ½ x (1 − t²) u′
       const T c = static_cast<T>(ad::kGeluC), kappa = static_cast<T>(ad::kGeluKappa);
       const T t = std::tanh(c * (x + kappa * x * x * x));
-      return T(0.5) * (T(1) + t) + T(0.5) * x * (T(1) - t * t) * c * (T(1) + T(3) * kappa * x * x);
+      const T sech2 = T(1) - t * t;
+      if (sech2 == T(0)) return T(0.5) * (T(1) + t);  // |u| past ~19: skip 0·∞ when x² overflows
+      return T(0.5) * (T(1) + t) + T(0.5) * x * sech2 * c * (T(1) + T(3) * kappa * x * x);
     }
-    case Activation::Relu: return x > T(0) ? T(1) : T(0);  // 0 at the kink, as autograd
-    case Activation::Silu: return ad::silu_derivative(x);
+    case Activation::Relu:
+      return x > T(0) ? T(1) : T(0);  // 0 at the kink, as autograd
+    case Activation::Silu:
+      return ad::silu_derivative(x);
     case Activation::QuickGelu:  // q(x) = silu(βx)/β
       return ad::silu_derivative(static_cast<T>(ad::kQuickGeluBeta) * x);
     case Activation::Tanh: {
@@ -99,15 +110,22 @@ template <class T>
 T activation_second_derivative(T x, Activation activation) {
   namespace ad = activation_detail;
   switch (activation) {
-    case Activation::GeluErf: return ad::normal_pdf(x) * (T(2) - x * x);
+    case Activation::GeluErf: {  // φ(x)(2 − x²); φ underflows to 0 before x² overflows
+      const T p = ad::normal_pdf(x);
+      return p == T(0) ? T(0) : p * (T(2) - x * x);
+    }
     case Activation::GeluTanh: {  // (1 − t²)(u′ − x t u′² + ½ x u″), u″ = 6cκx
       const T c = static_cast<T>(ad::kGeluC), kappa = static_cast<T>(ad::kGeluKappa);
       const T t = std::tanh(c * (x + kappa * x * x * x));
+      const T sech2 = T(1) - t * t;
+      if (sech2 == T(0)) return T(0);  // as in the first derivative: no 0·∞
       const T du = c * (T(1) + T(3) * kappa * x * x);
-      return (T(1) - t * t) * (du - x * t * du * du + T(3) * c * kappa * x * x);
+      return sech2 * (du - x * t * du * du + T(3) * c * kappa * x * x);
     }
-    case Activation::Relu: return T(0);
-    case Activation::Silu: return ad::silu_second_derivative(x);
+    case Activation::Relu:
+      return T(0);
+    case Activation::Silu:
+      return ad::silu_second_derivative(x);
     case Activation::QuickGelu: {
       const T beta = static_cast<T>(ad::kQuickGeluBeta);
       return beta * ad::silu_second_derivative(beta * x);
