@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "attention/mlp.h"
 #include "attention/weights.h"
 #include "common/types.h"
 
@@ -17,15 +18,8 @@ namespace lipattn::models {
 enum class ModelType { Gpt2, Bert, Llama };
 std::string to_string(ModelType type);  // "gpt2" | "bert" | "llama" (the config.json spelling)
 
-// The MLP activations transformers' ACT2FN offers that these models use.
-enum class Activation {
-  GeluErf,    // "gelu": x·Φ(x), the erf form (BERT)
-  GeluTanh,   // "gelu_new", "gelu_pytorch_tanh", "gelu_fast": the tanh approximation (GPT-2)
-  Relu,       // "relu"
-  Silu,       // "silu", "swish"
-  QuickGelu,  // "quick_gelu": x·σ(1.702x)
-  Tanh,       // "tanh"
-};
+// Activation (the MLP activations) lives with the MLP map in attention/mlp.h.
+using ::lipattn::Activation;
 // Throws InputError naming `where` (file and key) for a name transformers would not accept here.
 Activation parse_activation(const std::string& name, const std::string& where);
 
