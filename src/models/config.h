@@ -1,4 +1,5 @@
-// Hugging Face config.json for the two model families lipattn reads: GPT-2 and BERT (docs/formats.md,
+// Hugging Face config.json for the model families lipattn reads: GPT-2, BERT and the LLaMA family
+// (llama, mistral, qwen2; llama2.c checkpoints fill the same struct from their header) (docs/formats.md,
 // "Model folders").
 #pragma once
 
@@ -57,10 +58,13 @@ struct ModelConfig {
   bool tie_word_embeddings = false;
   bool attention_bias = false;  // q/k/v (and o for llama's attention_bias) biases; qwen2 always has q/k/v
 
-
   bool causal() const { return type != ModelType::Bert || is_decoder; }
   Index head_dim() const { return head_dim_value > 0 ? head_dim_value : hidden_size / num_heads; }
   Index kv_heads() const { return num_kv_heads > 0 ? num_kv_heads : num_heads; }
+  // LLaMA family: whether q/k/v_proj and o_proj carry biases (llama's attention_bias gives all four,
+  // qwen2 has q/k/v only, mistral and llama2.c none).
+  bool qkv_bias() const { return type == ModelType::Llama && attention_bias; }
+  bool output_bias() const { return qkv_bias() && model_type_name != "qwen2"; }
   // The attention score scale of layer `layer` (1/√k by default).
   double attention_scale(int layer) const;
   nlohmann::json to_json() const;  // the fields above, config.json-like but in lipattn's names
@@ -68,7 +72,7 @@ struct ModelConfig {
 
 // Parses a config.json object. `source` names the file in every error (unknown model_type, a
 // missing or non-positive dimension, hidden size not divisible by heads, unsupported options such
-// as BERT's relative position embeddings).
+// as BERT's relative position embeddings, LLaMA's rope_scaling or mlp_bias).
 ModelConfig parse_config(const nlohmann::json& json, const std::string& source);
 ModelConfig read_config(const std::filesystem::path& path);
 
