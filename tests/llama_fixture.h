@@ -48,12 +48,19 @@ inline Llama2c read_stories() {
   m.dim = h[0], m.hidden = h[1], m.layers = h[2], m.heads = h[3], m.kv_heads = h[4], m.vocab = h[5], m.seq_len = h[6];
   std::size_t offset = sizeof h;
   const std::int64_t d = m.dim, L = m.layers, hd = m.hidden, kvd = m.kv_dim(), V = m.vocab, hs2 = m.head_dim() / 2;
-  const std::vector<std::pair<std::string, std::vector<std::int64_t>>> order{
-      {"token_embedding_table", {V, d}}, {"rms_att_weight", {L, d}}, {"wq", {L, d, d}},
-      {"wk", {L, kvd, d}},               {"wv", {L, kvd, d}},        {"wo", {L, d, d}},
-      {"rms_ffn_weight", {L, d}},        {"w1", {L, hd, d}},         {"w2", {L, d, hd}},
-      {"w3", {L, hd, d}},                {"rms_final_weight", {d}},  {"freq_cis_real", {m.seq_len, hs2}},
-      {"freq_cis_imag", {m.seq_len, hs2}}};
+  const std::vector<std::pair<std::string, std::vector<std::int64_t>>> order{{"token_embedding_table", {V, d}},
+                                                                             {"rms_att_weight", {L, d}},
+                                                                             {"wq", {L, d, d}},
+                                                                             {"wk", {L, kvd, d}},
+                                                                             {"wv", {L, kvd, d}},
+                                                                             {"wo", {L, d, d}},
+                                                                             {"rms_ffn_weight", {L, d}},
+                                                                             {"w1", {L, hd, d}},
+                                                                             {"w2", {L, d, hd}},
+                                                                             {"w3", {L, hd, d}},
+                                                                             {"rms_final_weight", {d}},
+                                                                             {"freq_cis_real", {m.seq_len, hs2}},
+                                                                             {"freq_cis_imag", {m.seq_len, hs2}}};
   for (const auto& [name, shape] : order) {
     std::int64_t count = 1;
     for (auto s : shape) count *= s;
@@ -85,15 +92,24 @@ inline std::vector<double> permute_rows(const std::vector<double>& w, int heads,
 }
 
 inline nlohmann::json hf_config(const Llama2c& m) {
-  return {{"model_type", "llama"},         {"architectures", {"LlamaForCausalLM"}},
-          {"hidden_size", m.dim},          {"intermediate_size", m.hidden},
-          {"num_hidden_layers", m.layers}, {"num_attention_heads", m.heads},
-          {"num_key_value_heads", m.kv_heads}, {"vocab_size", m.vocab},
-          {"max_position_embeddings", m.seq_len}, {"rms_norm_eps", 1e-5},
-          {"rope_theta", 10000.0},         {"rope_scaling", nullptr},
-          {"tie_word_embeddings", true},   {"hidden_act", "silu"},
-          {"attention_bias", false},       {"bos_token_id", 1},
-          {"eos_token_id", 2},             {"torch_dtype", "float32"}};
+  return {{"model_type", "llama"},
+          {"architectures", {"LlamaForCausalLM"}},
+          {"hidden_size", m.dim},
+          {"intermediate_size", m.hidden},
+          {"num_hidden_layers", m.layers},
+          {"num_attention_heads", m.heads},
+          {"num_key_value_heads", m.kv_heads},
+          {"vocab_size", m.vocab},
+          {"max_position_embeddings", m.seq_len},
+          {"rms_norm_eps", 1e-5},
+          {"rope_theta", 10000.0},
+          {"rope_scaling", nullptr},
+          {"tie_word_embeddings", true},
+          {"hidden_act", "silu"},
+          {"attention_bias", false},
+          {"bos_token_id", 1},
+          {"eos_token_id", 2},
+          {"torch_dtype", "float32"}};
 }
 
 // The HF tensors of stories260K, by name, in HF's layout.
@@ -134,7 +150,8 @@ inline fs::path write_hf_stories(const std::string& tag = "hf_stories", int shar
   }
   nlohmann::json index{{"metadata", {{"total_size", 0}}}, {"weight_map", nlohmann::json::object()}};
   for (int s = 0; s < shards; ++s) {
-    const std::string file = "model-0000" + std::to_string(s + 1) + "-of-0000" + std::to_string(shards) + ".safetensors";
+    const std::string file =
+        "model-0000" + std::to_string(s + 1) + "-of-0000" + std::to_string(shards) + ".safetensors";
     std::vector<lipattn::io::TensorToWrite> part;
     for (std::size_t i = s; i < tensors.size(); i += shards) {
       part.push_back(tensors[i]);

@@ -84,9 +84,8 @@ inline nlohmann::json tokenizer_json(const TokenizerBin& bin, const std::string&
       {"single", {{{"SpecialToken", {{"id", "<s>"}, {"type_id", 0}}}}, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}},
       {"pair", Json::array()},
       {"special_tokens", {{"<s>", {{"id", "<s>"}, {"ids", {1}}, {"tokens", {"<s>"}}}}}}};
-  j["model"] = {{"type", "BPE"},         {"dropout", nullptr}, {"unk_token", "<unk>"},
-                {"fuse_unk", true},      {"byte_fallback", true}, {"vocab", vocab},
-                {"merges", merges}};
+  j["model"] = {{"type", "BPE"},         {"dropout", nullptr}, {"unk_token", "<unk>"}, {"fuse_unk", true},
+                {"byte_fallback", true}, {"vocab", vocab},     {"merges", merges}};
   return j;
 }
 

@@ -200,10 +200,18 @@ TEST(HuggingFaceLlama, ShardErrorsNameTheShardAndTensor) {
 }
 
 nlohmann::json small_config(const std::string& type) {
-  return {{"model_type", type},      {"hidden_size", 32},          {"intermediate_size", 48},
-          {"num_hidden_layers", 2},  {"num_attention_heads", 4},   {"num_key_value_heads", 2},
-          {"vocab_size", 40},        {"max_position_embeddings", 64}, {"rms_norm_eps", 1e-6},
-          {"rope_theta", 500000.0},  {"tie_word_embeddings", false}, {"hidden_act", "silu"}};
+  return {{"model_type", type},
+          {"hidden_size", 32},
+          {"intermediate_size", 48},
+          {"num_hidden_layers", 2},
+          {"num_attention_heads", 4},
+          {"num_key_value_heads", 2},
+          {"vocab_size", 40},
+          {"max_position_embeddings", 64},
+          {"rms_norm_eps", 1e-6},
+          {"rope_theta", 500000.0},
+          {"tie_word_embeddings", false},
+          {"hidden_act", "silu"}};
 }
 
 TEST(HuggingFaceLlama, ConfigKeysOfLlamaMistralQwen2) {

@@ -88,8 +88,8 @@ TEST(SentencePieceBpe, MetaspaceAndNormalizerDifferOnlyWhereHuggingFaceDoes) {
   const auto converted = llama_fixture::read_tokenizer_bin(kTok512);
   const SentencePieceBpe legacy(llama_fixture::write_tokenizer_json(
       scratch("legacy.json"), llama_fixture::tokenizer_json(converted, "normalizer")));
-  const SentencePieceBpe meta(llama_fixture::write_tokenizer_json(
-      scratch("meta.json"), llama_fixture::tokenizer_json(converted, "metaspace")));
+  const SentencePieceBpe meta(
+      llama_fixture::write_tokenizer_json(scratch("meta.json"), llama_fixture::tokenizer_json(converted, "metaspace")));
   // Prepend always adds "▁"; Metaspace does not add one to text that already starts with a space.
   EXPECT_EQ(legacy.encode(" Hi").size(), meta.encode(" Hi").size() + 1) << "\"▁▁Hi\" vs \"▁Hi\"";
 }

@@ -31,7 +31,8 @@ int run(const TokenizeFlags& f) {
 
 const Register reg{{"tokenize", "print the token ids of a text file with a model's tokenizer", [](CLI::App& sub) {
                       auto f = std::make_shared<TokenizeFlags>();
-                      sub.add_option("--model", f->model, "model folder, llama2.c FILE.bin, cached name or random:...")->required();
+                      sub.add_option("--model", f->model, "model folder, llama2.c FILE.bin, cached name or random:...")
+                          ->required();
                       sub.add_option("--text", f->text, "UTF-8 text file")->required();
                       sub.add_option("--tokenizer", f->tokenizer,
                                      "folder with vocab.json + merges.txt (GPT-2) or vocab.txt (BERT), or for LLaMA "

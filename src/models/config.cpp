@@ -115,16 +115,16 @@ void reject_llama_options(const Reader& r) {
     const Json& s = json.at("rope_scaling");
     const bool plain = s.is_object() && s.value("rope_type", s.value("type", std::string())) == "default";
     if (!plain)
-      throw InputError(fmt::format("{}: \"rope_scaling\" {} is not supported (only null: plain RoPE)", r.source,
-                                   s.dump()));
+      throw InputError(
+          fmt::format("{}: \"rope_scaling\" {} is not supported (only null: plain RoPE)", r.source, s.dump()));
   }
   if (r.flag("mlp_bias", false))
     throw InputError(fmt::format("{}: \"mlp_bias\": true is not supported (the gated MLP has no biases)", r.source));
   const Index heads = r.positive("num_attention_heads", 32);
   const Index kv = r.positive("num_key_value_heads", heads);
   if (heads % kv != 0)
-    throw InputError(fmt::format("{}: \"num_key_value_heads\" {} does not divide \"num_attention_heads\" {}",
-                                 r.source, kv, heads));
+    throw InputError(
+        fmt::format("{}: \"num_key_value_heads\" {} does not divide \"num_attention_heads\" {}", r.source, kv, heads));
 }
 
 // LlamaConfig, MistralConfig and Qwen2Config share their keys; defaults are transformers' class
@@ -158,8 +158,8 @@ ModelConfig parse_llama(const Reader& r, const std::string& model_type) {
   if (!(c.rope_theta > 0) || !std::isfinite(c.rope_theta))
     throw InputError(fmt::format("{}: \"rope_theta\" must be positive, found {}", r.source, c.rope_theta));
   if (c.head_dim() % 2 != 0)
-    throw InputError(fmt::format("{}: the head dimension {} is odd; rotary embeddings rotate pairs", r.source,
-                                 c.head_dim()));
+    throw InputError(
+        fmt::format("{}: the head dimension {} is odd; rotary embeddings rotate pairs", r.source, c.head_dim()));
   return c;
 }
 
@@ -168,9 +168,10 @@ ModelConfig parse_llama(const Reader& r, const std::string& model_type) {
 ModelConfig parse_config(const Json& json, const std::string& source) {
   if (!json.is_object()) throw InputError(fmt::format("{}: expected a JSON object, found {}", source, json.type_name()));
   if (!json.contains("model_type") || !json.at("model_type").is_string())
-    throw InputError(fmt::format(
-        "{}: no \"model_type\" string; lipattn reads model_type \"gpt2\", \"bert\", \"llama\", \"mistral\" or \"qwen2\"",
-        source));
+    throw InputError(
+        fmt::format("{}: no \"model_type\" string; lipattn reads model_type \"gpt2\", \"bert\", \"llama\", \"mistral\" "
+                    "or \"qwen2\"",
+                    source));
   const std::string model_type = json.at("model_type").get<std::string>();
   const Reader r{json, source};
   ModelConfig c;

@@ -35,10 +35,10 @@ __int128 float_count(const Llama2cHeader& h) {
 }
 
 void check_dimensions(const Llama2cHeader& h, const std::string& source) {
-  const std::pair<const char*, std::int64_t> fields[] = {{"dim", h.dim},         {"hidden_dim", h.hidden_dim},
-                                                         {"n_layers", h.n_layers}, {"n_heads", h.n_heads},
-                                                         {"n_kv_heads", h.n_kv_heads}, {"vocab_size", h.vocab_size},
-                                                         {"seq_len", h.seq_len}};
+  const std::pair<const char*, std::int64_t> fields[] = {
+      {"dim", h.dim},         {"hidden_dim", h.hidden_dim}, {"n_layers", h.n_layers},
+      {"n_heads", h.n_heads}, {"n_kv_heads", h.n_kv_heads}, {"vocab_size", h.vocab_size},
+      {"seq_len", h.seq_len}};
   for (const auto& [name, value] : fields)
     if (value <= 0)
       throw InputError(fmt::format("{}: llama2.c header field {} = {} must be positive", source, name, value));
@@ -146,13 +146,15 @@ Llama2cHeader parse_llama2c_header(const std::vector<char>& head, std::int64_t f
                                    source, file_bytes, kVersionedHeader));
     h.version = int32_at(head, 4);
     if (h.version == 2)
-      throw InputError(fmt::format("{}: llama2.c version 2 (int8 Q8_0) checkpoints are not supported; export "
-                                   "float32 with export.py --version 1 (or 0, the legacy format)",
-                                   source));
+      throw InputError(
+          fmt::format("{}: llama2.c version 2 (int8 Q8_0) checkpoints are not supported; export "
+                      "float32 with export.py --version 1 (or 0, the legacy format)",
+                      source));
     if (h.version != 1)
-      throw InputError(fmt::format("{}: llama2.c header field version = {} is unknown (lipattn reads version 1 "
-                                   "and the legacy format)",
-                                   source, h.version));
+      throw InputError(
+          fmt::format("{}: llama2.c header field version = {} is unknown (lipattn reads version 1 "
+                      "and the legacy format)",
+                      source, h.version));
     params = 8;
     h.shared_classifier = head[36] != 0;
     h.header_bytes = kVersionedHeader;
@@ -199,8 +201,7 @@ const Llama2cTensor* Llama2cCheckpoint::find(const std::string& hf_name) const {
 
 std::vector<double> Llama2cCheckpoint::values(const std::string& hf_name) const {
   const Llama2cTensor* t = find(hf_name);
-  if (!t)
-    throw InputError(fmt::format("{}: the llama2.c checkpoint has no tensor for '{}'", path_.string(), hf_name));
+  if (!t) throw InputError(fmt::format("{}: the llama2.c checkpoint has no tensor for '{}'", path_.string(), hf_name));
   std::int64_t count = 1;
   for (auto s : t->shape) count *= s;
   std::vector<float> raw(static_cast<std::size_t>(count));

@@ -25,10 +25,10 @@ struct Llama2cHeader {
 
 // One float32 tensor of the file, per layer for the per-layer arrays of run.c.
 struct Llama2cTensor {
-  std::string name;                  // run.c's name, with the layer for per-layer arrays: "wq[3]"
-  std::vector<std::int64_t> shape;   // as stored (already nn.Linear (out, in) for the matrices)
-  std::int64_t offset = 0;           // bytes from the start of the file
-  std::string role;                  // the Hugging Face LLaMA name it provides ("" = ignored: freq_cis)
+  std::string name;                 // run.c's name, with the layer for per-layer arrays: "wq[3]"
+  std::vector<std::int64_t> shape;  // as stored (already nn.Linear (out, in) for the matrices)
+  std::int64_t offset = 0;          // bytes from the start of the file
+  std::string role;                 // the Hugging Face LLaMA name it provides ("" = ignored: freq_cis)
 };
 
 class Llama2cCheckpoint {

@@ -90,8 +90,8 @@ ModelTokenizer ModelTokenizer::load(const ModelSource& source, const std::string
   const ModelConfig& c = source.config;
   if (c.type == ModelType::Llama && t.vocab_size() != c.vocab_size) {
     const fs::path file = t.llama2c_ ? t.llama2c_->path() : t.sentencepiece_->path();
-    throw InputError(fmt::format("{}: the tokenizer has {} tokens but model '{}' has a vocabulary of {}",
-                                 file.string(), t.vocab_size(), source.spec, c.vocab_size),
+    throw InputError(fmt::format("{}: the tokenizer has {} tokens but model '{}' has a vocabulary of {}", file.string(),
+                                 t.vocab_size(), source.spec, c.vocab_size),
                      "tokenizer");
   }
   return t;
@@ -146,11 +146,12 @@ fs::path llama_tokenizer_default(const ModelSource& source, const fs::path& data
     if (fs::exists(c, ec)) return c;
   std::vector<std::string> looked;
   for (const auto& c : candidates) looked.push_back(c.string());
-  throw InputError(fmt::format("model '{}' has no tokenizer (looked for {}); give the tokenizer file "
-                               "(tokenizer.json or a llama2.c tokenizer.bin) explicitly",
-                               source.spec, looked.empty() ? std::string("nothing: no data folder") :
-                                                             fmt::format("{}", fmt::join(looked, ", "))),
-                   "tokenizer");
+  throw InputError(
+      fmt::format("model '{}' has no tokenizer (looked for {}); give the tokenizer file "
+                  "(tokenizer.json or a llama2.c tokenizer.bin) explicitly",
+                  source.spec,
+                  looked.empty() ? std::string("nothing: no data folder") : fmt::format("{}", fmt::join(looked, ", "))),
+      "tokenizer");
 }
 
 }  // namespace

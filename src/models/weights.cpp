@@ -261,11 +261,14 @@ ModelSource resolve_model(const std::string& model) {
   }
   std::error_code ec;
   if (fs::is_directory(model, ec)) return folder_source(model, model);
-  if (fs::is_regular_file(model, ec) && model.ends_with(".bin")) return llama2c_source(model);
+  // pytorch_model.bin is a pickle, not llama2.c: say how to convert it rather than misread its header.
+  if (fs::is_regular_file(model, ec) && model.ends_with(".bin") && fs::path(model).filename() != "pytorch_model.bin")
+    return llama2c_source(model);
   if (fs::exists(model, ec))
-    throw InputError(fmt::format("model '{}' is a file; MODEL is the folder that holds config.json and "
-                                 "model.safetensors, or a llama2.c checkpoint FILE.bin",
-                                 model));
+    throw InputError(
+        fmt::format("model '{}' is a file; MODEL is the folder that holds config.json and "
+                    "model.safetensors, or a llama2.c checkpoint FILE.bin",
+                    model));
   const fs::path cache = huggingface_hub_cache();
   std::vector<std::string> names{model};
   // The hub moved the original checkpoints under organisations; "gpt2" may be cached as
@@ -448,9 +451,7 @@ struct Tensors {
   std::vector<double> get(const std::string& name) const { return provide(*by_name.at(name)); }
   MatrixD matrix(const std::string& name) const { return as_matrix(get(name), by_name.at(name)->shape); }
   VectorD vector(const std::string& name) const { return as_vector(get(name)); }
-  VectorD optional_vector(const std::string& name) const {
-    return by_name.count(name) ? vector(name) : VectorD();
-  }
+  VectorD optional_vector(const std::string& name) const { return by_name.count(name) ? vector(name) : VectorD(); }
   NormWeights layer_norm(const std::string& prefix) const {
     NormWeights n;
     n.kind = NormKind::LayerNorm;
@@ -574,9 +575,15 @@ ModelWeights assemble(const ModelConfig& config, const LoadOptions& options, con
   for (const auto& spec : layout) tensors.by_name[spec.name] = &spec;
   const int count = options.layers < 0 ? static_cast<int>(config.num_layers) : options.layers;
   switch (config.type) {
-    case ModelType::Gpt2: assemble_gpt2(tensors, count, w); break;
-    case ModelType::Bert: assemble_bert(tensors, count, w); break;
-    case ModelType::Llama: assemble_llama(tensors, count, w); break;
+    case ModelType::Gpt2:
+      assemble_gpt2(tensors, count, w);
+      break;
+    case ModelType::Bert:
+      assemble_bert(tensors, count, w);
+      break;
+    case ModelType::Llama:
+      assemble_llama(tensors, count, w);
+      break;
   }
   return w;
 }

@@ -36,15 +36,15 @@ Llama2cTokenizer::Llama2cTokenizer(const std::filesystem::path& path) : path_(pa
     const auto length = read_at<std::int32_t>(bytes, offset + 4);
     offset += 8;
     if (length < 0 || length > max_length || static_cast<std::size_t>(length) > bytes.size() - offset)
-      throw InputError(fmt::format("{}: token {} has length {} (max_token_length {}, {} bytes left)", path.string(),
-                                   id, length, max_length, bytes.size() - offset));
+      throw InputError(fmt::format("{}: token {} has length {} (max_token_length {}, {} bytes left)", path.string(), id,
+                                   length, max_length, bytes.size() - offset));
     pieces_.emplace_back(bytes.substr(offset, static_cast<std::size_t>(length)));
     scores_.push_back(score);
     offset += static_cast<std::size_t>(length);
   }
   if (pieces_.size() < 259)
-    throw InputError(fmt::format("{}: {} tokens; run.c needs at least 259 (<unk>, <s>, </s>, 256 bytes)",
-                                 path.string(), pieces_.size()));
+    throw InputError(fmt::format("{}: {} tokens; run.c needs at least 259 (<unk>, <s>, </s>, 256 bytes)", path.string(),
+                                 pieces_.size()));
   for (std::size_t id = 0; id < pieces_.size(); ++id) ids_.emplace(pieces_[id], static_cast<int>(id));
   // Every pair of tokens whose concatenation is a token, ranked by the score of that token (higher
   // score first, equal scores equal rank): the merge loop then picks run.c's best pair.
@@ -94,8 +94,8 @@ std::vector<int> Llama2cTokenizer::encode(std::string_view text, bool bos, bool 
 
 std::string Llama2cTokenizer::decode(int prev, int token) const {
   if (token < 0 || token >= vocab_size())
-    throw InputError(fmt::format("token id {} is outside the vocabulary of {} ids of {}", token, vocab_size(),
-                                 path_.string()));
+    throw InputError(
+        fmt::format("token id {} is outside the vocabulary of {} ids of {}", token, vocab_size(), path_.string()));
   std::string_view piece = pieces_[static_cast<std::size_t>(token)];
   if (prev == kBos && !piece.empty() && piece[0] == ' ') piece.remove_prefix(1);
   unsigned byte = 0;

@@ -78,7 +78,8 @@ void SentencePieceBpe::load(const std::string& text) {
   byte_fallback_ = model.value("byte_fallback", false);
   fuse_unk_ = model.value("fuse_unk", false);
   ignore_merges_ = model.value("ignore_merges", false);
-  if (model.contains("unk_token") && model.at("unk_token").is_string()) unk_id_ = id(model.at("unk_token").get<std::string>());
+  if (model.contains("unk_token") && model.at("unk_token").is_string())
+    unk_id_ = id(model.at("unk_token").get<std::string>());
   int rank = 0;
   for (const auto& m : model.value("merges", Json::array())) {
     const auto [left, right] = merge_parts(m, file + " \"model.merges\"");
@@ -109,9 +110,10 @@ void SentencePieceBpe::load_normalizer(const Json& n) {
              n.value("content", std::string()) == kSpace) {
     normalizer_replace_ = true;
   } else {
-    throw InputError(fmt::format("{}: normalizer {} is not supported (lipattn reads Prepend(\"▁\") and "
-                                 "Replace(\" \", \"▁\"), the SentencePiece form)",
-                                 path_.string(), n.dump()));
+    throw InputError(
+        fmt::format("{}: normalizer {} is not supported (lipattn reads Prepend(\"▁\") and "
+                    "Replace(\" \", \"▁\"), the SentencePiece form)",
+                    path_.string(), n.dump()));
   }
 }
 
@@ -123,9 +125,10 @@ void SentencePieceBpe::load_pre_tokenizer(const Json& p) {
     return;
   }
   if (type != "Metaspace" || p.value("replacement", std::string(kSpace)) != kSpace)
-    throw InputError(fmt::format("{}: pre_tokenizer {} is not supported (lipattn reads Metaspace with \"▁\"; "
-                                 "byte-level BPE tokenizers are not SentencePiece BPE)",
-                                 path_.string(), p.dump()));
+    throw InputError(
+        fmt::format("{}: pre_tokenizer {} is not supported (lipattn reads Metaspace with \"▁\"; "
+                    "byte-level BPE tokenizers are not SentencePiece BPE)",
+                    path_.string(), p.dump()));
   metaspace_ = true;
   metaspace_split_ = p.value("split", true);
   if (p.contains("prepend_scheme")) {
@@ -161,8 +164,9 @@ std::vector<int> SentencePieceBpe::encode(std::string_view utf8, bool special, s
   std::size_t start = 0, pos = 0;
   bool first = true;
   while (pos < utf8.size()) {
-    const auto hit = std::find_if(added_.begin(), added_.end(),
-                                  [&](const auto& a) { return !a.first.empty() && utf8.substr(pos).starts_with(a.first); });
+    const auto hit = std::find_if(added_.begin(), added_.end(), [&](const auto& a) {
+      return !a.first.empty() && utf8.substr(pos).starts_with(a.first);
+    });
     if (hit == added_.end()) {
       ++pos;
       continue;
