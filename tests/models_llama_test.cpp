@@ -7,6 +7,7 @@
 
 #include "error_support.h"
 #include "llama_fixture.h"
+#include "llama_reference.h"
 #include "models/config.h"
 #include "models/llama2c.h"
 #include "models/tokenizer.h"
@@ -337,6 +338,29 @@ TEST(LlamaTokenizer, FoundBesideTheCheckpointAndCheckedAgainstIt) {
   EXPECT_NE(m.find("vocabulary of 512"), std::string::npos) << m;
   // Given explicitly, a file or the folder holding it.
   EXPECT_EQ(ModelTokenizer::load(bare, llama_fixture::kStoriesTokenizer).vocab_size(), 512);
+}
+
+// The loaded weights are the trained model: a plain reference forward pass (tests/llama_reference.h)
+// decoding greedily from BOS gives llama2.c's published stories260K sample, and the Hugging Face copy
+// (permuted q/k rows, rotate-half) gives the same logits.
+TEST(Llama2cCheckpoint, GreedyDecodingGivesThePublishedSample) {
+  const ModelSource s = resolve_model(llama_fixture::kStoriesBin);
+  const ModelWeights w = load_model(s);
+  const ModelTokenizer t = ModelTokenizer::load(s, "");
+  const std::string sample =
+      "Once upon a time, there was a little girl named Lily. She loved to play outside in the park. One day, she saw "
+      "a big, red ball.";
+  const std::vector<int> ids = llama_reference::greedy(w, 45);
+  const std::string text = t.decode(ids);
+  ASSERT_GE(text.size(), sample.size()) << text;
+  EXPECT_EQ(text.substr(0, sample.size()), sample) << text;
+  EXPECT_EQ(t.encode(sample), std::vector<int>(ids.begin(), ids.begin() + t.encode(sample).size()))
+      << "the sample re-encodes to the generated ids";
+
+  const ModelWeights hf = load_model(llama_fixture::write_hf_stories("hf_logits").string());
+  const auto a = llama_reference::logits(w, ids), b = llama_reference::logits(hf, ids);
+  EXPECT_LE((a - b).cwiseAbs().maxCoeff(), 1e-12 * a.cwiseAbs().maxCoeff());
+  EXPECT_GT(a.cwiseAbs().maxCoeff(), 1.0);
 }
 
 }  // namespace

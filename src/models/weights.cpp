@@ -264,6 +264,8 @@ ModelSource resolve_model(const std::string& model) {
   // pytorch_model.bin is a pickle, not llama2.c: say how to convert it rather than misread its header.
   if (fs::is_regular_file(model, ec) && model.ends_with(".bin") && fs::path(model).filename() != "pytorch_model.bin")
     return llama2c_source(model);
+  if (model.ends_with(".bin") && !fs::exists(model, ec))
+    throw InputError(fmt::format("{}: no such llama2.c checkpoint file", model));
   if (fs::exists(model, ec))
     throw InputError(
         fmt::format("model '{}' is a file; MODEL is the folder that holds config.json and "
