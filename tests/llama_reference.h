@@ -55,7 +55,8 @@ inline MatrixXd attention(const MatrixXd& a, const lipattn::AttentionWeights& w)
     const int g = h / (H / Hkv);
     for (Eigen::Index i = 0; i < n; ++i) {
       VectorXd s(i + 1);
-      for (Eigen::Index j = 0; j <= i; ++j) s(j) = Q.row(i).segment(h * k, k).dot(K.row(j).segment(g * k, k)) / std::sqrt(k);
+      for (Eigen::Index j = 0; j <= i; ++j)
+        s(j) = Q.row(i).segment(h * k, k).dot(K.row(j).segment(g * k, k)) / std::sqrt(k);
       s = (s.array() - s.maxCoeff()).exp();
       s /= s.sum();
       for (Eigen::Index j = 0; j <= i; ++j) O.row(i).segment(h * k, k) += s(j) * V.row(j).segment(g * k, k);

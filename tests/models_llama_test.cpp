@@ -78,6 +78,7 @@ TEST(Llama2cCheckpoint, LoadsStories260K) {
   EXPECT_EQ(c.kv_heads(), 4);
   EXPECT_EQ(c.vocab_size, 512);
   EXPECT_EQ(c.max_positions, 512);
+  EXPECT_EQ(c.positions_key(), "seq_len");
   EXPECT_TRUE(c.tie_word_embeddings);
   EXPECT_EQ(c.rope_style, RopeStyle::Interleaved);
   EXPECT_EQ(c.activation, Activation::Silu);
@@ -249,6 +250,7 @@ TEST(HuggingFaceLlama, ConfigKeysOfLlamaMistralQwen2) {
   j = small_config("mistral");
   j["sliding_window"] = 16;  // windows past it would attend differently: the limit is the window
   EXPECT_EQ(parse_config(j, "config.json").max_positions, 16);
+  EXPECT_EQ(parse_config(j, "config.json").positions_key(), "sliding_window");
   j["sliding_window"] = nullptr;
   EXPECT_EQ(parse_config(j, "config.json").max_positions, 64);
 }

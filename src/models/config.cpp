@@ -152,7 +152,10 @@ ModelConfig parse_llama(const Reader& r, const std::string& model_type) {
   c.activation_name = r.text("hidden_act", "silu");
   c.activation = parse_activation(c.activation_name, r.source + " \"hidden_act\"");
   const bool windowed = !qwen2 || r.flag("use_sliding_window", false);
-  if (windowed) c.max_positions = std::min(c.max_positions, r.positive("sliding_window", c.max_positions));
+  if (windowed && r.positive("sliding_window", c.max_positions) < c.max_positions) {
+    c.max_positions = r.positive("sliding_window", c.max_positions);
+    c.positions_source = "sliding_window";
+  }
   if (r.json.contains("pad_token_id") && r.json.at("pad_token_id").is_number_integer())
     c.pad_token_id = static_cast<Index>(r.json.at("pad_token_id").get<std::int64_t>());
   if (!(c.rope_theta > 0) || !std::isfinite(c.rope_theta))
@@ -181,6 +184,7 @@ ModelConfig parse_config(const Json& json, const std::string& source) {
     c.num_heads = r.positive("n_head", 12);
     c.num_layers = r.positive("n_layer", 12);
     c.max_positions = r.positive("n_positions", 1024);
+    c.positions_source = "n_positions";
     c.vocab_size = r.positive("vocab_size", 50257);
     c.intermediate_size = r.positive("n_inner", 4 * c.hidden_size);
     c.activation_name = r.text("activation_function", "gelu_new");

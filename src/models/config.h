@@ -65,6 +65,11 @@ struct ModelConfig {
   // qwen2 has q/k/v only, mistral and llama2.c none).
   bool qkv_bias() const { return type == ModelType::Llama && attention_bias; }
   bool output_bias() const { return qkv_bias() && model_type_name != "qwen2"; }
+  // The name of the positions limit where it came from, for errors about windows longer than
+  // max_positions: "n_positions" (GPT-2), "seq_len" (llama2.c header), "max_position_embeddings", or
+  // "sliding_window" when that capped it.
+  std::string positions_key() const { return positions_source.empty() ? "max_position_embeddings" : positions_source; }
+  std::string positions_source;  // set by the parsers; "" means max_position_embeddings
   // The attention score scale of layer `layer` (1/√k by default).
   double attention_scale(int layer) const;
   nlohmann::json to_json() const;  // the fields above, config.json-like but in lipattn's names

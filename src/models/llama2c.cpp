@@ -119,6 +119,7 @@ ModelConfig config_of(const Llama2cHeader& h) {
   c.num_layers = h.n_layers;
   c.intermediate_size = h.hidden_dim;
   c.max_positions = h.seq_len;
+  c.positions_source = "seq_len";
   c.vocab_size = h.vocab_size;
   c.layer_norm_eps = 1e-5;  // run.c's rmsnorm and model.py's ModelArgs.norm_eps
   c.activation = Activation::Silu;
