@@ -9,6 +9,7 @@
 #include "llama_fixture.h"
 #include "llama_reference.h"
 #include "models/config.h"
+#include "models/forward.h"
 #include "models/llama2c.h"
 #include "models/tokenizer.h"
 #include "models/weights.h"
@@ -363,6 +364,50 @@ TEST(Llama2cCheckpoint, GreedyDecodingGivesThePublishedSample) {
   const auto a = llama_reference::logits(w, ids), b = llama_reference::logits(hf, ids);
   EXPECT_LE((a - b).cwiseAbs().maxCoeff(), 1e-12 * a.cwiseAbs().maxCoeff());
   EXPECT_GT(a.cwiseAbs().maxCoeff(), 1.0);
+}
+
+
+// The forward pass `forward` and `measure` use (the library's maps: RoPE, grouped K/V heads, SwiGLU,
+// RMSNorm) decodes the published sample through its logits, agrees with the independent reference
+// pass, and the Hugging Face copy gives the same taps as the .bin to 1e-12.
+TEST(LlamaForward, MapsDecodeThePublishedSampleAndBothFormatsAgree) {
+  const ModelSource s = resolve_model(llama_fixture::kStoriesBin);
+  const ModelWeights w = load_model(s);
+  const ModelTokenizer t = ModelTokenizer::load(s, "");
+  ForwardOptions options;
+  options.logits = true;
+  std::vector<int> ids{1};
+  for (int step = 0; step < 45; ++step) {
+    const MatrixD logits = run_forward(w, ids, options).logits;
+    ASSERT_EQ(logits.rows(), static_cast<Index>(ids.size()));
+    Eigen::Index best;
+    logits.row(logits.rows() - 1).maxCoeff(&best);
+    ids.push_back(static_cast<int>(best));
+  }
+  const std::string sample =
+      "Once upon a time, there was a little girl named Lily. She loved to play outside in the park. One day, she saw "
+      "a big, red ball.";
+  const std::string text = t.decode(ids);
+  ASSERT_GE(text.size(), sample.size()) << text;
+  EXPECT_EQ(text.substr(0, sample.size()), sample) << text;
+
+  const ForwardResult bin = run_forward(w, ids, options);
+  const MatrixD reference = llama_reference::logits(w, ids);
+  EXPECT_LE((bin.logits - reference).cwiseAbs().maxCoeff(), 1e-12 * reference.cwiseAbs().maxCoeff());
+
+  const ModelWeights hf_weights = load_model(llama_fixture::write_hf_stories("hf_taps").string());
+  const ForwardResult hf = run_forward(hf_weights, ids, options);
+  ASSERT_EQ(hf.layers.size(), bin.layers.size());
+  auto close = [](const MatrixD& a, const MatrixD& b) {
+    return (a - b).cwiseAbs().maxCoeff() <= 1e-12 * std::max(1.0, a.cwiseAbs().maxCoeff());
+  };
+  for (std::size_t l = 0; l < bin.layers.size(); ++l) {
+    EXPECT_TRUE(close(bin.layers[l].block_in, hf.layers[l].block_in)) << "layer " << l;
+    EXPECT_TRUE(close(bin.layers[l].attn_in, hf.layers[l].attn_in)) << "layer " << l;
+    EXPECT_TRUE(close(bin.layers[l].attn_out, hf.layers[l].attn_out)) << "layer " << l;
+  }
+  EXPECT_TRUE(close(bin.hidden, hf.hidden));
+  EXPECT_TRUE(close(bin.logits, hf.logits));
 }
 
 }  // namespace
