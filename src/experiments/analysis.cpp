@@ -7,6 +7,7 @@
 
 #include <fmt/core.h>
 
+#include "common/error.h"
 #include "experiments/figures.h"
 #include "experiments/fit.h"
 #include "experiments/sweep.h"
@@ -243,7 +244,17 @@ json FitRecord::to_json() const {
 
 Analysis::Analysis(const ReproduceOptions& o, const std::vector<Experiment>& e)
     : options(o), experiments(e), figures_dir(o.out / "figures") {
-  for (const auto& x : experiments) records[x.name] = read_results((o.out / "results" / (x.name + ".jsonl")).string());
+  for (const auto& x : experiments) {
+    const std::string path = (o.out / "results" / (x.name + ".jsonl")).string();
+    records[x.name] = read_results(path);
+    // The sections read each experiment's records as its kind's struct.
+    const JobKind kind = parse_job_kind(x.spec.value("kind", std::string()));
+    for (const Record& r : records[x.name])
+      if (r.kind != kind)
+        throw InputError(fmt::format("{}: a {} record in the results of {}, a {} experiment", path, to_string(r.kind),
+                                     x.name, to_string(kind)),
+                         "kind");
+  }
 }
 
 Points Analysis::points(const Experiment& e) const {

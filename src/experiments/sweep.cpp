@@ -310,14 +310,26 @@ void ProgressBar::draw(bool final) {
     std::cerr << line << "\n" << std::flush;
 }
 
-namespace {
-
 void set_inner_threads(int threads) {
   Eigen::setNbThreads(threads);
   omp_set_num_threads(threads);
 }
 
-}  // namespace
+bool runs_side_by_side(const Job& job, ParallelMode mode, double side_by_side_below) {
+  return mode == ParallelMode::Jobs || (mode == ParallelMode::Auto && job.cost < side_by_side_below);
+}
+
+nlohmann::json run_record(const Job& job, const std::string& sweep, const Executor& execute, int threads) {
+  const auto start = std::chrono::steady_clock::now();
+  nlohmann::json record;
+  record["sweep"] = sweep;
+  record["job"] = job.spec;
+  record["result"] = execute(job, threads);
+  record["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  record["threads"] = threads;
+  record["finished"] = now_iso();
+  return record;
+}
 
 RunSummary run_jobs(const std::vector<Job>& jobs, const Executor& execute, ResultsFile& results,
                     const RunOptions& options) {
@@ -332,9 +344,7 @@ RunSummary run_jobs(const std::vector<Job>& jobs, const Executor& execute, Resul
       ++summary.skipped;
       continue;
     }
-    const bool small = options.mode == ParallelMode::Jobs ||
-                       (options.mode == ParallelMode::Auto && job.cost < options.side_by_side_below);
-    (small ? side_by_side : one_at_a_time).push_back(&job);
+    (runs_side_by_side(job, options.mode, options.side_by_side_below) ? side_by_side : one_at_a_time).push_back(&job);
   }
   const int cores = std::max(1u, std::thread::hardware_concurrency());
   const int workers = options.workers > 0 ? options.workers : cores;
@@ -342,17 +352,8 @@ RunSummary run_jobs(const std::vector<Job>& jobs, const Executor& execute, Resul
   std::mutex summary_mutex;
 
   auto run_one = [&](const Job& job, int threads) {
-    const auto t0 = std::chrono::steady_clock::now();
     try {
-      nlohmann::json result = execute(job, threads);
-      nlohmann::json record;
-      record["sweep"] = options.sweep;
-      record["job"] = job.spec;
-      record["result"] = std::move(result);
-      record["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      record["threads"] = threads;
-      record["finished"] = now_iso();
-      results.append(record);
+      results.append(run_record(job, options.sweep, execute, threads));
       std::lock_guard<std::mutex> lock(summary_mutex);
       ++summary.ran;
     } catch (const std::exception& e) {
