@@ -169,6 +169,10 @@ TEST(Records, EveryKindSurvivesToJsonAndBack) {
   EXPECT_TRUE(std::isinf(back.local_bounds.bounds.at("n_independent").value));
   EXPECT_EQ(back.local_bounds.bounds.at("released_code_data_dependent").status.reason, "a counterexample");
   EXPECT_EQ(result_to_json(not_applying), json({{"radius_used", 1.0}, {"applies", false}}));
+  EXPECT_EQ(lipschitz(c), 2.0);
+  EXPECT_EQ(lipschitz(w), 0.5);
+  EXPECT_EQ(lipschitz(gaussian), 1.5);
+  EXPECT_TRUE(std::isnan(lipschitz(not_applying)));
   EXPECT_TRUE(result_to_json(gaussian)["full"].is_null());
   EXPECT_EQ(result_to_json(gaussian)["law"], "gaussian");
 }

@@ -23,12 +23,6 @@ std::string fmt_num(double x, int digits = 3) {
   return fmt::format("{:.{}g}", x, digits);
 }
 
-double lipschitz_of(const JobResult& result) {
-  if (const auto* w = std::get_if<WindowResult>(&result)) return w->solver.lipschitz;
-  if (const auto* c = std::get_if<ConstructionResult>(&result)) return c->solver.lipschitz;
-  return std::get<RegimeResult>(result).lipschitz;
-}
-
 // The report's loop over one group's experiments: each gets its heading paragraph in `section`,
 // then f(e, points) when it has results, else the line "No results.".
 template <class F>
@@ -262,7 +256,7 @@ Points Analysis::points(const Experiment& e) const {
   const auto it = records.find(e.name);
   if (it == records.end()) return out;
   for (const Record& r : it->second) {
-    const Point p{r.n, lipschitz_of(r.result), &r};
+    const Point p{r.n, lipschitz(r.result), &r};
     if (std::isfinite(p.n) && std::isfinite(p.value)) out.push_back(p);
   }
   std::sort(out.begin(), out.end(), [](const Point& a, const Point& b) { return a.n < b.n; });

@@ -279,6 +279,12 @@ json result_to_json(const JobResult& result) {
   return std::visit([](const auto& r) { return json(r); }, result);
 }
 
+double lipschitz(const JobResult& result) {
+  if (const auto* w = std::get_if<WindowResult>(&result)) return w->solver.lipschitz;
+  if (const auto* c = std::get_if<ConstructionResult>(&result)) return c->solver.lipschitz;
+  return std::get<RegimeResult>(result).lipschitz;
+}
+
 JobResult result_from_json(JobKind kind, const json& j) {
   switch (kind) {
     case JobKind::Window:

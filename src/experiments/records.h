@@ -74,7 +74,6 @@ struct WindowResult {
   double authors = 0;                        // the authors' script quantity √‖Jᵀ f(X)‖
   double output_norm = 0;                    // ‖f(X)‖_F
   std::optional<BoundsRecord> local_bounds;  // with "bounds": true
-  double lipschitz() const { return solver.lipschitz; }
 };
 
 // The optimised attack run from the construction.
@@ -96,7 +95,6 @@ struct ConstructionResult {
   double value_norm = kNaN, score_norm = kNaN;  // ‖V‖₂, ‖A‖₂
   BoundsRecord set_bounds, local_bounds;        // on B_R^n, at X
   std::optional<AttackRecord> attack;           // with attack_steps or attack_restarts
-  double lipschitz() const { return solver.lipschitz; }
 };
 
 // kind "regime": one point of a mean-field curve (src/meanfield). Which fields are set depends on the
@@ -129,6 +127,8 @@ void to_json(nlohmann::json& j, const RegimeResult& r);
 void from_json(const nlohmann::json& j, RegimeResult& r);
 
 nlohmann::json result_to_json(const JobResult& result);
+// L = ‖Df(X)‖₂ of any kind's result (NaN when the job computed none: a construction that does not apply).
+double lipschitz(const JobResult& result);
 JobResult result_from_json(JobKind kind, const nlohmann::json& j);
 
 // One line of a results file, typed: {"sweep", "job", "result", "seconds", "threads", "finished"}
