@@ -85,6 +85,45 @@ LayerMaps<T> layer_maps(const ModelWeights& model, int layer, const AttentionMem
           std::make_shared<Mlp<T>>(mlp_weights(L, model.config.activation))};
 }
 
+template <class T>
+MapPtr<T> layer_map(const ModelWeights& model, int layer, const AttentionMemory& memory) {
+  const LayerMaps<T> m = layer_maps<T>(model, layer, memory);
+  auto chain = [](std::vector<MapPtr<T>> maps) { return std::make_shared<Chain<T>>(std::move(maps)); };
+  auto residual = [](MapPtr<T> inner) { return std::make_shared<Residual<T>>(std::move(inner)); };
+  if (model.config.type == ModelType::Bert)
+    return chain({residual(m.attention), m.attention_norm, residual(m.mlp), m.mlp_norm});
+  return chain({residual(chain({m.attention_norm, m.attention})), residual(chain({m.mlp_norm, m.mlp}))});
+}
+
+template <class T>
+MapPtr<T> stack_map(const ModelWeights& model, int first, int last, const AttentionMemory& memory) {
+  const int loaded = static_cast<int>(model.layers.size());
+  if (first < 0 || last > loaded || first >= last)
+    throw InputError(fmt::format("layers {}:{} is not a non-empty range of the {} loaded layers (0:{})", first, last,
+                                 loaded, loaded),
+                     "layers");
+  std::vector<MapPtr<T>> maps;
+  for (int l = first; l < last; ++l) maps.push_back(layer_map<T>(model, l, memory));
+  return maps.size() == 1 ? maps[0] : std::make_shared<Chain<T>>(std::move(maps));
+}
+
+template <class T>
+MapPtr<T> model_map(const ModelWeights& model, const AttentionMemory& memory) {
+  if (!model.complete())
+    throw InputError(fmt::format("the whole model needs all {} layers loaded, {} are", model.config.num_layers,
+                                 model.layers.size()),
+                     "layers");
+  MapPtr<T> stack = stack_map<T>(model, 0, static_cast<int>(model.layers.size()), memory);
+  if (!model.final_norm) return stack;
+  return std::make_shared<Chain<T>>(std::vector<MapPtr<T>>{stack, std::make_shared<Norm<T>>(*model.final_norm)});
+}
+
+template MapPtr<double> layer_map<double>(const ModelWeights&, int, const AttentionMemory&);
+template MapPtr<float> layer_map<float>(const ModelWeights&, int, const AttentionMemory&);
+template MapPtr<double> stack_map<double>(const ModelWeights&, int, int, const AttentionMemory&);
+template MapPtr<float> stack_map<float>(const ModelWeights&, int, int, const AttentionMemory&);
+template MapPtr<double> model_map<double>(const ModelWeights&, const AttentionMemory&);
+template MapPtr<float> model_map<float>(const ModelWeights&, const AttentionMemory&);
 template LayerMaps<double> layer_maps<double>(const ModelWeights&, int, const AttentionMemory&);
 template LayerMaps<float> layer_maps<float>(const ModelWeights&, int, const AttentionMemory&);
 

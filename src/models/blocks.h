@@ -39,6 +39,19 @@ struct LayerMaps {
 template <class T>
 LayerMaps<T> layer_maps(const ModelWeights& model, int layer, const AttentionMemory& memory = {});
 
+// Whole blocks as one map each, composed from the same LayerMaps (docs/theory.md §1, chain rule):
+//   layer_map: GPT-2 / LLaMA x ↦ x + attn(norm₁(x)) ↦ · + mlp(norm₂(·));
+//              BERT  x ↦ a = LN(x + attn(x)) ↦ LN(a + mlp(a))
+//   stack_map: layers first..last−1 composed;  model_map: every layer, then the final norm (GPT-2
+//   ln_f, LLaMA norm; BERT has none), from the embedding output (layer 0's block_in) to `hidden`.
+// InputError naming "layers" for an empty or out-of-range range.
+template <class T>
+MapPtr<T> layer_map(const ModelWeights& model, int layer, const AttentionMemory& memory = {});
+template <class T>
+MapPtr<T> stack_map(const ModelWeights& model, int first, int last, const AttentionMemory& memory = {});
+template <class T>
+MapPtr<T> model_map(const ModelWeights& model, const AttentionMemory& memory = {});
+
 // The MLP of a layer as the MLP map's weights (gated for the LLaMA family).
 MlpWeights mlp_weights(const LayerWeights& layer, Activation activation);
 
