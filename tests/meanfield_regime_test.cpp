@@ -69,6 +69,49 @@ TEST(Construction, TwoPointReductionEqualsFullComputation) {
   }
 }
 
+// The Jacobians behind the removed "BDCSVD crashes" workarounds (regime.cpp, attack): the
+// construction's n − 1 identical tokens give dozens of equal singular values. The dense method (the
+// Gram route, docs/theory.md §4), which auto now picks for them, must agree with Lanczos and with the
+// 2-point reduction (§MF.4) for n up to 128.
+TEST(Construction, DenseMethodHandlesTheDegenerateJacobians) {
+  std::mt19937_64 rng(32);
+  const AttentionWeights w = construction_head(rng);
+  RegimeOptions dense;
+  dense.n_min = 2;
+  dense.n_max = 128;
+  dense.per_decade = 4;
+  dense.full_max = 128;
+  dense.spectral.method = SpectralMethod::Dense;
+  RegimeOptions lanczos = dense;
+  lanczos.spectral.method = SpectralMethod::Lanczos;
+  lanczos.spectral.tol = 1e-11;
+  for (double radius : {1.5, 4.5}) {
+    const RegimeCurve a = construction_curve(w, 0, radius, dense);
+    const RegimeCurve b = construction_curve(w, 0, radius, lanczos);
+    ASSERT_EQ(a.points.size(), b.points.size());
+    ASSERT_GE(a.points.size(), 8u);
+    for (size_t i = 0; i < a.points.size(); ++i) {
+      const RegimePoint& p = a.points[i];
+      ASSERT_TRUE(std::isfinite(p.full)) << "R " << radius << " n " << p.n;
+      EXPECT_NEAR(p.full, b.points[i].full, 1e-9 * p.full) << "R " << radius << " n " << p.n;
+      EXPECT_NEAR(p.full, p.lipschitz, 1e-9 * p.full) << "R " << radius << " n " << p.n;
+    }
+  }
+  // The input is the degenerate one: at n = 64 the Jacobian has a singular value repeated dozens of times.
+  LayerSpec spec;
+  spec.attention = w;
+  const MatrixD X = construction_tokens(construction_points(w, 3.0), 64);
+  const Linearization<double> lin(build_map<double>(spec), X);
+  const VectorD s = Eigen::JacobiSVD<MatrixD>(assemble_dense(lin)).singularValues();
+  Index largest_cluster = 1, run = 1;
+  for (Index i = 1; i < s.size(); ++i) {
+    run = std::abs(s(i) - s(i - 1)) <= 1e-10 * s(0) ? run + 1 : 1;
+    largest_cluster = std::max(largest_cluster, run);
+  }
+  EXPECT_GE(largest_cluster, 30);
+  EXPECT_EQ(measure_local_lipschitz(spec, X).method, SpectralMethod::Dense);  // what auto runs on it now
+}
+
 TEST(Construction, GrowsLikeSqrtNThenSaturates) {
   std::mt19937_64 rng(33);
   const AttentionWeights w = construction_head(rng);
