@@ -97,6 +97,26 @@ TEST(Construction, DenseMethodHandlesTheDegenerateJacobians) {
       EXPECT_NEAR(p.full, p.lipschitz, 1e-9 * p.full) << "R " << radius << " n " << p.n;
     }
   }
+  // The three inputs on which BDCSVD failed (§MF.7): σ off by 3e-5 at (seed 32, R 1.5, n 43), a crash at
+  // (seed 32, R 3, n 93), an over-estimate by 1.6e-6 at (seed 33, R = √(4 ln 10⁴), n 6).
+  struct Failed {
+    std::uint64_t seed;
+    double radius;
+    Index n;
+  };
+  for (const Failed& f : {Failed{32, 1.5, 43}, Failed{32, 3.0, 93}, Failed{33, std::sqrt(4 * std::log(1e4)), 6}}) {
+    std::mt19937_64 head_rng(f.seed);
+    LayerSpec one;
+    one.attention = construction_head(head_rng);
+    const MatrixD Xf = construction_tokens(construction_points(one.attention, f.radius), f.n);
+    const Linearization<double> at(build_map<double>(one), Xf);
+    const double reference = Eigen::JacobiSVD<MatrixD>(assemble_dense(at)).singularValues()(0);
+    SpectralOptions o;
+    o.method = SpectralMethod::Dense;
+    const SpectralResult r = spectral_norm(at, o);
+    EXPECT_NEAR(r.lipschitz, reference, 1e-12 * reference) << "seed " << f.seed << " R " << f.radius << " n " << f.n;
+    EXPECT_NEAR(r.lower, reference, 1e-12 * reference) << "seed " << f.seed << " R " << f.radius << " n " << f.n;
+  }
   // The input is the degenerate one: at n = 64 the Jacobian has a singular value repeated dozens of times.
   LayerSpec spec;
   spec.attention = w;
