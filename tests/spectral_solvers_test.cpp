@@ -427,8 +427,8 @@ std::vector<Solve> regression_solves() {
   rank3.head(3) << 2.0, -1.5, 0.7;
   cluster(N - 1) = 1.0;
   cluster(N / 2) = 1.0 - 1e-3;
-  for (const auto& [name, s, krylov] : {std::tuple{"graded", graded, 20}, std::tuple{"rank 3", rank3, 20},
-                                         std::tuple{"cluster", cluster, 6}}) {
+  for (const auto& [name, s, krylov] :
+       {std::tuple{"graded", graded, 20}, std::tuple{"rank 3", rank3, 20}, std::tuple{"cluster", cluster, 6}}) {
     SpectralOptions o;
     o.krylov_dim = krylov;
     o.tol = 1e-12;
@@ -447,40 +447,40 @@ std::vector<Solve> regression_solves() {
 // bench/lanczos_regression.sh checks the same on `lipattn measure` runs of GPT-2- and BERT-shaped layers.
 TEST(LanczosRegression, SameSigmaAndProductsAsBefore) {
   const std::vector<Solve> recorded = {
-    {"random layer 0", 34.051078602439212, 7},
-    {"random layer 1", 21.897844310582869, 14},
-    {"random layer 2", 7.6529058918079524, 9},
-    {"random layer 3", 94.961306513019821, 9},
-    {"random layer 4", 4.8136855547736586, 16},
-    {"random layer 5", 1.2862641814395934, 2},
-    {"random layer 6", 44.75665274556097, 9},
-    {"random layer 7", 1.6339989428043475, 11},
-    {"random layer 8", 15.544185502565284, 8},
-    {"random layer 9", 3.0903680287009903, 5},
-    {"random layer 10", 2.160023618790476, 3},
-    {"random layer 11", 247.28397173683794, 8},
-    {"random layer 12", 0, 2},
-    {"random layer 13", 0, 1},
-    {"random layer 14", 9.1609849370530689, 15},
-    {"random layer 15", 7.1449541036893035e-05, 8},
-    {"random layer 16", 5.1712931211080457, 8},
-    {"random layer 17", 20.956689536968337, 6},
-    {"random layer 18", 5.8055675343575945, 17},
-    {"random layer 19", 3.4441048153934379, 10},
-    {"krylov 3", 15.653278521719336, 23},
-    {"krylov 4", 15.653278521719333, 18},
-    {"krylov 5", 15.653278521719329, 17},
-    {"krylov 6", 15.653278521719333, 17},
-    {"krylov 9", 15.653278521719328, 15},
-    {"krylov 20", 15.653278521719331, 13},
-    {"krylov 60", 15.653278521719331, 13},
-    {"larger layer", 136.27954882632642, 14},
-    {"graded", 1, 21},
-    {"graded, on past convergence", 1.0000000000000007, 50},
-    {"rank 3", 2.0000000000000004, 4},
-    {"rank 3, on past convergence", 2.0000000000000004, 5},
-    {"cluster", 1, 11},
-    {"cluster, on past convergence", 1.0000000000000002, 15},
+      {"random layer 0", 34.051078602439212, 7},
+      {"random layer 1", 21.897844310582869, 14},
+      {"random layer 2", 7.6529058918079524, 9},
+      {"random layer 3", 94.961306513019821, 9},
+      {"random layer 4", 4.8136855547736586, 16},
+      {"random layer 5", 1.2862641814395934, 2},
+      {"random layer 6", 44.75665274556097, 9},
+      {"random layer 7", 1.6339989428043475, 11},
+      {"random layer 8", 15.544185502565284, 8},
+      {"random layer 9", 3.0903680287009903, 5},
+      {"random layer 10", 2.160023618790476, 3},
+      {"random layer 11", 247.28397173683794, 8},
+      {"random layer 12", 0, 2},
+      {"random layer 13", 0, 1},
+      {"random layer 14", 9.1609849370530689, 15},
+      {"random layer 15", 7.1449541036893035e-05, 8},
+      {"random layer 16", 5.1712931211080457, 8},
+      {"random layer 17", 20.956689536968337, 6},
+      {"random layer 18", 5.8055675343575945, 17},
+      {"random layer 19", 3.4441048153934379, 10},
+      {"krylov 3", 15.653278521719336, 23},
+      {"krylov 4", 15.653278521719333, 18},
+      {"krylov 5", 15.653278521719329, 17},
+      {"krylov 6", 15.653278521719333, 17},
+      {"krylov 9", 15.653278521719328, 15},
+      {"krylov 20", 15.653278521719331, 13},
+      {"krylov 60", 15.653278521719331, 13},
+      {"larger layer", 136.27954882632642, 14},
+      {"graded", 1, 21},
+      {"graded, on past convergence", 1.0000000000000007, 50},
+      {"rank 3", 2.0000000000000004, 4},
+      {"rank 3, on past convergence", 2.0000000000000004, 5},
+      {"cluster", 1, 11},
+      {"cluster, on past convergence", 1.0000000000000002, 15},
   };
   const std::vector<Solve> now = regression_solves();
   ASSERT_EQ(now.size(), recorded.size());

@@ -89,11 +89,12 @@ std::pair<VectorD, double> update_and_project(const Eigen::Ref<const Eigen::Matr
 
 // f −= B c, returning the new ‖f‖², in one sweep.
 double subtract_product_and_norm(const Eigen::Ref<const Eigen::MatrixXd>& B, const VectorD& c, VectorD& f) {
-  return for_row_chunks(B.rows(), [&](Eigen::Index r0, Eigen::Index len, Eigen::Index) {
-           auto segment = f.segment(r0, len);
-           segment.noalias() -= B.middleRows(r0, len) * c;
-           return segment.squaredNorm();
-         })
+  return for_row_chunks(B.rows(),
+                        [&](Eigen::Index r0, Eigen::Index len, Eigen::Index) {
+                          auto segment = f.segment(r0, len);
+                          segment.noalias() -= B.middleRows(r0, len) * c;
+                          return segment.squaredNorm();
+                        })
       .sum();
 }
 
@@ -117,8 +118,8 @@ class LanczosFactorization {
   Index size() const { return k_; }
   Index capacity() const { return m_; }
   double residual_norm() const { return f_norm_; }
-  const VectorD& diagonal() const { return alpha_; }     // α_0 … α_{m−1}; the first k are T_k's
-  const VectorD& subdiagonal() const { return beta_; }   // β_0 … β_{m−2}; the first k − 1 are T_k's
+  const VectorD& diagonal() const { return alpha_; }    // α_0 … α_{m−1}; the first k are T_k's
+  const VectorD& subdiagonal() const { return beta_; }  // β_0 … β_{m−2}; the first k − 1 are T_k's
   VectorD combine(const VectorD& y) const { return chunked_product(V_.leftCols(y.size()), y); }  // V y
 
   // The step-1 factorization from v₀ with one product. (Spectra's init() spends a second product

@@ -171,9 +171,9 @@ void check_options(const LinearOperator& op, const SpectralOptions& o) {
   if (o.max_iter < 0) throw InputError(fmt::format("--max-iter must be ≥ 0, got {}", o.max_iter));
   if (o.start.size() == 0) return;
   if (o.start.size() != op.input_size())
-    throw InputError(fmt::format("the start vector has {} entries, the operator takes {}", o.start.size(),
-                                 op.input_size()),
-                     "start");
+    throw InputError(
+        fmt::format("the start vector has {} entries, the operator takes {}", o.start.size(), op.input_size()),
+        "start");
   if (!o.start.allFinite() || !(o.start.norm() > 0))
     throw InputError("the start vector must be finite and nonzero", "start");
 }
@@ -185,7 +185,7 @@ SpectralMethod resolve_method(const LinearOperator& op, const SpectralOptions& o
   SpectralMethod method = o.method;
   if (method == SpectralMethod::Auto)
     method = std::max(N, op.output_size()) <= o.dense_max_size && o.start.size() == 0 ? SpectralMethod::Dense
-                                                                                       : SpectralMethod::Lanczos;
+                                                                                      : SpectralMethod::Lanczos;
   if (method == SpectralMethod::Lanczos && N < 3) method = SpectralMethod::Dense;  // a restart needs 3 vectors
   return method;
 }

@@ -21,7 +21,7 @@ struct SpectralOptions {
   double tol = 1e-10;         // relative residual ‖JᵀJv − θv‖ ≤ tol·θ
   int max_iter = 0;           // 0: the method's default (Lanczos restarts 1000, power steps 100000)
   std::uint64_t seed = 0;     // start vector
-  Index dense_max_size = 768; // auto picks dense when N_in and N_out are at most this and no start is given
+  Index dense_max_size = 768;  // auto picks dense when N_in and N_out are at most this and no start is given
   int krylov_dim = 20;        // Lanczos subspace size (ncv)
   // false: skip the final certificate (one more product) because the caller certifies the vector
   // itself, as the float32 path does in float64; lower and relative_residual are then left at 0.
