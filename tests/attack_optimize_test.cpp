@@ -21,7 +21,7 @@ namespace {
 
 // σ_max by a full SVD of the Jacobian assembled from jvp columns: independent of the attack's solver.
 double dense_sigma(const Map<double>& map, const MatrixD& X) {
-  // JacobiSVD: Eigen 3.4's BDCSVD crashes on the degenerate Jacobians of the construction.
+  // JacobiSVD: independent of spectral's dense method (the Gram route).
   Linearization<double> lin(std::shared_ptr<const Map<double>>(&map, [](const Map<double>*) {}), X);
   return Eigen::JacobiSVD<MatrixD>(assemble_dense(lin)).singularValues()(0);
 }

@@ -49,8 +49,8 @@ TEST(Construction, PointsFollowThePaperRule) {
 TEST(Construction, TwoPointReductionEqualsFullComputation) {
   std::mt19937_64 rng(32);
   const AttentionWeights w = construction_head(rng);
-  // Lanczos, not dense: Eigen 3.4's BDCSVD (the dense method) returns wrong values or crashes on
-  // these highly degenerate Jacobians (n − 1 identical tokens); see docs/theory.md §MF.6.
+  // Lanczos: the full computation by the iterative method (DenseMethodHandlesTheDegenerateJacobians
+  // below runs the dense one on the same inputs).
   SpectralOptions lanczos;
   lanczos.method = SpectralMethod::Lanczos;
   lanczos.tol = 1e-11;
