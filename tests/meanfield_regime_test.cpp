@@ -49,8 +49,8 @@ TEST(Construction, PointsFollowThePaperRule) {
 TEST(Construction, TwoPointReductionEqualsFullComputation) {
   std::mt19937_64 rng(32);
   const AttentionWeights w = construction_head(rng);
-  // Lanczos, not dense: Eigen 3.4's BDCSVD (the dense method) returns wrong values or crashes on
-  // these highly degenerate Jacobians (n − 1 identical tokens); see docs/theory.md §MF.6.
+  // Lanczos: the full computation by the iterative method (DenseMethodHandlesTheDegenerateJacobians
+  // below runs the dense one on the same inputs).
   SpectralOptions lanczos;
   lanczos.method = SpectralMethod::Lanczos;
   lanczos.tol = 1e-11;
@@ -67,6 +67,69 @@ TEST(Construction, TwoPointReductionEqualsFullComputation) {
       EXPECT_NEAR(p.lipschitz, p.full, 1e-9 * p.full) << "R " << radius << " n " << p.n << " merged " << p.merged
                                                       << " query " << p.query;
   }
+}
+
+// The Jacobians behind the removed "BDCSVD crashes" workarounds (regime.cpp, attack): the
+// construction's n − 1 identical tokens give dozens of equal singular values. The dense method (the
+// Gram route, docs/theory.md §4), which auto now picks for them, must agree with Lanczos and with the
+// 2-point reduction (§MF.4) for n up to 128.
+TEST(Construction, DenseMethodHandlesTheDegenerateJacobians) {
+  std::mt19937_64 rng(32);
+  const AttentionWeights w = construction_head(rng);
+  RegimeOptions dense;
+  dense.n_min = 2;
+  dense.n_max = 128;
+  dense.per_decade = 4;
+  dense.full_max = 128;
+  dense.spectral.method = SpectralMethod::Dense;
+  RegimeOptions lanczos = dense;
+  lanczos.spectral.method = SpectralMethod::Lanczos;
+  lanczos.spectral.tol = 1e-11;
+  for (double radius : {1.5, 4.5}) {
+    const RegimeCurve a = construction_curve(w, 0, radius, dense);
+    const RegimeCurve b = construction_curve(w, 0, radius, lanczos);
+    ASSERT_EQ(a.points.size(), b.points.size());
+    ASSERT_GE(a.points.size(), 8u);
+    for (size_t i = 0; i < a.points.size(); ++i) {
+      const RegimePoint& p = a.points[i];
+      ASSERT_TRUE(std::isfinite(p.full)) << "R " << radius << " n " << p.n;
+      EXPECT_NEAR(p.full, b.points[i].full, 1e-9 * p.full) << "R " << radius << " n " << p.n;
+      EXPECT_NEAR(p.full, p.lipschitz, 1e-9 * p.full) << "R " << radius << " n " << p.n;
+    }
+  }
+  // The three inputs on which BDCSVD failed (§MF.7): σ off by 3e-5 at (seed 32, R 1.5, n 43), a crash at
+  // (seed 32, R 3, n 93), an over-estimate by 1.6e-6 at (seed 33, R = √(4 ln 10⁴), n 6).
+  struct Failed {
+    std::uint64_t seed;
+    double radius;
+    Index n;
+  };
+  for (const Failed& f : {Failed{32, 1.5, 43}, Failed{32, 3.0, 93}, Failed{33, std::sqrt(4 * std::log(1e4)), 6}}) {
+    std::mt19937_64 head_rng(f.seed);
+    LayerSpec one;
+    one.attention = construction_head(head_rng);
+    const MatrixD Xf = construction_tokens(construction_points(one.attention, f.radius), f.n);
+    const Linearization<double> at(build_map<double>(one), Xf);
+    const double reference = Eigen::JacobiSVD<MatrixD>(assemble_dense(at)).singularValues()(0);
+    SpectralOptions o;
+    o.method = SpectralMethod::Dense;
+    const SpectralResult r = spectral_norm(at, o);
+    EXPECT_NEAR(r.lipschitz, reference, 1e-12 * reference) << "seed " << f.seed << " R " << f.radius << " n " << f.n;
+    EXPECT_NEAR(r.lower, reference, 1e-12 * reference) << "seed " << f.seed << " R " << f.radius << " n " << f.n;
+  }
+  // The input is the degenerate one: at n = 64 the Jacobian has a singular value repeated dozens of times.
+  LayerSpec spec;
+  spec.attention = w;
+  const MatrixD X = construction_tokens(construction_points(w, 3.0), 64);
+  const Linearization<double> lin(build_map<double>(spec), X);
+  const VectorD s = Eigen::JacobiSVD<MatrixD>(assemble_dense(lin)).singularValues();
+  Index largest_cluster = 1, run = 1;
+  for (Index i = 1; i < s.size(); ++i) {
+    run = std::abs(s(i) - s(i - 1)) <= 1e-10 * s(0) ? run + 1 : 1;
+    largest_cluster = std::max(largest_cluster, run);
+  }
+  EXPECT_GE(largest_cluster, 30);
+  EXPECT_EQ(measure_local_lipschitz(spec, X).method, SpectralMethod::Dense);  // what auto runs on it now
 }
 
 TEST(Construction, GrowsLikeSqrtNThenSaturates) {

@@ -5,6 +5,10 @@
 #include <fmt/core.h>
 #include <omp.h>
 
+#include <string>
+#include <tuple>
+#include <vector>
+
 #include "spectral/measure.h"
 #include "common/error.h"
 #include "test_support.h"
@@ -224,6 +228,92 @@ TEST(IterativeSolvers, LanczosOnDiagonalOperatorsSpanningManyRowChunks) {
   }
 }
 
+// The dense-matrix pair against JacobiSVD: wide, tall, square, rank-deficient, and many equal
+// singular values (an orthogonal matrix times 3, where BDCSVD once failed); Mv = σu and Mᵀu = σv.
+TEST(Dense, TopSingularPairOfAMatrixMatchesJacobiSvd) {
+  std::mt19937_64 rng(27);
+  const MatrixD Q = Eigen::HouseholderQR<MatrixD>(random_matrix(rng, 40, 40)).householderQ();
+  std::vector<MatrixD> cases = {random_matrix(rng, 5, 30), random_matrix(rng, 30, 5), random_matrix(rng, 12, 12),
+                                random_matrix(rng, 20, 2) * random_matrix(rng, 2, 15), 3.0 * Q};
+  for (const MatrixD& M : cases) {
+    const double expected = Eigen::JacobiSVD<MatrixD>(M).singularValues()(0);
+    const SingularPair p = top_singular_pair(M);
+    EXPECT_NEAR(p.sigma, expected, 1e-13 * expected) << M.rows() << " × " << M.cols();
+    EXPECT_NEAR(top_singular_value(M), expected, 1e-13 * expected);
+    EXPECT_NEAR(p.right.norm(), 1.0, 1e-14);
+    EXPECT_NEAR(p.left.norm(), 1.0, 1e-14);
+    EXPECT_LT((M * p.right - p.sigma * p.left).norm(), 1e-12 * expected);
+    EXPECT_LT((M.transpose() * p.left - p.sigma * p.right).norm(), 1e-12 * expected);
+  }
+  EXPECT_EQ(top_singular_value(MatrixD(0, 3)), 0.0);
+  EXPECT_EQ(top_singular_pair(MatrixD::Zero(3, 4)).sigma, 0.0);
+}
+
+// Every method returns u = Jv/‖Jv‖ with the certificate: Jᵀu = σ v at the top pair.
+TEST(IterativeSolvers, LeftVectorIsTheNormalisedImage) {
+  std::mt19937_64 rng(28);
+  LayerSpec spec;
+  spec.attention = random_attention(rng, AttentionOptions{2, 8, 4, 4, true, true, true, 8, 0.6});
+  const Linearization<double> lin(build_map<double>(spec), random_matrix(rng, 12, 8));
+  for (SpectralMethod method : {SpectralMethod::Dense, SpectralMethod::Lanczos, SpectralMethod::Power}) {
+    SpectralOptions o;
+    o.method = method;
+    const SpectralResult r = spectral_norm(lin, o);
+    ASSERT_EQ(r.left_vector.size(), lin.output_size()) << to_string(method);
+    EXPECT_LT((r.left_vector - lin.apply(r.right_vector) / r.lower).norm(), 1e-14) << to_string(method);
+    EXPECT_LT((lin.apply_transpose(r.left_vector) - r.lower * r.right_vector).norm(), 1e-8 * r.lower)
+        << to_string(method);
+  }
+}
+
+// A warm start from the top vector of a nearby Jacobian (the next step of an ascent) converges in
+// fewer products than the random start, to the same σ; from the exact vector in very few. Auto with
+// a start runs Lanczos even on a small Jacobian; a start of the wrong size is refused by field.
+TEST(IterativeSolvers, WarmStartConvergesFasterToTheSameValue) {
+  std::mt19937_64 rng(29);
+  LayerSpec spec;
+  spec.attention = random_attention(rng, AttentionOptions{4, 24, 6, 6, true, true, true, 24, 0.5});
+  spec.residual = true;
+  const MatrixD X = random_matrix(rng, 40, 24);
+  const Linearization<double> here(build_map<double>(spec), X);
+  const Linearization<double> nearby(build_map<double>(spec), X + random_matrix(rng, 40, 24, 1e-3));
+  SpectralOptions o;
+  o.method = SpectralMethod::Dense;
+  const SpectralResult exact = spectral_norm(here, o);
+  o.method = SpectralMethod::Auto;
+  o.dense_max_size = 100000;  // auto would pick dense without a start
+  const SpectralResult cold = spectral_norm(here, o);
+  EXPECT_EQ(cold.method, SpectralMethod::Dense);
+  o.start = spectral_norm(nearby, o).right_vector;
+  const SpectralResult warm = spectral_norm(here, o);
+  EXPECT_EQ(warm.method, SpectralMethod::Lanczos);
+  o.method = SpectralMethod::Lanczos;
+  o.start = VectorD();
+  const SpectralResult random_start = spectral_norm(here, o);
+  o.start = exact.right_vector;
+  const SpectralResult from_exact = spectral_norm(here, o);
+  for (const SpectralResult* r : {&warm, &random_start, &from_exact}) {
+    EXPECT_TRUE(r->converged);
+    EXPECT_NEAR(r->lipschitz, exact.lipschitz, 1e-10 * exact.lipschitz);
+  }
+  EXPECT_LT(warm.matvecs, random_start.matvecs);
+  EXPECT_LE(from_exact.matvecs, 3);
+  o.method = SpectralMethod::Power;
+  o.start = exact.right_vector;
+  EXPECT_LE(spectral_norm(here, o).matvecs, 2);
+  fmt::print("products: random start {}, warm start from a point 1e-3 away {}, from the top vector {}\n",
+             random_start.matvecs, warm.matvecs, from_exact.matvecs);
+  o.start = VectorD::Ones(7);
+  try {
+    spectral_norm(here, o);
+    ADD_FAILURE() << "a start of the wrong size was accepted";
+  } catch (const InputError& e) {
+    EXPECT_EQ(e.field(), "start");
+  }
+  o.start = VectorD::Zero(here.input_size());
+  EXPECT_THROW(spectral_norm(here, o), InputError);
+}
+
 TEST(Certificate, LowerBoundOfAnyVectorIsBelowTheNorm) {
   std::mt19937_64 rng(23);
   const RandomLayer layer = random_layer(rng, 0);
@@ -281,4 +371,125 @@ TEST(Measure, RejectsNonFiniteInputAndBadOptions) {
   EXPECT_THROW(measure_local_lipschitz(spec, random_matrix(rng, 3, 5)), InputError);
   EXPECT_THROW(parse_spectral_method("svd"), InputError);
   EXPECT_THROW(parse_precision("f16"), InputError);
+}
+
+namespace {
+
+// σ and product count of one Lanczos solve, for the regression table below.
+struct Solve {
+  std::string name;
+  double sigma = 0;
+  long matvecs = 0;
+};
+
+// A fixed set of Lanczos solves spanning the solver's paths: random layers (seeds 0–19, some with
+// N < 3, which fall back to dense), the restarts for every subspace size, the larger layer, and the
+// diagonal operators over many row chunks at 1e-12 and run on past convergence (the rank-3 one
+// takes the fresh-direction path).
+std::vector<Solve> regression_solves() {
+  std::vector<Solve> out;
+  auto add = [&](std::string name, const LinearOperator& op, SpectralOptions o) {
+    o.method = SpectralMethod::Lanczos;
+    const SpectralResult r = spectral_norm(op, o);
+    out.push_back({std::move(name), r.lipschitz, r.matvecs});
+  };
+  std::mt19937_64 rng(21);
+  for (int t = 0; t < 20; ++t) {
+    const RandomLayer layer = random_layer(rng, t);
+    SpectralOptions o;
+    o.seed = t;
+    add(fmt::format("random layer {}", t), Linearization<double>(build_map<double>(layer.spec), layer.X), o);
+  }
+  std::mt19937_64 rng23(23);
+  AttentionOptions small{2, 10, 4, 4, true, true, true, 10, 0.9};
+  LayerSpec spec;
+  spec.attention = random_attention(rng23, small);
+  spec.post_norm = random_norm(rng23, NormKind::RmsNorm, 10, false);
+  const Linearization<double> lin(build_map<double>(spec), random_matrix(rng23, 30, 10, 1.5));
+  for (int krylov : {3, 4, 5, 6, 9, 20, 60}) {
+    SpectralOptions o;
+    o.krylov_dim = krylov;
+    add(fmt::format("krylov {}", krylov), lin, o);
+  }
+  std::mt19937_64 rng22(22);
+  AttentionOptions larger{4, 24, 6, 6, true, true, true, 24, 0.5};
+  LayerSpec spec22;
+  spec22.attention = random_attention(rng22, larger);
+  spec22.pre_norm = random_norm(rng22, NormKind::LayerNorm, 24, true);
+  spec22.residual = true;
+  add("larger layer", Linearization<double>(build_map<double>(spec22), random_matrix(rng22, 40, 24)), {});
+  const Index N = 50000;
+  VectorD graded(N), rank3 = VectorD::Zero(N), cluster(N);
+  for (Index i = 0; i < N; ++i) {
+    graded(i) = 1.0 / (1.0 + static_cast<double>(i) / 10.0);
+    cluster(i) = 0.5 / (1.0 + static_cast<double>(i));
+  }
+  rank3.head(3) << 2.0, -1.5, 0.7;
+  cluster(N - 1) = 1.0;
+  cluster(N / 2) = 1.0 - 1e-3;
+  for (const auto& [name, s, krylov] :
+       {std::tuple{"graded", graded, 20}, std::tuple{"rank 3", rank3, 20}, std::tuple{"cluster", cluster, 6}}) {
+    SpectralOptions o;
+    o.krylov_dim = krylov;
+    o.tol = 1e-12;
+    add(name, DiagonalOperator(s), o);
+    o.tol = 1e-300;
+    o.max_iter = 3;
+    add(fmt::format("{}, on past convergence", name), DiagonalOperator(s), o);
+  }
+  return out;
+}
+
+}  // namespace
+
+// Recorded with the solver of commit 2311a07, which subclassed Spectra::Lanczos; the solver that owns
+// its factorization (docs/theory.md §4) must give the same σ to 1e-12 and the same product counts.
+// bench/lanczos_regression.sh checks the same on `lipattn measure` runs of GPT-2- and BERT-shaped layers.
+TEST(LanczosRegression, SameSigmaAndProductsAsBefore) {
+  const std::vector<Solve> recorded = {
+      {"random layer 0", 34.051078602439212, 7},
+      {"random layer 1", 21.897844310582869, 14},
+      {"random layer 2", 7.6529058918079524, 9},
+      {"random layer 3", 94.961306513019821, 9},
+      {"random layer 4", 4.8136855547736586, 16},
+      {"random layer 5", 1.2862641814395934, 2},
+      {"random layer 6", 44.75665274556097, 9},
+      {"random layer 7", 1.6339989428043475, 11},
+      {"random layer 8", 15.544185502565284, 8},
+      {"random layer 9", 3.0903680287009903, 5},
+      {"random layer 10", 2.160023618790476, 3},
+      {"random layer 11", 247.28397173683794, 8},
+      {"random layer 12", 0, 2},
+      {"random layer 13", 0, 1},
+      {"random layer 14", 9.1609849370530689, 15},
+      {"random layer 15", 7.1449541036893035e-05, 8},
+      {"random layer 16", 5.1712931211080457, 8},
+      {"random layer 17", 20.956689536968337, 6},
+      {"random layer 18", 5.8055675343575945, 17},
+      {"random layer 19", 3.4441048153934379, 10},
+      {"krylov 3", 15.653278521719336, 23},
+      {"krylov 4", 15.653278521719333, 18},
+      {"krylov 5", 15.653278521719329, 17},
+      {"krylov 6", 15.653278521719333, 17},
+      {"krylov 9", 15.653278521719328, 15},
+      {"krylov 20", 15.653278521719331, 13},
+      {"krylov 60", 15.653278521719331, 13},
+      {"larger layer", 136.27954882632642, 14},
+      {"graded", 1, 21},
+      {"graded, on past convergence", 1.0000000000000007, 50},
+      {"rank 3", 2.0000000000000004, 4},
+      {"rank 3, on past convergence", 2.0000000000000004, 5},
+      {"cluster", 1, 11},
+      {"cluster, on past convergence", 1.0000000000000002, 15},
+  };
+  const std::vector<Solve> now = regression_solves();
+  ASSERT_EQ(now.size(), recorded.size());
+  double largest = 0;
+  for (size_t i = 0; i < now.size(); ++i) {
+    EXPECT_EQ(now[i].name, recorded[i].name);
+    EXPECT_NEAR(now[i].sigma, recorded[i].sigma, 1e-12 * recorded[i].sigma) << now[i].name;
+    EXPECT_EQ(now[i].matvecs, recorded[i].matvecs) << now[i].name;
+    if (recorded[i].sigma > 0) largest = std::max(largest, std::abs(now[i].sigma / recorded[i].sigma - 1));
+  }
+  fmt::print("{} solves, largest relative difference in σ {:.2g}\n", now.size(), largest);
 }

@@ -11,8 +11,8 @@
 #include <chrono>
 #include <cmath>
 #include <limits>
+#include <memory>
 
-#include <Spectra/SymEigsSolver.h>
 #include <fmt/core.h>
 
 #include "common/error.h"
@@ -202,111 +202,11 @@ double ConstraintSet::violation(const MatrixD& X) const {
 
 // ---- σ_max and its gradient -------------------------------------------------------------------
 
-namespace {
-
-// Df(X) at a cached X as a LinearOperator, without a second forward pass.
-class CachedJacobian final : public LinearOperator {
- public:
-  CachedJacobian(const Map<double>& map, const Cache<double>& cache, Index n) : map_(map), cache_(cache), n_(n) {}
-  Index input_size() const override { return n_ * map_.input_dim(); }
-  Index output_size() const override { return n_ * map_.output_dim(); }
-  VectorD apply(const VectorD& v) const override {
-    Eigen::Map<const MatrixD> dX(v.data(), n_, map_.input_dim());
-    const MatrixD dY = map_.jvp(cache_, dX);
-    return Eigen::Map<const VectorD>(dY.data(), dY.size());
-  }
-  VectorD apply_transpose(const VectorD& w) const override {
-    Eigen::Map<const MatrixD> dY(w.data(), n_, map_.output_dim());
-    const MatrixD dX = map_.vjp(cache_, dY);
-    return Eigen::Map<const VectorD>(dX.data(), dX.size());
-  }
-
- private:
-  const Map<double>& map_;
-  const Cache<double>& cache_;
-  Index n_;
-};
-
-class NormalOperator {
- public:
-  using Scalar = double;
-  explicit NormalOperator(const LinearOperator& op) : op_(op) {}
-  Index rows() const { return op_.input_size(); }
-  Index cols() const { return op_.input_size(); }
-  void perform_op(const double* x, double* y) const {
-    Eigen::Map<VectorD>(y, rows()) = op_.apply_normal(Eigen::Map<const VectorD>(x, rows()));
-  }
-
- private:
-  const LinearOperator& op_;
-};
-
-constexpr Index kDenseLimit = 400;
-
-}  // namespace
-
-TopPair top_singular_pair(const Map<double>& map, const Cache<double>& cache, Index n, const VectorD& warm,
-                          double tol, std::uint64_t seed) {
-  CachedJacobian op(map, cache, n);
-  const Index N = op.input_size();
-  TopPair pair;
-  VectorD v;
-  if (std::max(N, op.output_size()) <= kDenseLimit || N < 3) {
-    // Not Eigen's BDCSVD: Eigen 3.4.0 crashes in BDCSVD::computeSVDofM on the very degenerate
-    // Jacobians the construction produces (dozens of equal singular values). The top eigenvector
-    // of the smaller Gram matrix is all the ascent needs; ‖Jv‖ below certifies it anyway.
-    const MatrixD J = assemble_dense(op);
-    if (J.rows() <= J.cols()) {
-      Eigen::SelfAdjointEigenSolver<MatrixD> eig(J * J.transpose());
-      const VectorD w = eig.eigenvectors().col(J.rows() - 1);
-      v = J.transpose() * w;
-      if (!(v.norm() > 0)) v = VectorD::Unit(N, 0);
-    } else {
-      Eigen::SelfAdjointEigenSolver<MatrixD> eig(J.transpose() * J);
-      v = eig.eigenvectors().col(N - 1);
-    }
-    pair.matvecs = N;
-  } else {
-    bool done = false;
-    if (warm.size() == N && warm.norm() > 0) {
-      try {
-        NormalOperator normal(op);
-        Spectra::SymEigsSolver<NormalOperator> eigs(normal, 1, std::min<Index>(20, N));
-        const VectorD start = warm / warm.norm();
-        eigs.init(start.data());
-        eigs.compute(Spectra::SortRule::LargestAlge, 1000, tol);
-        pair.matvecs = eigs.num_operations();
-        if (eigs.info() == Spectra::CompInfo::Successful && eigs.eigenvectors().cols() > 0) {
-          v = eigs.eigenvectors().col(0);
-          done = true;
-        }
-      } catch (const std::exception&) {
-        // fall through to the library solver, which also handles a zero operator
-      }
-    }
-    if (!done) {
-      SpectralOptions o;
-      o.method = SpectralMethod::Lanczos;
-      o.tol = tol;
-      o.seed = seed;
-      const SpectralResult r = spectral_norm(op, o);
-      v = r.right_vector;
-      pair.matvecs += r.matvecs;
-    }
-  }
-  if (v.norm() > 0) v /= v.norm();
-  const VectorD Jv = op.apply(v);
-  pair.sigma = Jv.norm();  // ‖Jv‖ ≤ σ_max: the ascent only ever compares certified values
-  pair.v = v;
-  pair.u = pair.sigma > 0 ? VectorD(Jv / pair.sigma) : VectorD::Zero(Jv.size());
-  return pair;
-}
-
-MatrixD sigma_gradient(const Map<double>& map, const Cache<double>& cache, const TopPair& pair) {
-  const Index n = cache.output.rows();
-  Eigen::Map<const MatrixD> V(pair.v.data(), n, map.input_dim());
-  Eigen::Map<const MatrixD> U(pair.u.data(), n, map.output_dim());
-  return map.second_order(cache, V, U);
+MatrixD sigma_gradient(const Linearization<double>& at, const SpectralResult& top) {
+  const Index n = at.tokens();
+  Eigen::Map<const MatrixD> V(top.right_vector.data(), n, at.map().input_dim());
+  Eigen::Map<const MatrixD> U(top.left_vector.data(), n, at.map().output_dim());
+  return at.map().second_order(at.cache(), V, U);
 }
 
 // ---- the ascent -------------------------------------------------------------------------------
@@ -319,30 +219,41 @@ struct AscentResult {
   int accepted = 0;
 };
 
-AscentResult ascend(const Map<double>& map, const ConstraintSet& set, const MatrixD& start, const AttackOptions& o,
+// σ_max at a point with its singular pair (u, v), from spectral_norm: dense for a small Jacobian,
+// else Lanczos, warm-started from the previous point's v when there is one (docs/theory.md §6.3).
+// value = lower = ‖Jv‖, certified: the ascent only ever compares certified values.
+SpectralResult top_pair(const Linearization<double>& at, const VectorD& warm, double tol, std::uint64_t seed) {
+  SpectralOptions options;
+  options.tol = tol;
+  options.seed = seed;
+  options.start = warm;
+  return spectral_norm(at, options);
+}
+
+AscentResult ascend(const MapPtr<double>& map, const ConstraintSet& set, const MatrixD& start, const AttackOptions& o,
                     std::uint64_t seed) {
   AscentResult best;
   best.Z = set.project(start);
-  auto cache = map.forward(set.to_input(best.Z));
-  TopPair pair = top_singular_pair(map, *cache, set.n, VectorD(), o.inner_tol, seed);
-  best.value = pair.sigma;
+  auto at = std::make_unique<Linearization<double>>(map, set.to_input(best.Z));
+  SpectralResult pair = top_pair(*at, VectorD(), o.inner_tol, seed);
+  best.value = pair.lower;
   if (!o.optimize) return best;
   const double scale = set.step_scale();
   double eta = 0.05 * scale;
-  MatrixD direction = set.ascent_direction(best.Z, sigma_gradient(map, *cache, pair));
+  MatrixD direction = set.ascent_direction(best.Z, sigma_gradient(*at, pair));
   for (int step = 0; step < o.steps; ++step) {
     const double norm = direction.norm();
     if (!(norm > 0) || !std::isfinite(norm) || eta < 1e-12 * scale) break;
     const MatrixD trial = set.project(best.Z + direction * (eta / norm));
-    auto trial_cache = map.forward(set.to_input(trial));
-    TopPair trial_pair = top_singular_pair(map, *trial_cache, set.n, pair.v, o.inner_tol, seed + step + 1);
-    if (trial_pair.sigma > best.value) {
+    auto trial_at = std::make_unique<Linearization<double>>(map, set.to_input(trial));
+    SpectralResult trial_pair = top_pair(*trial_at, pair.right_vector, o.inner_tol, seed + step + 1);
+    if (trial_pair.lower > best.value) {
       best.Z = trial;
-      best.value = trial_pair.sigma;
+      best.value = trial_pair.lower;
       ++best.accepted;
       pair = std::move(trial_pair);
-      cache = std::move(trial_cache);
-      direction = set.ascent_direction(best.Z, sigma_gradient(map, *cache, pair));
+      at = std::move(trial_at);
+      direction = set.ascent_direction(best.Z, sigma_gradient(*at, pair));
       eta *= 2;
     } else {
       eta *= 0.5;
@@ -365,10 +276,7 @@ AttackResult maximize_lipschitz(const LayerSpec& spec, const ConstraintSet& set,
   std::mt19937_64 rng(o.seed);
   for (int r = 0; r < o.restarts; ++r) all.push_back({fmt::format("random {}", r), set.random_point(rng)});
   if (all.empty()) throw InputError("nothing to evaluate: no construction applies and --restarts is 0");
-  // Lanczos, not the dense default: Eigen's BDCSVD (spectral's dense method) crashes on some
-  // degenerate Jacobians (see top_singular_pair). `measure --method lanczos` gives the same value.
   SpectralOptions final_options;
-  final_options.method = SpectralMethod::Lanczos;
   final_options.tol = o.final_tol;
   AttackResult result;
   result.lower = -1;
@@ -381,8 +289,8 @@ AttackResult maximize_lipschitz(const LayerSpec& spec, const ConstraintSet& set,
     record.name = all[s].name;
     AttackOptions evaluate_only = o;
     evaluate_only.optimize = false;
-    record.start_value = ascend(*map, set, all[s].Z, evaluate_only, o.seed).value;
-    const AscentResult end = ascend(*map, set, all[s].Z, o, o.seed + 1000 * s);
+    record.start_value = ascend(map, set, all[s].Z, evaluate_only, o.seed).value;
+    const AscentResult end = ascend(map, set, all[s].Z, o, o.seed + 1000 * s);
     record.accepted_steps = end.accepted;
     const MatrixD X = set.to_input(end.Z);
     const SpectralResult certificate = measure_local_lipschitz(spec, X, final_options);

@@ -51,26 +51,15 @@ struct ConstraintSet {
   double violation(const MatrixD& X) const;
 };
 
-// σ_max(Df(X)) with its top singular pair, as used inside the ascent: v unit (n × d_in, flattened
-// row-major), u = Jv/‖Jv‖, sigma = ‖Jv‖ (a certified lower bound at X).
-struct TopPair {
-  double sigma = 0;
-  VectorD v, u;
-  long matvecs = 0;
-};
-// Dense SVD when the Jacobian is small (≤ 400 on both sides), else Lanczos on JᵀJ from `warm`
-// (empty: a random start from seed) to relative residual tol.
-TopPair top_singular_pair(const Map<double>& map, const Cache<double>& cache, Index n, const VectorD& warm,
-                          double tol, std::uint64_t seed = 0);
-
-// ∇_X σ_max(Df(X)) = ∇_X ⟨u, Df(X) v⟩ for the pair (u, v) (exact where σ_max is simple).
-MatrixD sigma_gradient(const Map<double>& map, const Cache<double>& cache, const TopPair& pair);
+// ∇_X σ_max(Df(X)) = ∇_X ⟨u, Df(X) v⟩ for the top singular pair (u, v) that spectral_norm found at
+// X (right_vector, left_vector), exact where σ_max is simple.
+MatrixD sigma_gradient(const Linearization<double>& at, const SpectralResult& top);
 
 struct AttackOptions {
   int restarts = 4;          // random starts
   int steps = 60;            // ascent steps per start (accepted or not)
   bool optimize = true;      // false: evaluate the starts only
-  double inner_tol = 1e-9;   // Lanczos tolerance inside the ascent
+  double inner_tol = 1e-9;   // the solver's tolerance inside the ascent (warm-started Lanczos)
   double final_tol = 1e-10;  // the certificate's tolerance
   std::uint64_t seed = 0;
   std::function<void(const std::string&)> progress;  // one line per start; may be empty

@@ -25,15 +25,6 @@ namespace {
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
-// ‖M‖₂ from the largest eigenvalue of the smaller Gram matrix: accurate to rounding for the top
-// singular value, which is all a bound needs.
-double spectral_norm_of(const MatrixD& M) {
-  if (M.size() == 0) return 0.0;
-  MatrixD gram = M.rows() <= M.cols() ? MatrixD(M * M.transpose()) : MatrixD(M.transpose() * M);
-  Eigen::SelfAdjointEigenSolver<MatrixD> eig(gram, Eigen::EigenvaluesOnly);
-  return std::sqrt(std::max(0.0, eig.eigenvalues().maxCoeff()));
-}
-
 double top_eigenvalue_psd(const MatrixD& S) {
   if (S.size() == 0) return 0.0;
   Eigen::SelfAdjointEigenSolver<MatrixD> eig(S, Eigen::EigenvaluesOnly);
@@ -111,7 +102,7 @@ StructuredTerms structured_head(const CompressedHead& c, const MatrixD& Z, bool 
   const MatrixD ZB = Z * c.B;                               // n × k: Aᵀ z_j (up to an isometry)
   const VectorD w = column_scale ? *column_scale : VectorD::Ones(n);
   StructuredTerms t;
-  t.t1 = spectral_norm_of(P * w.asDiagonal()) * spectral_norm_of(c.Vs);
+  t.t1 = top_singular_value(P * w.asDiagonal()) * top_singular_value(c.Vs);
   VectorD alpha(n);  // ‖V Cov_i Vᵀ‖
   MatrixD E(n, n);   // E_ij = P_ij ‖V(z_j − m_i)‖ ‖q_i‖
   const VectorD qnorm = Qhat.rowwise().norm();
@@ -120,7 +111,7 @@ StructuredTerms structured_head(const CompressedHead& c, const MatrixD& Z, bool 
     const MatrixD Vc = ZV.rowwise() - p * ZV;  // V(z_j − m_i)
     const MatrixD Bc = ZB.rowwise() - p * ZB;
     const MatrixD weightedV = p.transpose().asDiagonal() * Vc;
-    t.t2 = std::max(t.t2, w(i) * spectral_norm_of(weightedV.transpose() * Bc));  // V Cov_i A
+    t.t2 = std::max(t.t2, w(i) * top_singular_value(weightedV.transpose() * Bc));  // V Cov_i A
     alpha(i) = top_eigenvalue_psd(weightedV.transpose() * Vc);
     E.row(i) = p.cwiseProduct(Vc.rowwise().norm().transpose()).cwiseProduct(w.transpose()) * qnorm(i);
   }
@@ -131,7 +122,7 @@ StructuredTerms structured_head(const CompressedHead& c, const MatrixD& Z, bool 
     via_columns =
         std::max(via_columns, w(j) * w(j) * top_eigenvalue_psd(Qhat.transpose() * beta.asDiagonal() * Qhat));
   }
-  t.t3 = std::min(spectral_norm_of(E), std::sqrt(via_columns));
+  t.t3 = std::min(top_singular_value(E), std::sqrt(via_columns));
   return t;
 }
 
@@ -353,13 +344,13 @@ HeadQuantities head_quantities(const AttentionWeights& w, Index h) {
   q.score_map = s * one.w_k.transpose() * one.w_q;
   q.score_shift = one.b_q.size() ? VectorD(s * one.w_k.transpose() * one.b_q) : VectorD::Zero(one.input_dim());
   const CompressedHead c = compress_head(w, h);
-  q.value_norm = spectral_norm_of(c.Vs);
-  q.score_norm = spectral_norm_of(c.B);
+  q.value_norm = top_singular_value(c.Vs);
+  q.score_norm = top_singular_value(c.B);
   q.shift_norm = q.score_shift.norm();
   // [A c] = s W_Kᵀ [W_Q b_Q]: compress [W_Q b_Q] like W_Q.
   MatrixD Wqb(one.w_q.rows(), one.w_q.cols() + 1);
   Wqb << one.w_q, (one.b_q.size() ? one.b_q : VectorD::Zero(one.w_q.rows()));
-  q.augmented_score_norm = spectral_norm_of(s * one.w_k.transpose() * left_equivalent(Wqb.transpose()).transpose());
+  q.augmented_score_norm = top_singular_value(s * one.w_k.transpose() * left_equivalent(Wqb.transpose()).transpose());
   return q;
 }
 
@@ -368,7 +359,7 @@ double cesaro_norm(Index n) {
   if (n > 512) return 2.0;  // Hardy: sup_n ‖C_n‖ = 2 (§U.3); exact values only help small n
   MatrixD C = MatrixD::Zero(n, n);
   for (Index i = 0; i < n; ++i) C.row(i).head(i + 1).setConstant(1.0 / static_cast<double>(i + 1));
-  return std::min(2.0, spectral_norm_of(C) * (1 + 1e-12));
+  return std::min(2.0, top_singular_value(C) * (1 + 1e-12));
 }
 
 double norm_image_radius(const NormWeights& norm) {
@@ -451,7 +442,7 @@ BoundReport local_bounds(const LayerSpec& spec, const MatrixD& X) {
   if (fold) fused = structured_folded(w);
   if (w.w_o.size() && w.heads > 1) {
     const AttentionWeights stacked = without_output_projection(w);
-    const double wo = spectral_norm_of(w.w_o);
+    const double wo = top_singular_value(w.w_o);
     bool helped = false;
     for (const auto& [name, value] : attention_bounds(stacked, false)) {
       if (name == bound_names::kPaperDataDependent) continue;  // the authors' rule
@@ -537,7 +528,7 @@ BoundReport set_bounds(const LayerSpec& spec, const TokenBall& ball) {
   };
   r.attention = attention_bounds(w);
   if (w.w_o.size() && w.heads > 1) {  // ‖W_O‖·(Σ_h b_h(W_V,h)²)^½, §U.6
-    const double wo = spectral_norm_of(w.w_o);
+    const double wo = top_singular_value(w.w_o);
     for (const auto& [name, value] : attention_bounds(without_output_projection(w)))
       r.attention[name] = std::min(r.attention[name], wo * value);
   }

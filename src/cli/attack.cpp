@@ -107,7 +107,6 @@ int run(const AttackFlags& f) {
   double construction_value = -1;
   std::optional<attack::Construction> best_construction;
   SpectralOptions certificate_options;
-  certificate_options.method = SpectralMethod::Lanczos;  // see attack::maximize_lipschitz
   if (f.radius) {
     for (Index h : heads) {
       const attack::Construction c = attack::paper_construction(full_attention, h, f.n, *f.radius);

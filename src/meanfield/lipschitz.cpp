@@ -92,7 +92,7 @@ ReducedConstant reduced_lipschitz(const LayerSpec& spec, const Measure& mu_in, c
   for (size_t g = 0; g < merged.members.size(); ++g) {
     if (merged.members[g].size() < 2) continue;
     const MatrixD Q = query_jacobian(spec, merged.measure, static_cast<Index>(g), memory);
-    const double q = Q.size() ? Eigen::JacobiSVD<MatrixD>(Q).singularValues()(0) : 0.0;
+    const double q = top_singular_value(Q);
     r.query = std::max(r.query, q);
   }
   r.value = std::max(r.merged, r.query);
@@ -108,7 +108,7 @@ SplitEffect split_effect(const LayerSpec& spec, const Measure& mu_in, Index toke
   const Measure split = split_token(mu, token, copies);
   e.meanfield_split = meanfield_lipschitz(spec, split, options).lipschitz;
   const MatrixD Q = query_jacobian(spec, mu, token);
-  e.query_norm = Q.size() ? Eigen::JacobiSVD<MatrixD>(Q).singularValues()(0) : 0.0;
+  e.query_norm = top_singular_value(Q);
   // The Euclidean constants use the ordinary (unweighted, index-causal) layer: the n-token view.
   e.euclidean_before = measure_local_lipschitz(spec, mu.points, options).lipschitz;
   e.euclidean_split = measure_local_lipschitz(spec, split.points, options).lipschitz;

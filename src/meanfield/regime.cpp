@@ -149,12 +149,7 @@ RegimeCurve construction_curve(const AttentionWeights& weights, Index head, doub
       p.converged = merged.converged;
     }
     if (n <= o.full_max) {
-      // Auto would pick dense, and Eigen 3.4's BDCSVD returns wrong values or crashes on these
-      // Jacobians with n − 1 identical tokens (§MF.7): Auto means Lanczos here.
-      SpectralOptions full_options = o.spectral;
-      if (full_options.method == SpectralMethod::Auto) full_options.method = SpectralMethod::Lanczos;
-      const SpectralResult full =
-          measure_local_lipschitz(spec, construction_tokens(curve.construction, n), full_options);
+      const SpectralResult full = measure_local_lipschitz(spec, construction_tokens(curve.construction, n), o.spectral);
       p.full = full.lipschitz;
       p.converged = p.converged && full.converged;
       if (causal) p.lipschitz = p.full;

@@ -1,4 +1,6 @@
-// σ_max(J) for any LinearOperator: dense SVD, Lanczos on JᵀJ (Spectra), power iteration on JᵀJ.
+// σ_max(J) and its singular pair: for any LinearOperator (dense, our restarted Lanczos on JᵀJ, power
+// iteration on JᵀJ; warm starts) and for a dense matrix. The one place the project computes a top
+// singular value (docs/theory.md §4).
 #pragma once
 
 #include <cstdint>
@@ -19,7 +21,7 @@ struct SpectralOptions {
   double tol = 1e-10;         // relative residual ‖JᵀJv − θv‖ ≤ tol·θ
   int max_iter = 0;           // 0: the method's default (Lanczos restarts 1000, power steps 100000)
   std::uint64_t seed = 0;     // start vector
-  Index dense_max_size = 768; // auto picks dense when N_in and N_out are at most this
+  Index dense_max_size = 768;  // auto picks dense when N_in and N_out are at most this and no start is given
   int krylov_dim = 20;        // Lanczos subspace size (ncv)
   // false: skip the final certificate (one more product) because the caller certifies the vector
   // itself, as the float32 path does in float64; lower and relative_residual are then left at 0.
@@ -27,6 +29,10 @@ struct SpectralOptions {
   // Called after every JᵀJ product of lanczos and power with the products so far and the seconds
   // since the solve began: long solves (streaming at large n) report progress through it.
   std::function<void(long products, double seconds)> on_product;
+  // The start vector of lanczos and power (N_in entries, any nonzero length); empty: a Gaussian
+  // vector from seed. A warm start, the top right singular vector of a nearby Jacobian (the previous
+  // step of an ascent), converges in a few products; with one, auto picks lanczos (§4).
+  VectorD start;
 };
 
 struct SpectralResult {
@@ -38,6 +44,7 @@ struct SpectralResult {
   bool converged = false;
   double seconds = 0;
   VectorD right_vector;          // v, unit: the top right singular vector found
+  VectorD left_vector;           // u = Jv/‖Jv‖ from the certificate (empty when certify is false)
   // --dtype f32 only: ‖w₃₂ − w₆₄‖/‖w₆₄‖ for the check product w = JᵀJv at the vector found, computed
   // once in float32 and once in float64 (docs/theory.md §4.4).
   std::optional<double> f32_check_difference;
@@ -46,15 +53,28 @@ struct SpectralResult {
 
 SpectralResult spectral_norm(const LinearOperator& op, const SpectralOptions& options = {});
 
+// The top singular pair of a dense matrix M: σ_max, the right vector v and the left vector
+// u = Mv/σ (both unit), from the top eigenpair of the Gram matrix of M's smaller side (§4).
+struct SingularPair {
+  double sigma = 0;
+  VectorD right, left;
+};
+SingularPair top_singular_pair(const MatrixD& M);
+double top_singular_value(const MatrixD& M);  // σ_max(M) alone (eigenvalues only); 0 for an empty M
+
+// The seeded Gaussian start vector of the iterative methods, unit.
+VectorD random_unit_vector(Index size, std::uint64_t seed);
+
 // The certificate of a unit vector v: lower = ‖Jv‖ and the relative residual of (θ, v).
 struct Certificate {
   double lower = 0;
   double relative_residual = 0;
+  VectorD image;           // Jv
   VectorD normal_product;  // JᵀJv, the product the certificate was computed from
 };
 Certificate certify(const LinearOperator& op, const VectorD& v);
-// Puts a certificate into a result: lower, relative_residual, and lipschitz raised to at least
-// lower, since no estimate below a certified lower bound can be right (docs/theory.md §4).
+// Puts a certificate into a result: lower, relative_residual, left_vector = Jv/‖Jv‖, and lipschitz
+// raised to at least lower, since no estimate below a certified lower bound can be right (docs/theory.md §4).
 void apply_certificate(SpectralResult& result, const Certificate& c);
 
 // The full Jacobian (N_out × N_in), assembled column by column with apply().

@@ -1,0 +1,24 @@
+// The restarted Lanczos method on JᵀJ (docs/theory.md §4). The factorization (basis, tridiagonal,
+// residual), the three-term step with its reorthogonalisation and the restart compression are ours;
+// Eigen (the tridiagonal's eigenpairs) and Spectra (TridiagQR, the shifted QR step of the implicit
+// restart) are used only through their public API on the small tridiagonal matrix.
+#pragma once
+
+#include <stdexcept>
+
+#include "spectral/spectral_norm.h"
+
+namespace lipattn {
+
+// The Krylov space became invariant and no direction orthogonal to it could be found (JᵀJ is zero,
+// or rounding hides every new direction): the caller falls back to power iteration.
+struct KrylovBreakdown : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// σ_max of op by Lanczos on JᵀJ from the start vector v0 (any nonzero length), to options.tol, with
+// options.krylov_dim vectors and at most options.max_iter restarts. Sets lipschitz, matvecs,
+// converged and right_vector; the caller certifies.
+SpectralResult lanczos_method(const LinearOperator& op, const SpectralOptions& options, const VectorD& v0);
+
+}  // namespace lipattn
