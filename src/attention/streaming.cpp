@@ -131,7 +131,7 @@ void forward(const Head<T>& h, View<T> O, Vector<T>& lse) {
 template <class T>
 void jvp(const Head<T>& h, ConstView<T> O, const Vector<T>& lse, ConstView<T> dQ, ConstView<T> dK, ConstView<T> dV,
          View<T> dO) {
-  const Index n = h.Q.rows(), kv = h.V.cols();
+  const Index kv = h.V.cols();
   struct Scratch {
     Matrix<T> P, W, acc;
     Eigen::VectorXd c;  // c_i = Σ_j P_ij dS_ij, accumulated in float64
