@@ -1,5 +1,8 @@
 #include "cli/common.h"
 
+#include <algorithm>
+#include <map>
+
 #include <fmt/core.h>
 
 #include "common/error.h"
@@ -68,13 +71,28 @@ models::LayerFileOptions LayerFlags::options() const {
   return o;
 }
 
-nlohmann::json to_json(const SpectralResult& r) {
-  nlohmann::json j = {{"lipschitz", r.lipschitz},         {"lower", r.lower},   {"method", to_string(r.method)},
-                      {"matvecs", r.matvecs},             {"converged", r.converged},
-                      {"relative_residual", r.relative_residual}, {"seconds", r.seconds}};
-  if (r.f32_check_difference) j["f32_check_difference"] = *r.f32_check_difference;
-  if (!r.storage.empty()) j["storage"] = r.storage;
-  return j;
+std::string flag_for(const CLI::App& app, const std::string& field) {
+  if (field.empty()) return "";
+  // Library fields whose flag is not "--" + the field with '-' for '_'.
+  static const std::map<std::string, std::string> renamed = {
+      {"center", "--around"},           {"krylov_dim", "--krylov"},
+      {"precision", "--dtype"},         {"layernorm_image", "--layernorm"},
+      {"budget_bytes", "--max-memory"}, {"text_file", "--text"},
+      {"tokenizer_dir", "--tokenizer"}};
+  std::string flag;
+  if (const auto it = renamed.find(field); it != renamed.end()) {
+    flag = it->second;
+  } else {
+    flag = "--" + field;
+    std::replace(flag.begin(), flag.end(), '_', '-');
+  }
+  return app.get_option_no_throw(flag) ? flag : "";
+}
+
+std::string input_error_message(const CLI::App& app, const std::string& message, const std::string& field) {
+  const std::string flag = flag_for(app, field);
+  if (!flag.empty()) return flag + ": " + message;
+  return field.empty() || message.rfind(field, 0) == 0 ? message : field + ": " + message;
 }
 
 }  // namespace lipattn::cli
