@@ -238,4 +238,12 @@ TEST(CliBound, BadInputExitsWithTwo) {
   expect_input_error("bound" + w + kLayerFlags + " --input " + f.input.string() + " --sweep 0", "sweep");
 }
 
+// The library names the field ("radius"); the CLI prefixes the flag that set it.
+TEST(CliBound, LibraryErrorsNameTheFlagThatSetTheField) {
+  const Fixture f = make_fixture("bound-flag");
+  const CommandResult r = run_cli("bound --weights " + f.weights.string() + kLayerFlags + " --n 3 --radius -1");
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.out.find("lipattn: error: --radius: radius must be finite and ≥ 0, got -1"), std::string::npos) << r.out;
+}
+
 }  // namespace

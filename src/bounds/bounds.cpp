@@ -475,9 +475,9 @@ BoundReport local_bounds(const LayerSpec& spec, const MatrixD& X) {
 
 BoundReport set_bounds(const LayerSpec& spec, const TokenBall& ball) {
   spec.validate();
-  if (ball.n < 1) throw InputError(fmt::format("--n must be at least 1, got {}", ball.n));
+  if (ball.n < 1) throw InputError(fmt::format("n must be at least 1, got {}", ball.n), "n");
   if (!(ball.radius >= 0) || !std::isfinite(ball.radius))
-    throw InputError(fmt::format("--radius must be finite and ≥ 0, got {}", ball.radius));
+    throw InputError(fmt::format("radius must be finite and ≥ 0, got {}", ball.radius), "radius");
   const AttentionWeights& w = spec.attention;
   BoundReport r;
   CompositionFactors& f = r.factors;
@@ -520,7 +520,7 @@ BoundReport set_bounds(const LayerSpec& spec, const TokenBall& ball) {
       r.attention[name] = std::min(r.attention[name], wo * value);
   }
   for (const auto& [name, att] : r.attention) r.bounds[name] = compose(f, att);
-  r.notes.push_back("structured, data_dependent, released_code_data_dependent need an input: pass --input");
+  r.notes.push_back("structured, data_dependent, released_code_data_dependent need an input X, not a set");
   if (w.causal)
     r.notes.push_back("paper_compact: the paper states it without a mask; §U.1 proves it holds with the causal mask");
   if (qbias)

@@ -49,7 +49,7 @@ HeadQuantities head_quantities(const AttentionWeights& weights, Index h);
 // Lipschitz factors of the pieces around the attention (§U.6).
 struct CompositionFactors {
   double pre_norm = 1;   // ‖D pre_norm‖ (local: at X; set: sup over all inputs)
-  double residual = 0;   // 1 with --residual
+  double residual = 0;   // 1 with a residual
   double post_norm = 1;  // ‖D post_norm‖ (local: at the post-norm's input; set: sup)
   double attention_radius = 0;  // R seen by the attention (local: max_i ‖z_i‖; set: min(R, image radius))
   Index tokens = 0;

@@ -40,9 +40,6 @@ int run(const BoundFlags& f) {
   if (local && on_set) throw InputError("give either --input X.npy (local bounds) or --n N --radius R (a set), not both");
   if (!local && !on_set) throw InputError("give --input X.npy (local bounds) or --n N --radius R (a set)");
   if (on_set && (f.n == 0 || std::isnan(f.radius))) throw InputError("a set needs both --n N and --radius R");
-  if (on_set && f.n < 1) throw InputError(fmt::format("--n must be at least 1, got {}", f.n));
-  if (on_set && (!(f.radius >= 0) || !std::isfinite(f.radius)))
-    throw InputError(fmt::format("--radius must be finite and ≥ 0, got {}", f.radius));
   if (!local && f.exact) throw InputError("--exact needs --input: the exact constant is measured at an input");
   if (!local && !f.sweep.empty()) throw InputError("--sweep needs --input: it scales that input");
 

@@ -39,7 +39,7 @@ SpectralOptions SolverFlags::options() const {
   o.tol = tol;
   o.max_iter = max_iter;
   o.seed = seed;
-  if (krylov < 3) throw InputError(fmt::format("--krylov must be at least 3, got {}", krylov));
+  if (krylov < 3) throw InputError(fmt::format("krylov_dim must be at least 3, got {}", krylov), "krylov_dim");
   o.krylov_dim = krylov;
   // Progress on stderr once products get slow (streaming at large n): one line per product after
   // the first 10 seconds of solving.
@@ -64,9 +64,9 @@ models::LayerFileOptions LayerFlags::options() const {
   models::LayerFileOptions o;
   o.heads = heads;
   o.causal = causal;
-  if (!pre_norm.empty()) o.pre_norm = models::parse_norm_kind(pre_norm, "--pre-norm");
+  if (!pre_norm.empty()) o.pre_norm = models::parse_norm_kind(pre_norm, "pre_norm");
   o.residual = residual;
-  if (!post_norm.empty()) o.post_norm = models::parse_norm_kind(post_norm, "--post-norm");
+  if (!post_norm.empty()) o.post_norm = models::parse_norm_kind(post_norm, "post_norm");
   o.norm_eps = norm_eps;
   return o;
 }

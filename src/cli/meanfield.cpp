@@ -3,7 +3,6 @@
 // as a curve over n (docs/theory.md, mean-field §MF).
 #include <cmath>
 #include <iostream>
-#include <random>
 
 #include <fmt/core.h>
 
@@ -138,13 +137,8 @@ int run_input(const MeanFieldFlags& f, LayerSpec spec) {
   if (merged.measure.size() < n) reduced = reduced_lipschitz(spec, mu, options);
   std::optional<SplitEffect> split;
   if (f.split) {
-    MatrixD offsets;
-    if (f.spread > 0) {
-      std::mt19937_64 rng(f.solver.seed + 7);
-      std::normal_distribution<double> normal(0.0, f.spread);
-      offsets.resize(f.copies, mu.points.cols());
-      for (Index i = 0; i < offsets.size(); ++i) offsets.data()[i] = normal(rng);
-    }
+    const MatrixD offsets =
+        f.spread > 0 ? gaussian_offsets(f.copies, mu.points.cols(), f.spread, f.solver.seed + 7) : MatrixD();
     split = split_effect(spec, mu, *f.split, f.copies, offsets, options);
   }
   if (f.json) {

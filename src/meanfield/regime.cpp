@@ -44,8 +44,8 @@ RegimeOptions with_iid_defaults(RegimeOptions o) {
 
 std::vector<Index> log_grid(Index n_min, Index n_max, int per_decade) {
   if (n_min < 1 || n_max < n_min)
-    throw InputError(fmt::format("the n grid needs 1 ≤ n_min ≤ n_max, got {}..{}", n_min, n_max));
-  if (per_decade < 1) throw InputError("the n grid needs at least one point per decade");
+    throw InputError(fmt::format("the n grid needs 1 ≤ n_min ≤ n_max, got {}..{}", n_min, n_max), "n_min");
+  if (per_decade < 1) throw InputError("the n grid needs at least one point per decade", "per_decade");
   std::vector<Index> grid;
   const double lo = std::log10(static_cast<double>(n_min)), hi = std::log10(static_cast<double>(n_max));
   const int steps = std::max(1, static_cast<int>(std::ceil((hi - lo) * per_decade)));
