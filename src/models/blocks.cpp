@@ -22,11 +22,10 @@ Block parse_block(const std::string& name, ModelType type) {
   }
   if (name.empty() || name == "attention") return Block::BertAttention;
   if (name == "self") return Block::BertSelf;
-  throw InputError(
-      fmt::format("block '{}' does not exist in BERT; choose 'attention' (BertAttention) or 'self' "
-                  "(BertSelfAttention)",
-                  name),
-      "block");
+  throw InputError(fmt::format("block '{}' does not exist in BERT; choose 'attention' (BertAttention) or 'self' "
+                               "(BertSelfAttention)",
+                               name),
+                   "block");
 }
 
 LayerSpec block_spec(const ModelWeights& model, int layer, Block block, std::optional<int> head) {

@@ -66,8 +66,8 @@ LayerSpec load(const io::SafetensorsFile& file, const LayerFileOptions& o) {
   }
   spec.attention.validate();
   const Index d = spec.attention.input_dim();
-  for (const auto& [prefix, wanted] : {std::pair{std::string("pre_norm"), o.pre_norm},
-                                       std::pair{std::string("post_norm"), o.post_norm}}) {
+  for (const auto& [prefix, wanted] :
+       {std::pair{std::string("pre_norm"), o.pre_norm}, std::pair{std::string("post_norm"), o.post_norm}}) {
     const bool stored = file.has(prefix + ".weight") || file.has(prefix + ".bias");
     if (stored && !wanted)
       throw InputError(fmt::format("the file holds '{}.*' tensors but {} was not given: choose layernorm or "

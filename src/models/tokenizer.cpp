@@ -77,12 +77,12 @@ fs::path tokenizer_dir(const ModelSource& source, const std::string& flag, const
   if (!source.random) return source.folder;
   const std::string name = source.config.type == ModelType::Gpt2 ? "gpt2" : "bert-base-uncased";
   if (data_root.empty())
-    throw InputError(fmt::format("model '{}' has no tokenizer files: give tokenizer_dir (a folder with {}) or set "
-                                 "LIPATTN_DATA_DIR to a folder holding {}/",
-                                 source.spec,
-                                 source.config.type == ModelType::Gpt2 ? "vocab.json and merges.txt" : "vocab.txt",
-                                 name),
-                     "tokenizer_dir");
+    throw InputError(
+        fmt::format("model '{}' has no tokenizer files: give tokenizer_dir (a folder with {}) or set "
+                    "LIPATTN_DATA_DIR to a folder holding {}/",
+                    source.spec, source.config.type == ModelType::Gpt2 ? "vocab.json and merges.txt" : "vocab.txt",
+                    name),
+        "tokenizer_dir");
   return data_root / name;
 }
 
