@@ -429,8 +429,8 @@ TEST(ModelTokenizerDir, RandomModelsUseTheDataFolderOrAskForOne) {
   EXPECT_EQ(tokenizer_dir(resolve_model("random:bert-base-uncased"), "", "/data"),
             fs::path("/data") / "bert-base-uncased");
   const std::string msg = error_of([&] { tokenizer_dir(g, "", ""); });
-  EXPECT_NE(msg.find("tokenizer_dir"), std::string::npos) << msg;
-  EXPECT_EQ(field_of([&] { tokenizer_dir(g, "", ""); }), "tokenizer_dir");
+  EXPECT_NE(msg.find("tokenizer folder"), std::string::npos) << msg;
+  EXPECT_EQ(field_of([&] { tokenizer_dir(g, "", ""); }), "tokenizer");
   if (fs::exists(kData / "bert-base-uncased" / "vocab.txt")) {
     const auto t = ModelTokenizer::load(ModelType::Bert, kData / "bert-base-uncased");
     EXPECT_EQ(t.encode("hello"), std::vector<int>{7592});

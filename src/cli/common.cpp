@@ -77,8 +77,7 @@ std::string flag_for(const CLI::App& app, const std::string& field) {
   static const std::map<std::string, std::string> renamed = {
       {"center", "--around"},           {"krylov_dim", "--krylov"},
       {"precision", "--dtype"},         {"layernorm_image", "--layernorm"},
-      {"budget_bytes", "--max-memory"}, {"text_file", "--text"},
-      {"tokenizer_dir", "--tokenizer"}};
+      {"budget_bytes", "--max-memory"}, {"text_file", "--text"}};
   std::string flag;
   if (const auto it = renamed.find(field); it != renamed.end()) {
     flag = it->second;

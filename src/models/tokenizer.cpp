@@ -22,10 +22,10 @@ ModelTokenizer& ModelTokenizer::operator=(ModelTokenizer&&) noexcept = default;
 namespace {
 void require_file(const fs::path& path, const std::string& what) {
   if (!fs::exists(path))
-    throw InputError(fmt::format("{}: the {} is missing; give the folder with the model's tokenizer files as "
-                                 "tokenizer_dir",
+    throw InputError(fmt::format("{}: the {} is missing; give the tokenizer folder with the model's "
+                                 "tokenizer files",
                                  path.string(), what),
-                     "tokenizer_dir");
+                     "tokenizer");
 }
 }  // namespace
 
@@ -78,11 +78,11 @@ fs::path tokenizer_dir(const ModelSource& source, const std::string& flag, const
   const std::string name = source.config.type == ModelType::Gpt2 ? "gpt2" : "bert-base-uncased";
   if (data_root.empty())
     throw InputError(
-        fmt::format("model '{}' has no tokenizer files: give tokenizer_dir (a folder with {}) or set "
+        fmt::format("model '{}' has no tokenizer files: give the tokenizer folder (one with {}) or set "
                     "LIPATTN_DATA_DIR to a folder holding {}/",
                     source.spec, source.config.type == ModelType::Gpt2 ? "vocab.json and merges.txt" : "vocab.txt",
                     name),
-        "tokenizer_dir");
+        "tokenizer");
   return data_root / name;
 }
 

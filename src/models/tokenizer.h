@@ -21,7 +21,7 @@ class ModelTokenizer {
  public:
   // GPT-2: dir/vocab.json + dir/merges.txt. BERT: dir/vocab.txt, lower-cased unless
   // dir/tokenizer_config.json says "do_lower_case": false. InputError naming the missing file and
-  // asking for a tokenizer folder (field "tokenizer_dir").
+  // asking for a tokenizer folder (field "tokenizer").
   static ModelTokenizer load(ModelType type, const std::filesystem::path& dir);
   ~ModelTokenizer();
   ModelTokenizer(ModelTokenizer&&) noexcept;
@@ -43,7 +43,7 @@ class ModelTokenizer {
 // source checkout (compiled in as LIPATTN_SOURCE_DIR "/../shared/data") when it exists, else "".
 std::filesystem::path default_data_root();
 // The tokenizer folder of a model: `flag` (--tokenizer) when given; a checkpoint's own folder; for
-// random models data_root/gpt2 or data_root/bert-base-uncased. InputError (field "tokenizer_dir") asking for one
+// random models data_root/gpt2 or data_root/bert-base-uncased. InputError (field "tokenizer") asking for one
 // when there is none.
 std::filesystem::path tokenizer_dir(const ModelSource& source, const std::string& flag,
                                     const std::filesystem::path& data_root);
