@@ -29,7 +29,7 @@ void SolverFlags::add_to(CLI::App& app) {
 AttentionMemory SolverFlags::memory() const {
   AttentionMemory m;
   m.storage = parse_attention_storage(storage);
-  if (!max_memory.empty()) m.budget_bytes = parse_memory_size(max_memory, "--max-memory");
+  if (!max_memory.empty()) m.budget_bytes = parse_memory_size(max_memory, "max_memory");
   return m;
 }
 
@@ -77,7 +77,7 @@ std::string flag_for(const CLI::App& app, const std::string& field) {
   static const std::map<std::string, std::string> renamed = {
       {"center", "--around"},           {"krylov_dim", "--krylov"},
       {"precision", "--dtype"},         {"layernorm_image", "--layernorm"},
-      {"budget_bytes", "--max-memory"}, {"text_file", "--text"}};
+      {"text_file", "--text"}};
   std::string flag;
   if (const auto it = renamed.find(field); it != renamed.end()) {
     flag = it->second;
