@@ -1,18 +1,18 @@
-// The paper's construction: A_h against the scores the layer computes, eigenpairs against A, the
-// input's shape, and the √n regime it predicts (docs/theory.md, attack §1).
+// The paper's construction (src/attention/construction.h; the attack starts from it): A_h against the
+// scores the layer computes, eigenpairs against A, the input's shape, and the √n regime it predicts
+// (docs/theory.md, attack §1).
 #include <gtest/gtest.h>
 
 #include <cmath>
 
 #include <fmt/core.h>
 
-#include "attack/construction.h"
+#include "attention/construction.h"
 #include "common/error.h"
 #include "spectral/measure.h"
 #include "test_support.h"
 
 using namespace lipattn;
-using namespace lipattn::attack;
 using namespace lipattn::testing;
 
 namespace {

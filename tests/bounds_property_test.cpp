@@ -232,7 +232,7 @@ TEST(BoundsProperty, EveryOptionCombinationRandomAndStructuredInputs) {
 
 TEST(BoundsProperty, AdversarialHillClimbingEveryCombination) {
   std::mt19937_64 rng(7);
-  double worst_recalled = 1e300;  // min over combinations of paper_data_dependent/exact, hill-climbed
+  double worst_recalled = 1e300;  // min over combinations of released_code_data_dependent/exact, hill-climbed
   for (const Combo& c : all_combos()) {
     const Index d = 3;
     const LayerSpec spec = make_layer(rng, c, d, 1.0);
@@ -243,11 +243,11 @@ TEST(BoundsProperty, AdversarialHillClimbingEveryCombination) {
     expect_local_bounds_hold(spec, worst, c.name() + " (max exact)", nullptr);
     const MatrixD tight = hill_climb(rng, spec, start, R, 15, true, bound_names::kStructured);
     expect_local_bounds_hold(spec, tight, c.name() + " (min structured/exact)", nullptr);
-    const MatrixD recalled = hill_climb(rng, spec, start, R, 15, true, bound_names::kPaperDataDependent);
-    worst_recalled = std::min(worst_recalled, local_bounds(spec, recalled).bounds.at(bound_names::kPaperDataDependent) /
+    const MatrixD recalled = hill_climb(rng, spec, start, R, 15, true, bound_names::kReleasedCodeDataDependent);
+    worst_recalled = std::min(worst_recalled, local_bounds(spec, recalled).bounds.at(bound_names::kReleasedCodeDataDependent) /
                                                   exact(spec, recalled));
   }
-  std::cout << "paper_data_dependent: smallest hill-climbed bound/exact " << worst_recalled << "\n";
+  std::cout << "released_code_data_dependent: smallest hill-climbed bound/exact " << worst_recalled << "\n";
 }
 
 // The paper's single head (W_Q = A, W_K = I) in the regimes where each branch of the min() in (3)

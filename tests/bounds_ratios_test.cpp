@@ -1,4 +1,4 @@
-// The findings of docs/theory.md §5: (a) the recalled data-dependent bound (2) is refuted, in
+// The findings of docs/theory.md §5: (a) the data-dependent bound (2) of the authors' released code is refuted, in
 // either convention for A, by explicit counterexamples; (b) the structured bound (5) is the
 // tightest on random and adversarial inputs. The test prints the ratio table of the doc
 // (bound / exact, medians over random inputs, and hill-climbed adversarial inputs).
@@ -43,13 +43,13 @@ MatrixD counterexample_input(bool transposed) {
   return X;
 }
 
-TEST(BoundsFindings, RecalledDataDependentBoundIsRefutedInEitherConvention) {
+TEST(BoundsFindings, ReleasedCodeDataDependentBoundIsRefutedInEitherConvention) {
   for (bool transposed : {false, true}) {
     const LayerSpec spec = counterexample_layer(10.0);
     const MatrixD X = counterexample_input(transposed);
     const double ex = exact(spec, X);
     const BoundReport r = local_bounds(spec, X);
-    // The recalled bound evaluated in the convention the counterexample targets.
+    // The released code's bound evaluated in the convention the counterexample targets.
     const HeadQuantities hq = head_quantities(spec.attention, 0);
     const MatrixD AX = transposed ? MatrixD(X * hq.score_map) : MatrixD(X * hq.score_map.transpose());
     const double Rh = AX.rowwise().norm().maxCoeff();
@@ -59,9 +59,9 @@ TEST(BoundsFindings, RecalledDataDependentBoundIsRefutedInEitherConvention) {
     EXPECT_NEAR(Rh, 0.0, 1e-12);
     EXPECT_GT(ex, 2 * recalled) << "transposed " << transposed;
     if (!transposed) {
-      EXPECT_NEAR(r.bounds.at(bound_names::kPaperDataDependent), recalled, 1e-12);
+      EXPECT_NEAR(r.bounds.at(bound_names::kReleasedCodeDataDependent), recalled, 1e-12);
     }
-    EXPECT_NE(r.status.at(bound_names::kPaperDataDependent), "proved");
+    EXPECT_NE(r.status.at(bound_names::kReleasedCodeDataDependent), "proved");
     for (const auto& [name, value] : r.bounds)
       if (r.status.at(name) == "proved") EXPECT_GE(value, ex * (1 - 1e-9)) << name;
   }
@@ -79,7 +79,7 @@ MatrixD random_input(std::mt19937_64& rng, const Config& c) {
   return project_to_ball(random_matrix(rng, c.n, d, c.R / std::sqrt(static_cast<double>(d))), c.R);
 }
 
-const std::vector<std::string> kNames = {bound_names::kPaperCompact, bound_names::kPaperDataDependent,
+const std::vector<std::string> kNames = {bound_names::kPaperCompact, bound_names::kReleasedCodeDataDependent,
                                          bound_names::kDataDependent, bound_names::kNIndependent,
                                          bound_names::kNIndependentSharp, bound_names::kStructured};
 

@@ -118,10 +118,14 @@ TEST(CliAttack, PaperOnlyIsTheConstruction) {
   EXPECT_GE(j.at("lower").get<double>(), j.at("construction").get<double>() * (1 - 1e-9));
 }
 
-void expect_input_error(const std::string& args, const std::string& must_mention) {
+// The message must mention every string given (the flag, and the value when it matters).
+void expect_input_error(const std::string& args, const std::vector<std::string>& must_mention) {
   const CommandResult r = run_cli(args + " --quiet");
   EXPECT_EQ(r.exit_code, 2) << args << "\n" << r.out;
-  EXPECT_NE(r.out.find(must_mention), std::string::npos) << args << "\n" << r.out;
+  for (const auto& text : must_mention) EXPECT_NE(r.out.find(text), std::string::npos) << args << "\n" << r.out;
+}
+void expect_input_error(const std::string& args, const std::string& must_mention) {
+  expect_input_error(args, std::vector<std::string>{must_mention});
 }
 
 TEST(CliAttack, BadInputExitsWithTwo) {
@@ -136,9 +140,9 @@ TEST(CliAttack, BadInputExitsWithTwo) {
   expect_input_error(w + " --around " + f.input.string() + " --eps -1", "--eps");
   expect_input_error(w + " --around " + f.input.string() + " --eps 0.1 --n 3", "--n");
   expect_input_error(w + " --around " + (f.dir / "missing.npy").string() + " --eps 0.1", "missing.npy");
-  expect_input_error(w + " --n 4 --layernorm --construction paper", "--construction paper");
+  expect_input_error(w + " --n 4 --layernorm --construction paper", std::vector<std::string>{"--construction", "paper"});
   expect_input_error(w + " --n 4 --radius 1 --construction best", "--construction");
-  expect_input_error(w + " --n 4 --radius 1 --head 2", "--head 2");
+  expect_input_error(w + " --n 4 --radius 1 --head 2", std::vector<std::string>{"--head", "head 2"});
   expect_input_error(w + " --n 4 --radius 1 --restarts -1", "--restarts");
   const std::string wn = "attack --weights " + f.weights_norm.string() + " --heads 2";
   expect_input_error(wn + " --n 4 --layernorm --pre-norm rmsnorm", "rmsnorm");

@@ -32,6 +32,22 @@ std::string error_of(F&& f) {
   return "";
 }
 
+// Runs f and returns the field of the InputError it throws ("heads", "layer", ...): the CLI turns it
+// into the flag. "" when f throws no InputError (a test failure, as for error_of).
+template <class F>
+std::string field_of(F&& f) {
+  try {
+    f();
+  } catch (const InputError& e) {
+    return e.field();
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "expected InputError, got another exception: " << e.what();
+    return "";
+  }
+  ADD_FAILURE() << "expected InputError, nothing was thrown";
+  return "";
+}
+
 // Runs fn and expects an InputError whose message names the file `p` and contains every one of
 // `needles`: a user must learn which file is wrong and what is wrong with it.
 inline void expect_file_error(const std::function<void()>& fn, const std::filesystem::path& p,

@@ -30,20 +30,23 @@ AttentionWeights construction_head(std::mt19937_64& rng) {
 TEST(Construction, PointsFollowThePaperRule) {
   std::mt19937_64 rng(31);
   const AttentionWeights w = construction_head(rng);
-  const ConstructionPoints c = construction_points(w, 2.0);
+  // The one construction (src/attention/construction.h) at n = 2: its two distinct tokens.
+  const Construction c = paper_construction(w, 0, 2, 2.0);
+  const MatrixD tokens = c.tokens(2);
   ASSERT_TRUE(c.applies);
   EXPECT_NEAR(c.lambda_max, 1.0, 1e-12);
   EXPECT_NEAR(c.lambda_min, -0.1, 1e-12);
   EXPECT_TRUE(c.uses_lambda_max);
   EXPECT_NEAR(c.log_n_star, 1.0, 1e-12);  // λ_max R²/4
   EXPECT_LT((w.w_q * c.direction - c.direction).norm(), 1e-12);  // A u = u
-  EXPECT_LT((c.first - 2.0 * c.rest).norm(), 1e-12);
+  EXPECT_LT((tokens.row(0) - 2.0 * tokens.row(1)).norm(), 1e-12);
   // The other branch: make λ_min dominant.
   const AttentionWeights neg = AttentionWeights::paper_form(-w.w_q, w.w_v);
-  const ConstructionPoints c2 = construction_points(neg, 2.0);
+  const Construction c2 = paper_construction(neg, 0, 2, 2.0);
+  const MatrixD tokens2 = c2.tokens(2);
   EXPECT_FALSE(c2.uses_lambda_max);
   EXPECT_NEAR(c2.log_n_star, 2 * 1.0 * 4.0, 1e-12);
-  EXPECT_LT((c2.first + c2.rest).norm(), 1e-12);
+  EXPECT_LT((tokens2.row(0) + tokens2.row(1)).norm(), 1e-12);
 }
 
 TEST(Construction, TwoPointReductionEqualsFullComputation) {
@@ -166,4 +169,18 @@ TEST(Iid, MeanFieldConstantConverges) {
   ASSERT_EQ(curve.points.size(), 2u);
   const double a = curve.points[0].lipschitz, b = curve.points[1].lipschitz;
   EXPECT_LT(std::abs(a - b), 0.03 * b) << a << " " << b;
+}
+
+TEST(Construction, DefaultsComeFromTheRegime) {
+  // n_max = 0 and full_max = −1 leave the grid to the regime: for the construction 1000 n* clamped
+  // to [10⁴, 10⁹] and the full computation up to n = 256 (n* = e here, so n_max = 10⁴).
+  std::mt19937_64 rng(35);
+  const AttentionWeights w = construction_head(rng);
+  RegimeOptions o;
+  o.per_decade = 1;
+  o.spectral.method = SpectralMethod::Lanczos;
+  const RegimeCurve curve = construction_curve(w, 0, 2.0, o);
+  ASSERT_FALSE(curve.points.empty());
+  EXPECT_EQ(curve.points.back().n, 10000);
+  for (const auto& p : curve.points) EXPECT_EQ(std::isnan(p.full), p.n > 256) << p.n;
 }

@@ -267,8 +267,11 @@ TEST(ModelBlocks, BlockNamesLayersAndHeadsAreChecked) {
   EXPECT_NE(error_of([] { parse_block("self", ModelType::Gpt2); }).find("'attn'"), std::string::npos);
   EXPECT_NE(error_of([] { parse_block("mlp", ModelType::Bert); }).find("'self'"), std::string::npos);
   EXPECT_EQ(parse_block("self", ModelType::Bert), Block::Self);
-  EXPECT_NE(error_of([&] { block_spec(m.weights, 2, Block::Attn); }).find("--layer 2"), std::string::npos);
-  EXPECT_NE(error_of([&] { block_spec(m.weights, 0, Block::Attn, 4); }).find("--head 4"), std::string::npos);
+  // The library names the field and its value; the CLI adds the flag (cli_models_test).
+  EXPECT_NE(error_of([&] { block_spec(m.weights, 2, Block::Attn); }).find("layer 2"), std::string::npos);
+  EXPECT_EQ(field_of([&] { block_spec(m.weights, 2, Block::Attn); }), "layer");
+  EXPECT_NE(error_of([&] { block_spec(m.weights, 0, Block::Attn, 4); }).find("head 4"), std::string::npos);
+  EXPECT_EQ(field_of([&] { block_spec(m.weights, 0, Block::Attn, 4); }), "head");
   EXPECT_NE(error_of([&] { block_spec(m.weights, 0, Block::Self); }).find("GPT-2"), std::string::npos);
   const LayerSpec bert_attention = [&] {
     fixture::Options o;
@@ -414,7 +417,8 @@ TEST(MeasureModel, CutsWindowsFromTextWithTheModelsTokenizer) {
     request.layer = 2;
     measure_model(request, {}, Precision::F64, [](const nlohmann::json&) {});
   });
-  EXPECT_NE(msg.find("--layer 2"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("layer 2"), std::string::npos) << msg;
+  EXPECT_EQ(field_of([&] { measure_model(request, {}, Precision::F64, [](const nlohmann::json&) {}); }), "layer");
   fs::remove_all(dir);
 }
 
@@ -425,7 +429,8 @@ TEST(ModelTokenizerDir, RandomModelsUseTheDataFolderOrAskForOne) {
   EXPECT_EQ(tokenizer_dir(resolve_model("random:bert-base-uncased"), "", "/data"),
             fs::path("/data") / "bert-base-uncased");
   const std::string msg = error_of([&] { tokenizer_dir(g, "", ""); });
-  EXPECT_NE(msg.find("--tokenizer"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("tokenizer folder"), std::string::npos) << msg;
+  EXPECT_EQ(field_of([&] { tokenizer_dir(g, "", ""); }), "tokenizer");
   if (fs::exists(kData / "bert-base-uncased" / "vocab.txt")) {
     const auto t = ModelTokenizer::load(ModelType::Bert, kData / "bert-base-uncased");
     EXPECT_EQ(t.encode("hello"), std::vector<int>{7592});

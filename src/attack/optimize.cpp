@@ -32,9 +32,9 @@ std::string to_string(SetKind kind) {
 // ---- sets -----------------------------------------------------------------------------------
 
 ConstraintSet ConstraintSet::ball(Index n, Index d, double radius) {
-  if (n < 1) throw InputError(fmt::format("--n must be at least 1, got {}", n));
+  if (n < 1) throw InputError(fmt::format("n must be at least 1, got {}", n), "n");
   if (!(radius > 0) || !std::isfinite(radius))
-    throw InputError(fmt::format("--radius must be positive and finite, got {}", radius));
+    throw InputError(fmt::format("radius must be positive and finite, got {}", radius), "radius");
   ConstraintSet s;
   s.kind = SetKind::Ball;
   s.n = n;
@@ -44,8 +44,10 @@ ConstraintSet ConstraintSet::ball(Index n, Index d, double radius) {
 }
 
 ConstraintSet ConstraintSet::layernorm_image(Index n, const VectorD& gamma, const VectorD& beta) {
-  if (n < 1) throw InputError(fmt::format("--n must be at least 1, got {}", n));
-  if (gamma.size() < 2) throw InputError("--layernorm needs at least 2 features per token (1^⊥ is {0} for d = 1)");
+  if (n < 1) throw InputError(fmt::format("n must be at least 1, got {}", n), "n");
+  if (gamma.size() < 2)
+    throw InputError("the LayerNorm image needs at least 2 features per token (1^⊥ is {0} for d = 1)",
+                     "layernorm_image");
   if (beta.size() != 0 && beta.size() != gamma.size())
     throw InputError(fmt::format("LayerNorm bias has {} entries, the weight {}", beta.size(), gamma.size()));
   if (!gamma.allFinite() || (beta.size() && !beta.allFinite())) throw InputError("LayerNorm γ or β holds NaN or Inf");
@@ -59,9 +61,10 @@ ConstraintSet ConstraintSet::layernorm_image(Index n, const VectorD& gamma, cons
 }
 
 ConstraintSet ConstraintSet::around(const MatrixD& X0, double eps) {
-  if (X0.rows() < 1) throw InputError("--around: the input has no tokens");
-  if (!X0.allFinite()) throw InputError("--around: the input holds NaN or Inf");
-  if (!(eps > 0) || !std::isfinite(eps)) throw InputError(fmt::format("--eps must be positive and finite, got {}", eps));
+  if (X0.rows() < 1) throw InputError("the centre X0 has no tokens", "center");
+  if (!X0.allFinite()) throw InputError("the centre X0 holds NaN or Inf", "center");
+  if (!(eps > 0) || !std::isfinite(eps))
+    throw InputError(fmt::format("eps must be positive and finite, got {}", eps), "eps");
   ConstraintSet s;
   s.kind = SetKind::AroundInput;
   s.n = X0.rows();
@@ -266,8 +269,8 @@ AscentResult ascend(const MapPtr<double>& map, const ConstraintSet& set, const M
 
 AttackResult maximize_lipschitz(const LayerSpec& spec, const ConstraintSet& set, const std::vector<NamedStart>& starts,
                                 const AttackOptions& o) {
-  if (o.restarts < 0) throw InputError(fmt::format("--restarts must be ≥ 0, got {}", o.restarts));
-  if (o.steps < 0) throw InputError(fmt::format("--steps must be ≥ 0, got {}", o.steps));
+  if (o.restarts < 0) throw InputError(fmt::format("restarts must be ≥ 0, got {}", o.restarts), "restarts");
+  if (o.steps < 0) throw InputError(fmt::format("steps must be ≥ 0, got {}", o.steps), "steps");
   const MapPtr<double> map = build_map<double>(spec);
   if (map->input_dim() != set.d)
     throw InputError(fmt::format("the set has d = {} features per token, the layer expects {}", set.d,
@@ -275,7 +278,7 @@ AttackResult maximize_lipschitz(const LayerSpec& spec, const ConstraintSet& set,
   std::vector<NamedStart> all = starts;
   std::mt19937_64 rng(o.seed);
   for (int r = 0; r < o.restarts; ++r) all.push_back({fmt::format("random {}", r), set.random_point(rng)});
-  if (all.empty()) throw InputError("nothing to evaluate: no construction applies and --restarts is 0");
+  if (all.empty()) throw InputError("nothing to evaluate: no construction applies and restarts is 0", "restarts");
   SpectralOptions final_options;
   final_options.tol = o.final_tol;
   AttackResult result;

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "attention/layer.h"
-#include "attack/construction.h"
+#include "attention/construction.h"
 #include "spectral/spectral_norm.h"
 
 namespace lipattn::attack {

@@ -45,31 +45,38 @@ std::string Norm<T>::describe() const {
 }
 
 template <class T>
+NormStatistics<T> norm_statistics(NormKind kind, const Matrix<T>& X, T eps) {
+  const Index n = X.rows(), d = X.cols();
+  NormStatistics<T> stats;
+  stats.centred.resize(n, d);
+  stats.scale.resize(n);
+  for (Index i = 0; i < n; ++i) {
+    if (kind == NormKind::LayerNorm) {
+      stats.centred.row(i) = X.row(i).array() - X.row(i).mean();
+      stats.scale(i) = std::sqrt(stats.centred.row(i).array().square().mean() + eps);
+    } else {
+      stats.centred.row(i) = X.row(i);
+      stats.scale(i) = std::sqrt(X.row(i).squaredNorm() / T(d) + eps);
+    }
+  }
+  return stats;
+}
+
+template <class T>
 std::unique_ptr<Cache<T>> Norm<T>::forward(const Matrix<T>& X) const {
   if (X.cols() != gamma_.size())
     throw InputError(fmt::format("norm expects {} features per token, the input has {}", gamma_.size(), X.cols()));
   auto cache = std::make_unique<NormCache<T>>();
-  const Index n = X.rows(), d = X.cols();
-  cache->z.resize(n, d);
-  cache->scale.resize(n);
-  for (Index i = 0; i < n; ++i) {
-    if (kind_ == NormKind::LayerNorm) {
-      const T mean = X.row(i).mean();
-      auto centred = (X.row(i).array() - mean);
-      const T var = centred.square().mean();
-      const T s = std::sqrt(var + eps_);
-      cache->scale(i) = s;
-      cache->z.row(i) = (centred / s).matrix();
-    } else {
-      const T r = std::sqrt(X.row(i).squaredNorm() / T(d) + eps_);
-      cache->scale(i) = r;
-      cache->z.row(i) = X.row(i);
-    }
-  }
-  if (kind_ == NormKind::LayerNorm)
+  NormStatistics<T> stats = norm_statistics(kind_, X, eps_);
+  // The cache keeps what §3's derivatives read: ẑ for LayerNorm, x itself for RMSNorm.
+  cache->z = std::move(stats.centred);
+  cache->scale = std::move(stats.scale);
+  if (kind_ == NormKind::LayerNorm) {
+    cache->z.array().colwise() /= cache->scale.array();
     cache->output = cache->z.array().rowwise() * gamma_.transpose().array();
-  else
+  } else {
     cache->output = (cache->z.array().colwise() / cache->scale.array()).rowwise() * gamma_.transpose().array();
+  }
   if (beta_.size()) cache->output.rowwise() += beta_.transpose();
   return cache;
 }
@@ -149,6 +156,8 @@ Matrix<T> Norm<T>::second_order(const Cache<T>& cache_base, const Matrix<T>& v, 
   return out;
 }
 
+template NormStatistics<double> norm_statistics(NormKind, const Matrix<double>&, double);
+template NormStatistics<float> norm_statistics(NormKind, const Matrix<float>&, float);
 template class Norm<double>;
 template class Norm<float>;
 

@@ -15,6 +15,19 @@ struct NormWeights {
   static NormWeights identity(NormKind kind, Index d, double eps);  // γ = 1, β = 0
 };
 
+// The per-token statistics of a norm (docs/theory.md §3), computed here only: Norm<T> builds its
+// cache from them and the bounds (src/bounds) read the normalised tokens and 1/s from them.
+//   LayerNorm: centred x_i − mean(x_i), scale s_i = √(var(x_i) + ε);
+//   RMSNorm:   centred x_i itself (nothing is subtracted), scale r_i = √(mean(x_i²) + ε).
+// The normalised token is centred_i / scale_i (ẑ_i, or x_i/r_i).
+template <class T>
+struct NormStatistics {
+  Matrix<T> centred;  // n × d
+  Vector<T> scale;    // n
+};
+template <class T>
+NormStatistics<T> norm_statistics(NormKind kind, const Matrix<T>& X, T eps);
+
 template <class T>
 class Norm final : public Map<T> {
  public:

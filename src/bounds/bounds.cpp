@@ -144,23 +144,9 @@ FoldedPreNorm fold_pre_norm(const AttentionWeights& w, const NormWeights& norm, 
     f.weights.b_q = (w.b_q.size() ? w.b_q : VectorD::Zero(w.w_q.rows())) + w.w_q * norm.beta;
     f.weights.b_k = (w.b_k.size() ? w.b_k : VectorD::Zero(w.w_k.rows())) + w.w_k * norm.beta;
   }
-  const Index n = X.rows(), d = X.cols();
-  f.normalised.resize(n, d);
-  f.inverse_scale.resize(n);
-  for (Index i = 0; i < n; ++i) {
-    double s2;
-    if (norm.kind == NormKind::LayerNorm) {
-      const double mean = X.row(i).mean();
-      f.normalised.row(i) = X.row(i).array() - mean;
-      s2 = f.normalised.row(i).squaredNorm() / static_cast<double>(d) + norm.eps;
-    } else {
-      f.normalised.row(i) = X.row(i);
-      s2 = X.row(i).squaredNorm() / static_cast<double>(d) + norm.eps;
-    }
-    const double s = std::sqrt(s2);
-    f.normalised.row(i) /= s;
-    f.inverse_scale(i) = 1.0 / s;
-  }
+  const NormStatistics<double> stats = norm_statistics(norm.kind, X, norm.eps);
+  f.normalised = stats.centred.array().colwise() / stats.scale.array();
+  f.inverse_scale = stats.scale.cwiseInverse();
   return f;
 }
 
@@ -220,7 +206,7 @@ double compose(const CompositionFactors& f, double attention) {
 
 void set_status(BoundReport& r) {
   for (const auto& [name, value] : r.bounds) {
-    if (name == bound_names::kPaperDataDependent)
+    if (name == bound_names::kReleasedCodeDataDependent)
       r.status[name] =
           "refuted: fails when ‖Aᵀ z‖ ≫ ‖A z‖ (docs/theory.md §U.2, counterexample tests/data/bounds/)";
     else
@@ -316,7 +302,7 @@ std::map<std::string, std::vector<double>> local_per_head(const AttentionWeights
     if (t1) t1->push_back(st.t1);
     if (t2) t2->push_back(st.t2);
     if (t3) t3->push_back(st.t3);
-    // (2) as recalled, with ‖W_O,h V_h‖ (§U.2), and (2') corrected.
+    // (2) transcribed from the released code, with ‖W_O,h V_h‖ (§U.2), and (2') corrected.
     const MatrixD Qhat = c.scale * ((Z * c.Wq.transpose()).rowwise() + c.bq.transpose()) * c.Rk.transpose();
     const double Rh = Qhat.rowwise().norm().maxCoeff();  // max_i ‖A z_i + c‖
     const MatrixD ZB = Z * c.B;
@@ -324,7 +310,7 @@ std::map<std::string, std::vector<double>> local_per_head(const AttentionWeights
     for (Index i = 0; i < n; ++i)
       for (Index j = i + 1; j < n; ++j) Dh = std::max(Dh, (ZB.row(i) - ZB.row(j)).norm());
     const double nn = static_cast<double>(n);
-    per_head[bound_names::kPaperDataDependent].push_back(
+    per_head[bound_names::kReleasedCodeDataDependent].push_back(
         hq.value_norm * std::sqrt(Rh * Rh * diameter * diameter * (nn + 1) + nn));
     per_head[bound_names::kDataDependent].push_back(hq.value_norm *
                                                     (std::sqrt(nn) * (1 + diameter * Rh) + diameter * Dh));
@@ -369,17 +355,9 @@ double norm_image_radius(const NormWeights& norm) {
 
 double norm_local_factor(const NormWeights& norm, const MatrixD& X) {
   const double g = norm.gamma.cwiseAbs().maxCoeff();
+  const VectorD scale = norm_statistics(norm.kind, X, norm.eps).scale;
   double worst = 0;
-  for (Index i = 0; i < X.rows(); ++i) {
-    double s2;
-    if (norm.kind == NormKind::LayerNorm) {
-      const double mean = X.row(i).mean();
-      s2 = (X.row(i).array() - mean).square().mean() + norm.eps;
-    } else {
-      s2 = X.row(i).squaredNorm() / static_cast<double>(X.cols()) + norm.eps;
-    }
-    worst = std::max(worst, s2 > 0 ? g / std::sqrt(s2) : kInf);
-  }
+  for (Index i = 0; i < X.rows(); ++i) worst = std::max(worst, scale(i) > 0 ? g / scale(i) : kInf);
   return worst;
 }
 
@@ -423,7 +401,7 @@ BoundReport local_bounds(const LayerSpec& spec, const MatrixD& X) {
     std::map<std::string, double> out;
     for (const auto& [name, values] : local_per_head(aw, Z, R, diameter, record_terms ? &t1 : nullptr,
                                                      record_terms ? &t2 : nullptr, record_terms ? &t3 : nullptr))
-      out[name] = combine_heads(values, sum || name == bound_names::kPaperDataDependent);
+      out[name] = combine_heads(values, sum || name == bound_names::kReleasedCodeDataDependent);
     return out;
   };
   auto structured_folded = [&](const AttentionWeights& aw) {
@@ -445,7 +423,7 @@ BoundReport local_bounds(const LayerSpec& spec, const MatrixD& X) {
     const double wo = top_singular_value(w.w_o);
     bool helped = false;
     for (const auto& [name, value] : attention_bounds(stacked, false)) {
-      if (name == bound_names::kPaperDataDependent) continue;  // the authors' rule
+      if (name == bound_names::kReleasedCodeDataDependent) continue;  // the authors' rule
       if (wo * value < r.attention[name]) {
         r.attention[name] = wo * value;
         helped = true;
@@ -488,9 +466,9 @@ BoundReport local_bounds(const LayerSpec& spec, const MatrixD& X) {
 
 BoundReport set_bounds(const LayerSpec& spec, const TokenBall& ball) {
   spec.validate();
-  if (ball.n < 1) throw InputError(fmt::format("--n must be at least 1, got {}", ball.n));
+  if (ball.n < 1) throw InputError(fmt::format("n must be at least 1, got {}", ball.n), "n");
   if (!(ball.radius >= 0) || !std::isfinite(ball.radius))
-    throw InputError(fmt::format("--radius must be finite and ≥ 0, got {}", ball.radius));
+    throw InputError(fmt::format("radius must be finite and ≥ 0, got {}", ball.radius), "radius");
   const AttentionWeights& w = spec.attention;
   BoundReport r;
   CompositionFactors& f = r.factors;
@@ -533,7 +511,7 @@ BoundReport set_bounds(const LayerSpec& spec, const TokenBall& ball) {
       r.attention[name] = std::min(r.attention[name], wo * value);
   }
   for (const auto& [name, att] : r.attention) r.bounds[name] = compose(f, att);
-  r.notes.push_back("structured, data_dependent, paper_data_dependent need an input: pass --input");
+  r.notes.push_back("structured, data_dependent, released_code_data_dependent need an input X, not a set");
   if (w.causal)
     r.notes.push_back("paper_compact: the paper states it without a mask; §U.1 proves it holds with the causal mask");
   if (qbias)

@@ -19,7 +19,8 @@ namespace lipattn {
 // Keys of BoundReport::bounds.
 namespace bound_names {
 inline constexpr const char* kPaperCompact = "paper_compact";                // (1) √3‖V‖(‖A‖²R⁴(4n+1)+n)^½
-inline constexpr const char* kPaperDataDependent = "paper_data_dependent";   // (2) as recalled from the code
+// (2) transcribed from the authors' released code (toolbox.compute_bound), not a theorem of the paper
+inline constexpr const char* kReleasedCodeDataDependent = "released_code_data_dependent";
 inline constexpr const char* kDataDependent = "data_dependent";              // (2') corrected
 inline constexpr const char* kNIndependent = "n_independent";                // (3) as recalled (Hardy if masked)
 inline constexpr const char* kNIndependentSharp = "n_independent_sharp";     // (3') sharper constants
@@ -48,7 +49,7 @@ HeadQuantities head_quantities(const AttentionWeights& weights, Index h);
 // Lipschitz factors of the pieces around the attention (§U.6).
 struct CompositionFactors {
   double pre_norm = 1;   // ‖D pre_norm‖ (local: at X; set: sup over all inputs)
-  double residual = 0;   // 1 with --residual
+  double residual = 0;   // 1 with a residual
   double post_norm = 1;  // ‖D post_norm‖ (local: at the post-norm's input; set: sup)
   double attention_radius = 0;  // R seen by the attention (local: max_i ‖z_i‖; set: min(R, image radius))
   Index tokens = 0;

@@ -1,5 +1,8 @@
 #include "cli/common.h"
 
+#include <algorithm>
+#include <map>
+
 #include <fmt/core.h>
 
 #include "common/error.h"
@@ -26,7 +29,7 @@ void SolverFlags::add_to(CLI::App& app) {
 AttentionMemory SolverFlags::memory() const {
   AttentionMemory m;
   m.storage = parse_attention_storage(storage);
-  if (!max_memory.empty()) m.budget_bytes = parse_memory_size(max_memory, "--max-memory");
+  if (!max_memory.empty()) m.budget_bytes = parse_memory_size(max_memory, "max_memory");
   return m;
 }
 
@@ -36,7 +39,7 @@ SpectralOptions SolverFlags::options() const {
   o.tol = tol;
   o.max_iter = max_iter;
   o.seed = seed;
-  if (krylov < 3) throw InputError(fmt::format("--krylov must be at least 3, got {}", krylov));
+  if (krylov < 3) throw InputError(fmt::format("krylov_dim must be at least 3, got {}", krylov), "krylov_dim");
   o.krylov_dim = krylov;
   // Progress on stderr once products get slow (streaming at large n): one line per product after
   // the first 10 seconds of solving.
@@ -61,20 +64,34 @@ models::LayerFileOptions LayerFlags::options() const {
   models::LayerFileOptions o;
   o.heads = heads;
   o.causal = causal;
-  if (!pre_norm.empty()) o.pre_norm = models::parse_norm_kind(pre_norm, "--pre-norm");
+  if (!pre_norm.empty()) o.pre_norm = models::parse_norm_kind(pre_norm, "pre_norm");
   o.residual = residual;
-  if (!post_norm.empty()) o.post_norm = models::parse_norm_kind(post_norm, "--post-norm");
+  if (!post_norm.empty()) o.post_norm = models::parse_norm_kind(post_norm, "post_norm");
   o.norm_eps = norm_eps;
   return o;
 }
 
-nlohmann::json to_json(const SpectralResult& r) {
-  nlohmann::json j = {{"lipschitz", r.lipschitz},         {"lower", r.lower},   {"method", to_string(r.method)},
-                      {"matvecs", r.matvecs},             {"converged", r.converged},
-                      {"relative_residual", r.relative_residual}, {"seconds", r.seconds}};
-  if (r.f32_check_difference) j["f32_check_difference"] = *r.f32_check_difference;
-  if (!r.storage.empty()) j["storage"] = r.storage;
-  return j;
+std::string flag_for(const CLI::App& app, const std::string& field) {
+  if (field.empty()) return "";
+  // Library fields whose flag is not "--" + the field with '-' for '_'.
+  static const std::map<std::string, std::string> renamed = {
+      {"center", "--around"},           {"krylov_dim", "--krylov"},
+      {"precision", "--dtype"},         {"layernorm_image", "--layernorm"},
+      {"text_file", "--text"}};
+  std::string flag;
+  if (const auto it = renamed.find(field); it != renamed.end()) {
+    flag = it->second;
+  } else {
+    flag = "--" + field;
+    std::replace(flag.begin(), flag.end(), '_', '-');
+  }
+  return app.get_option_no_throw(flag) ? flag : "";
+}
+
+std::string input_error_message(const CLI::App& app, const std::string& message, const std::string& field) {
+  const std::string flag = flag_for(app, field);
+  if (!flag.empty()) return flag + ": " + message;
+  return field.empty() || message.rfind(field, 0) == 0 ? message : field + ": " + message;
 }
 
 }  // namespace lipattn::cli

@@ -4,7 +4,6 @@
 #include <string>
 
 #include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
 
 #include "models/layer_file.h"
 #include "spectral/measure.h"
@@ -38,6 +37,13 @@ struct LayerFlags {
   models::LayerFileOptions options() const;
 };
 
-nlohmann::json to_json(const SpectralResult& result);
+// The flag of subcommand `app` that sets the library field `field` (InputError::field()): "heads"
+// → "--heads", "norm_eps" → "--norm-eps", and the few whose flag says it differently ("center" →
+// "--around"). Empty when `app` has no such flag (the value then came from elsewhere, e.g. a
+// sweep's JSON, and the message names the field itself).
+std::string flag_for(const CLI::App& app, const std::string& field);
+
+// The line printed for a bad input: "--heads: heads must be at least 1, got 0".
+std::string input_error_message(const CLI::App& app, const std::string& message, const std::string& field);
 
 }  // namespace lipattn::cli

@@ -7,6 +7,7 @@
 #include <fmt/core.h>
 
 #include "cli/command.h"
+#include "cli/common.h"
 #include "common/allocator.h"
 #include "common/error.h"
 
@@ -36,15 +37,18 @@ int main(int argc, char** argv) {
     int code = app.exit(e);
     return code == 0 ? 0 : 2;  // usage errors are input errors
   }
-  try {
-    for (auto& [sub, action] : actions)
-      if (sub->parsed()) return action();
-  } catch (const InputError& e) {
-    std::cerr << "lipattn: error: " << e.what() << "\n";
-    return 2;
-  } catch (const std::exception& e) {
-    std::cerr << "lipattn: internal error: " << e.what() << "\n";
-    return 1;
+  for (auto& [sub, action] : actions) {
+    if (!sub->parsed()) continue;
+    try {
+      return action();
+    } catch (const InputError& e) {
+      // Library errors name the field; the subcommand knows which of its flags set it.
+      std::cerr << "lipattn: error: " << cli::input_error_message(*sub, e.what(), e.field()) << "\n";
+      return 2;
+    } catch (const std::exception& e) {
+      std::cerr << "lipattn: internal error: " << e.what() << "\n";
+      return 1;
+    }
   }
   return 0;
 }

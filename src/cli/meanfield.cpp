@@ -3,15 +3,16 @@
 // as a curve over n (docs/theory.md, mean-field §MF).
 #include <cmath>
 #include <iostream>
-#include <random>
 
 #include <fmt/core.h>
 
 #include "cli/command.h"
 #include "cli/common.h"
 #include "common/error.h"
+#include "common/json.h"
 #include "io/npy.h"
 #include "meanfield/regime.h"
+#include "spectral/result_json.h"
 
 namespace lipattn::cli {
 namespace {
@@ -30,29 +31,13 @@ struct MeanFieldFlags {
   bool json = false;
 };
 
-nlohmann::json number(double v) {
-  if (std::isnan(v)) return nullptr;
-  if (std::isfinite(v)) return v;
-  return v > 0 ? nlohmann::json("inf") : nlohmann::json("-inf");
-}
-
-// One value per token: shape [n], [n, 1] or [1, n].
-VectorD read_npy_vector(const std::string& path, Index n, const char* what) {
-  const io::NpyArray a = io::read_npy(path);
-  Index size = 1;
-  for (auto s : a.shape) size *= s;
-  const bool vector_shape = a.shape.size() == 1 || (a.shape.size() == 2 && (a.shape[0] == 1 || a.shape[1] == 1));
-  if (!vector_shape || size != n)
-    throw InputError(fmt::format("{}: {} must have shape [{}] (one value per token of --input), got {} values", path,
-                                 what, n, size));
-  VectorD v(n);
-  for (Index i = 0; i < n; ++i) v(i) = a.values[i];
-  return v;
-}
-
 nlohmann::json point_json(const meanfield::RegimePoint& p) {
-  return {{"n", p.n},           {"lipschitz", number(p.lipschitz)}, {"merged", number(p.merged)},
-          {"query", number(p.query)}, {"full", number(p.full)},   {"seconds", p.seconds},
+  return {{"n", p.n},
+          {"lipschitz", number_or_string(p.lipschitz)},
+          {"merged", number_or_string(p.merged)},
+          {"query", number_or_string(p.query)},
+          {"full", number_or_string(p.full)},
+          {"seconds", p.seconds},
           {"converged", p.converged}};
 }
 
@@ -61,22 +46,16 @@ int run_regime(const MeanFieldFlags& f, LayerSpec spec) {
   if (std::isnan(f.radius)) throw InputError("--regime needs --radius R");
   RegimeOptions o;
   o.n_min = f.n_min;
+  o.n_max = f.n_max;  // 0 and −1: the regime's defaults
+  o.full_max = f.full_max;
   o.per_decade = f.per_decade;
   o.spectral = f.solver.options();
   o.seed = f.solver.seed;
   RegimeCurve curve;
   if (f.regime == "construction") {
-    const Index head = f.head.value_or(0);
-    const ConstructionPoints c = construction_points(spec.attention.head(head), f.radius);
-    // Default: far enough past n* to see the plateau (the 2-point reduction makes large n cheap).
-    const double n_star = std::exp(std::min(c.log_n_star, 40.0));
-    o.n_max = f.n_max > 0 ? f.n_max : static_cast<Index>(std::clamp(1000 * n_star, 1e4, 1e9));
-    o.full_max = f.full_max >= 0 ? f.full_max : 256;
-    curve = construction_curve(spec.attention, head, f.radius, o);
+    curve = construction_curve(spec.attention, f.head.value_or(0), f.radius, o);
   } else if (f.regime == "iid") {
     if (f.head) spec.attention = spec.attention.head(*f.head);
-    o.n_max = f.n_max > 0 ? f.n_max : 4096;
-    o.full_max = f.full_max >= 0 ? f.full_max : 1024;
     curve = iid_curve(spec, f.radius, o);
   } else {
     throw InputError(fmt::format("--regime must be construction or iid, got '{}'", f.regime));
@@ -95,14 +74,14 @@ int run_regime(const MeanFieldFlags& f, LayerSpec spec) {
       j["lambda_min"] = c.lambda_min;
       j["uses_lambda_max"] = c.uses_lambda_max;
       j["log_n_star"] = c.log_n_star;
-      j["n_star"] = number(std::exp(c.log_n_star));
-      j["slope_below_n_star"] = number(curve.slope_below);
-      j["slope_above_n_star"] = number(curve.slope_above);
-      j["peak"] = {{"n", curve.peak_n}, {"lipschitz", number(curve.peak_value)}};
+      j["n_star"] = number_or_string(c.n_star);
+      j["slope_below_n_star"] = number_or_string(curve.slope_below);
+      j["slope_above_n_star"] = number_or_string(curve.slope_above);
+      j["peak"] = {{"n", curve.peak_n}, {"lipschitz", number_or_string(curve.peak_value)}};
     } else {
       j["sigma"] = curve.sigma;
-      j["slope"] = number(curve.slope_all);
-      j["slope_last_decade"] = number(curve.slope_last_decade);
+      j["slope"] = number_or_string(curve.slope_all);
+      j["slope_last_decade"] = number_or_string(curve.slope_last_decade);
     }
     std::cout << j.dump() << std::endl;
     return 0;
@@ -115,8 +94,7 @@ int run_regime(const MeanFieldFlags& f, LayerSpec spec) {
       return 0;
     }
     fmt::print("head    {}: λ_max = {:.6g}, λ_min = {:.6g}, branch {}, n* ≈ e^{:.4g} = {:.4g}\n", f.head.value_or(0),
-               c.lambda_max, c.lambda_min, c.uses_lambda_max ? "λ_max" : "λ_min", c.log_n_star,
-               std::exp(c.log_n_star));
+               c.lambda_max, c.lambda_min, c.uses_lambda_max ? "λ_max" : "λ_min", c.log_n_star, c.n_star);
     fmt::print("{:>12} {:>14} {:>14} {:>14} {:>14}\n", "n", "L (n tokens)", "2-point L", "‖Q‖", "full");
     for (const auto& p : curve.points)
       fmt::print("{:>12} {:>14.8g} {:>14.8g} {:>14.6g} {:>14}\n", p.n, p.lipschitz, p.merged, p.query,
@@ -145,10 +123,10 @@ int run_input(const MeanFieldFlags& f, LayerSpec spec) {
     throw InputError(fmt::format("{}: X has d = {} features per token, but {} expects d = {}", f.input,
                                  mu.points.cols(), f.weights, spec.attention.input_dim()));
   const Index n = mu.size();
-  if (!f.masses.empty()) mu.masses = read_npy_vector(f.masses, n, "the masses");
+  if (!f.masses.empty()) mu.masses = io::read_npy_vector(f.masses, n, "the masses");
   if (!f.positions.empty()) {
     if (!spec.attention.causal) throw InputError("--positions needs --causal (the mask by position)");
-    mu.positions = read_npy_vector(f.positions, n, "the positions");
+    mu.positions = io::read_npy_vector(f.positions, n, "the positions");
   }
   mu.validate_and_normalise(f.masses.empty() ? f.input : f.masses);
   const SpectralOptions options = f.solver.options();
@@ -159,13 +137,8 @@ int run_input(const MeanFieldFlags& f, LayerSpec spec) {
   if (merged.measure.size() < n) reduced = reduced_lipschitz(spec, mu, options);
   std::optional<SplitEffect> split;
   if (f.split) {
-    MatrixD offsets;
-    if (f.spread > 0) {
-      std::mt19937_64 rng(f.solver.seed + 7);
-      std::normal_distribution<double> normal(0.0, f.spread);
-      offsets.resize(f.copies, mu.points.cols());
-      for (Index i = 0; i < offsets.size(); ++i) offsets.data()[i] = normal(rng);
-    }
+    const MatrixD offsets =
+        f.spread > 0 ? gaussian_offsets(f.copies, mu.points.cols(), f.spread, f.solver.seed + 7) : MatrixD();
     split = split_effect(spec, mu, *f.split, f.copies, offsets, options);
   }
   if (f.json) {
@@ -175,8 +148,8 @@ int run_input(const MeanFieldFlags& f, LayerSpec spec) {
     j["masked"] = mu.masked();
     j["euclidean"] = euclid.lipschitz;
     j["meanfield"] = mf.lipschitz;
-    j["euclidean_detail"] = to_json(euclid);
-    j["meanfield_detail"] = to_json(mf);
+    j["euclidean_detail"] = euclid;
+    j["meanfield_detail"] = mf;
     if (reduced)
       j["reduced"] = {{"distinct_points", reduced->distinct_points}, {"merged", reduced->merged},
                       {"query", reduced->query}, {"value", reduced->value}};
@@ -186,11 +159,11 @@ int run_input(const MeanFieldFlags& f, LayerSpec spec) {
                     {"spread", f.spread},
                     {"meanfield_before", split->meanfield_before},
                     {"meanfield_split", split->meanfield_split},
-                    {"meanfield_split_moved", number(split->meanfield_split_moved)},
+                    {"meanfield_split_moved", number_or_string(split->meanfield_split_moved)},
                     {"query_norm", split->query_norm},
                     {"euclidean_before", split->euclidean_before},
                     {"euclidean_split", split->euclidean_split},
-                    {"euclidean_split_moved", number(split->euclidean_split_moved)}};
+                    {"euclidean_split_moved", number_or_string(split->euclidean_split_moved)}};
     std::cout << j.dump() << std::endl;
     return 0;
   }

@@ -10,6 +10,7 @@
 #include "common/error.h"
 #include "io/npy.h"
 #include "models/measure_model.h"
+#include "spectral/result_json.h"
 
 namespace lipattn::cli {
 namespace {
@@ -89,7 +90,7 @@ int run(const MeasureFlags& f) {
   }
   const SpectralResult r = measure_local_lipschitz(spec, X, options, precision, f.solver.memory());
   if (f.json) {
-    nlohmann::json j = to_json(r);
+    nlohmann::json j = r;
     j["n"] = X.rows();
     j["d"] = X.cols();
     j["heads"] = spec.attention.heads;

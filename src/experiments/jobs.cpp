@@ -7,7 +7,7 @@
 
 #include <fmt/core.h>
 
-#include "attack/construction.h"
+#include "attention/construction.h"
 #include "attack/optimize.h"
 #include "bounds/bounds.h"
 #include "common/error.h"
@@ -425,7 +425,7 @@ double JobRunner::construction_radius(const nlohmann::json& job, const LayerSpec
   // log n* is proportional to R² (n* = e^{λ R²/4} or e^{2|λ| R²}): solve for the R that gives n*.
   const double target = job["n_star"].get<double>();
   if (!(target > 1)) throw InputError(fmt::format("n_star must exceed 1, got {}", target), "n_star");
-  const attack::Construction unit = attack::paper_construction(spec.attention, 0, 2, 1.0);
+  const Construction unit = paper_construction(spec.attention, 0, 2, 1.0);
   if (!unit.applies || !(unit.log_n_star > 0))
     throw InputError(
         "the construction does not apply to this head (A_h has no usable real eigenvalue), so no n* "
@@ -438,7 +438,7 @@ ConstructionResult JobRunner::run_construction(const nlohmann::json& job) {
   const LayerSpec spec = head_spec(job);
   const double R = construction_radius(job, spec);
   const Index n = job["n"].get<Index>();
-  const attack::Construction c = attack::paper_construction(spec.attention, 0, n, R);
+  const Construction c = paper_construction(spec.attention, 0, n, R);
   ConstructionResult result;
   result.radius_used = R;
   result.applies = c.applies;

@@ -274,6 +274,19 @@ MatrixD read_npy_matrix(const std::filesystem::path& path) {
   return m;
 }
 
+VectorD read_npy_vector(const std::filesystem::path& path, Index n, const std::string& what) {
+  const NpyArray a = read_npy(path);
+  Index size = 1;
+  for (auto extent : a.shape) size *= extent;
+  const bool vector_shape = a.shape.size() == 1 || (a.shape.size() == 2 && (a.shape[0] == 1 || a.shape[1] == 1));
+  if (!vector_shape || size != n)
+    throw InputError(fmt::format("{}: {} must have shape [{}] (one value per token), got shape {}", path.string(), what,
+                                 n, shape_string(a.shape)));
+  VectorD v(n);
+  for (Index i = 0; i < n; ++i) v(i) = a.values[static_cast<size_t>(i)];
+  return v;
+}
+
 void write_npy(const std::filesystem::path& path, const NpyArray& array) {
   const std::string file = path.string();
   const std::string descr = array.dtype.empty() ? "<f8" : array.dtype;

@@ -27,6 +27,10 @@ NpyArray read_npy(const std::filesystem::path& path);
 // and naming (row, col) of the first NaN/Inf.
 MatrixD read_npy_matrix(const std::filesystem::path& path);
 
+// One value per token: shape [n], [n, 1] or [1, n]. InputError naming the file and `what` ("the
+// masses") otherwise. Values are returned as stored (the caller checks their range).
+VectorD read_npy_vector(const std::filesystem::path& path, Index n, const std::string& what);
+
 // Writes NumPy's own layout: version 1.0 (2.0 if the header needs it), header padded with spaces
 // and a final '\n' so that data starts at a multiple of 64 bytes. InputError if a value is not
 // finite or overflows float32 when float32 is asked for.

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <map>
+#include <random>
 
 #include <fmt/core.h>
 
@@ -41,11 +42,21 @@ void Measure::validate_and_normalise(const std::string& what) {
   masses /= masses.sum();
 }
 
+MatrixD gaussian_offsets(Index copies, Index d, double spread, std::uint64_t seed) {
+  if (!(spread > 0) || !std::isfinite(spread))
+    throw InputError(fmt::format("spread must be positive and finite, got {}", spread), "spread");
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<double> normal(0.0, spread);
+  MatrixD offsets(copies, d);
+  for (Index i = 0; i < offsets.size(); ++i) offsets.data()[i] = normal(rng);
+  return offsets;
+}
+
 Measure split_token(const Measure& mu, Index token, Index copies, const MatrixD& offsets) {
   const Index n = mu.size(), d = mu.points.cols();
   if (token < 0 || token >= n)
-    throw InputError(fmt::format("--split {} is out of range: the input has {} tokens", token, n));
-  if (copies < 1) throw InputError(fmt::format("--copies must be at least 1, got {}", copies));
+    throw InputError(fmt::format("split token {} is out of range: the input has {} tokens", token, n), "split");
+  if (copies < 1) throw InputError(fmt::format("copies must be at least 1, got {}", copies), "copies");
   if (offsets.size() != 0 && (offsets.rows() != copies || offsets.cols() != d))
     throw InputError(fmt::format("split offsets must be {} × {}, got {} × {}", copies, d, offsets.rows(),
                                  offsets.cols()));

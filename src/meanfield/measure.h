@@ -2,6 +2,7 @@
 // μ = Σ_i m_i δ_{x_i}, and for masked attention the positions s_i ∈ [0, 1] carried with the tokens.
 #pragma once
 
+#include <cstdint>
 #include <vector>
 
 #include "common/types.h"
@@ -29,6 +30,9 @@ struct Measure {
 // (offsets empty: all at x_token, "splitting without moving"); they keep the token's position. The
 // copies take the token's place in the order; the other tokens keep theirs.
 Measure split_token(const Measure& mu, Index token, Index copies, const MatrixD& offsets = {});
+// Offsets that move `copies` copies apart: i.i.d. N(0, spread²) entries (copies × d), drawn in
+// row-major order from a generator seeded with `seed`. spread must be > 0.
+MatrixD gaussian_offsets(Index copies, Index d, double spread, std::uint64_t seed);
 
 // The same sequence with every token of mass 1/N, N = size(): what the Euclidean n-token constant
 // sees when each copy counts as a token of its own.

@@ -13,93 +13,39 @@
 
 namespace lipattn::meanfield {
 
-namespace {
-
-struct Eigenpair {
-  double value;
-  VectorD vector;
-};
-
-// Real eigenpairs of A = C B (d × d) with C d × k, B k × d. For k < d the non-zero spectrum is that
-// of B C (k × k), with eigenvectors C y; λ = 0 then comes with a null vector of B.
-std::vector<Eigenpair> real_eigenpairs(const MatrixD& C, const MatrixD& B) {
-  const Index d = C.rows(), k = C.cols();
-  const bool factored = k < d;
-  const MatrixD small = factored ? MatrixD(B * C) : MatrixD(C * B);
-  Eigen::EigenSolver<Eigen::MatrixXd> solver(small, true);
-  if (solver.info() != Eigen::Success) throw InputError("the eigen-decomposition of A_h did not converge");
-  const auto& values = solver.eigenvalues();
-  const double scale = values.size() ? values.cwiseAbs().maxCoeff() : 0.0;
-  std::vector<Eigenpair> pairs;
-  for (Index i = 0; i < values.size(); ++i) {
-    if (std::abs(values(i).imag()) > 1e-10 * std::max(scale, 1e-300)) continue;
-    VectorD y = solver.eigenvectors().col(i).real();
-    VectorD u = factored ? VectorD(C * y) : y;
-    if (!(u.norm() > 0)) continue;
-    pairs.push_back({values(i).real(), u / u.norm()});
-  }
-  if (factored) {
-    Eigen::JacobiSVD<Eigen::MatrixXd> svd(B, Eigen::ComputeFullV);
-    pairs.push_back({0.0, svd.matrixV().col(d - 1)});
-  }
-  return pairs;
-}
-
-}  // namespace
-
-ConstructionPoints construction_points(const AttentionWeights& w, double radius) {
-  w.validate();
-  if (w.heads != 1) throw InputError("construction_points needs a single head (use AttentionWeights::head)");
-  if (!(radius > 0) || !std::isfinite(radius))
-    throw InputError(fmt::format("--radius must be positive and finite, got {}", radius));
-  // S_ij = c ⟨W_Q x_i, W_K x_j⟩ = ⟨A x_i, x_j⟩ with A = c W_Kᵀ W_Q (biases ignored).
-  const MatrixD C = w.effective_scale() * w.w_k.transpose();
-  const auto pairs = real_eigenpairs(C, w.w_q);
-  ConstructionPoints c;
-  c.radius = radius;
-  if (pairs.empty()) return c;
-  auto [lo, hi] = std::minmax_element(pairs.begin(), pairs.end(),
-                                      [](const Eigenpair& a, const Eigenpair& b) { return a.value < b.value; });
-  c.applies = true;
-  c.lambda_max = hi->value;
-  c.lambda_min = lo->value;
-  c.uses_lambda_max = c.lambda_max > -8 * c.lambda_min;
-  const double R2 = radius * radius;
-  if (c.uses_lambda_max) {
-    c.direction = hi->vector;
-    c.first = radius * c.direction;
-    c.rest = 0.5 * radius * c.direction;
-    c.log_n_star = c.lambda_max * R2 / 4;
-  } else {
-    c.direction = lo->vector;
-    c.first = -radius * c.direction;
-    c.rest = radius * c.direction;
-    c.log_n_star = 2 * std::abs(c.lambda_min) * R2;
-  }
-  return c;
-}
-
-MatrixD construction_tokens(const ConstructionPoints& c, Index n) {
-  if (!c.applies) throw InputError("the construction does not apply: A_h has no real eigenvalue");
-  MatrixD X(n, c.first.size());
-  X.row(0) = c.first.transpose();
-  for (Index i = 1; i < n; ++i) X.row(i) = c.rest.transpose();
-  return X;
-}
-
-Measure construction_two_point(const ConstructionPoints& c, Index n) {
-  if (n < 2) throw InputError(fmt::format("the 2-point reduction needs n ≥ 2, got {}", n));
+Measure construction_two_point(const Construction& c, Index n) {
+  if (n < 2) throw InputError(fmt::format("the 2-point reduction needs n ≥ 2, got {}", n), "n");
   Measure mu;
-  mu.points = construction_tokens(c, 2);
+  mu.points = c.tokens(2);
   mu.masses.resize(2);
   mu.masses << 1.0 / static_cast<double>(n), static_cast<double>(n - 1) / static_cast<double>(n);
   return mu;
 }
 
+namespace {
+
+// The defaults RegimeOptions leaves to the regime (n_max = 0, full_max = −1).
+RegimeOptions with_construction_defaults(RegimeOptions o, double log_n_star) {
+  if (o.n_max <= 0) {
+    const double n_star = std::exp(std::min(log_n_star, 40.0));
+    o.n_max = static_cast<Index>(std::clamp(1000 * n_star, 1e4, 1e9));
+  }
+  if (o.full_max < 0) o.full_max = 256;
+  return o;
+}
+
+RegimeOptions with_iid_defaults(RegimeOptions o) {
+  if (o.n_max <= 0) o.n_max = 4096;
+  if (o.full_max < 0) o.full_max = 1024;
+  return o;
+}
+
+}  // namespace
+
 std::vector<Index> log_grid(Index n_min, Index n_max, int per_decade) {
   if (n_min < 1 || n_max < n_min)
-    throw InputError(fmt::format("the n grid needs 1 ≤ n_min ≤ n_max, got {}..{}", n_min, n_max));
-  if (per_decade < 1) throw InputError("the n grid needs at least one point per decade");
+    throw InputError(fmt::format("the n grid needs 1 ≤ n_min ≤ n_max, got {}..{}", n_min, n_max), "n_min");
+  if (per_decade < 1) throw InputError("the n grid needs at least one point per decade", "per_decade");
   std::vector<Index> grid;
   const double lo = std::log10(static_cast<double>(n_min)), hi = std::log10(static_cast<double>(n_max));
   const int steps = std::max(1, static_cast<int>(std::ceil((hi - lo) * per_decade)));
@@ -124,13 +70,14 @@ double loglog_slope(const std::vector<RegimePoint>& points, double n_lo, double 
 }
 
 RegimeCurve construction_curve(const AttentionWeights& weights, Index head, double radius,
-                               const RegimeOptions& o) {
+                               const RegimeOptions& options) {
   const AttentionWeights single = weights.head(head);
   RegimeCurve curve;
   curve.regime = "construction";
   curve.radius = radius;
-  curve.construction = construction_points(single, radius);
+  curve.construction = paper_construction(weights, head, 2, radius);
   if (!curve.construction.applies) return curve;
+  const RegimeOptions o = with_construction_defaults(options, curve.construction.log_n_star);
   LayerSpec spec;
   spec.attention = single;
   const bool causal = single.causal;
@@ -149,7 +96,7 @@ RegimeCurve construction_curve(const AttentionWeights& weights, Index head, doub
       p.converged = merged.converged;
     }
     if (n <= o.full_max) {
-      const SpectralResult full = measure_local_lipschitz(spec, construction_tokens(curve.construction, n), o.spectral);
+      const SpectralResult full = measure_local_lipschitz(spec, curve.construction.tokens(n), o.spectral);
       p.full = full.lipschitz;
       p.converged = p.converged && full.converged;
       if (causal) p.lipschitz = p.full;
@@ -157,7 +104,7 @@ RegimeCurve construction_curve(const AttentionWeights& weights, Index head, doub
     p.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     curve.points.push_back(p);
   }
-  const double n_star = std::exp(curve.construction.log_n_star);
+  const double n_star = curve.construction.n_star;
   curve.slope_below = loglog_slope(curve.points, 0, n_star / 10);
   curve.slope_above = loglog_slope(curve.points, n_star * 10, std::numeric_limits<double>::infinity());
   for (const auto& p : curve.points)
@@ -165,10 +112,11 @@ RegimeCurve construction_curve(const AttentionWeights& weights, Index head, doub
   return curve;
 }
 
-RegimeCurve iid_curve(const LayerSpec& spec, double radius, const RegimeOptions& o) {
+RegimeCurve iid_curve(const LayerSpec& spec, double radius, const RegimeOptions& options) {
   spec.validate();
   if (!(radius > 0) || !std::isfinite(radius))
-    throw InputError(fmt::format("--radius must be positive and finite, got {}", radius));
+    throw InputError(fmt::format("radius must be positive and finite, got {}", radius), "radius");
+  const RegimeOptions o = with_iid_defaults(options);
   RegimeCurve curve;
   curve.regime = "iid";
   curve.radius = radius;

@@ -10,25 +10,14 @@
 #include <string>
 #include <vector>
 
+#include "attention/construction.h"
 #include "meanfield/lipschitz.h"
 
 namespace lipattn::meanfield {
 
-// The paper's construction for one head (biases ignored, as in the paper): A = c W_Kᵀ W_Q, u its
-// top real eigenvector; x_1 = R u, x_2..n = R u/2 if λ_max > −8 λ_min, else x_1 = −R u, x_2..n = R u
-// with u the eigenvector of λ_min. Computed here, not taken from src/attack (folder dependencies).
-struct ConstructionPoints {
-  bool applies = false;  // false when A has no real eigenvalue
-  double lambda_max = 0, lambda_min = 0;
-  bool uses_lambda_max = true;
-  VectorD direction;     // u, unit
-  VectorD first, rest;   // x_1 and the common x_2..n
-  double radius = 0;
-  double log_n_star = 0; // λ_max R²/4 (resp. 2|λ_min| R²)
-};
-ConstructionPoints construction_points(const AttentionWeights& single_head, double radius);
-MatrixD construction_tokens(const ConstructionPoints& c, Index n);     // the n × d input
-Measure construction_two_point(const ConstructionPoints& c, Index n);  // masses 1/n and (n−1)/n
+// The 2-point measure of the paper's construction (src/attention/construction.h) at n tokens: its
+// two distinct tokens with masses 1/n and (n−1)/n (§MF.4).
+Measure construction_two_point(const Construction& c, Index n);
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
@@ -44,9 +33,13 @@ struct RegimePoint {
 
 struct RegimeOptions {
   Index n_min = 2;
-  Index n_max = 100000;
+  // 0: the regime's default, far enough to see where the curve goes: for the construction 1000 n*
+  // clamped to [10⁴, 10⁹] (the 2-point reduction makes large n cheap), for i.i.d. tokens 4096.
+  Index n_max = 0;
   int per_decade = 4;          // points per decade of the log grid
-  Index full_max = 256;        // run the full n-token computation up to this n
+  // Run the full n-token computation up to this n; −1: the regime's default, 256 for the
+  // construction and 1024 for i.i.d. tokens.
+  Index full_max = -1;
   std::uint64_t seed = 0;      // (b) the sample, and the solver's start vectors
   SpectralOptions spectral;
   AttentionMemory memory;  // stored or streaming weighted attention (large n streams)
@@ -57,7 +50,7 @@ struct RegimeCurve {
   double radius = 0;
   std::vector<RegimePoint> points;
   // (a)
-  ConstructionPoints construction;
+  Construction construction;  // built at n = 2; construction.tokens(n) is the input at n
   double slope_below = kNaN;  // fitted d log L / d log n over n ≤ n*/10
   double slope_above = kNaN;  // over n ≥ 10 n*
   Index peak_n = 0;           // where the curve is largest: the n-token constant peaks near a few n*

@@ -18,30 +18,32 @@ std::string to_string(Block block) {
 Block parse_block(const std::string& name, ModelType type) {
   if (type == ModelType::Gpt2) {
     if (name.empty() || name == "attn") return Block::Attn;
-    throw InputError(fmt::format("--block '{}' does not exist in GPT-2; its attention block is 'attn'", name));
+    throw InputError(fmt::format("block '{}' does not exist in GPT-2; its attention block is 'attn'", name), "block");
   }
   if (type == ModelType::Llama) {
     if (name.empty() || name == "attn") return Block::Attn;
     if (name == "self") return Block::Self;
-    throw InputError(fmt::format("--block '{}' does not exist in LLaMA; choose 'attn' (self_attn with o_proj) or "
+    throw InputError(fmt::format("block '{}' does not exist in LLaMA; choose 'attn' (self_attn with o_proj) or "
                                  "'self' (the heads without o_proj)",
-                                 name));
+                                 name),
+                     "block");
   }
   if (name.empty() || name == "attention") return Block::BertAttention;
   if (name == "self") return Block::Self;
-  throw InputError(
-      fmt::format("--block '{}' does not exist in BERT; choose 'attention' (BertAttention) or 'self' "
-                  "(BertSelfAttention)",
-                  name));
+  throw InputError(fmt::format("block '{}' does not exist in BERT; choose 'attention' (BertAttention) or 'self' "
+                               "(BertSelfAttention)",
+                               name),
+                   "block");
 }
 
 LayerSpec block_spec(const ModelWeights& model, int layer, Block block, std::optional<int> head) {
   const ModelConfig& c = model.config;
   if (layer < 0 || layer >= c.num_layers)
-    throw InputError(fmt::format("--layer {} is out of range: the model has {} layers (0..{})", layer, c.num_layers,
-                                 c.num_layers - 1));
+    throw InputError(
+        fmt::format("layer {} is out of range: the model has {} layers (0..{})", layer, c.num_layers, c.num_layers - 1),
+        "layer");
   if (layer >= static_cast<int>(model.layers.size()))
-    throw InputError(fmt::format("--layer {}: only {} layers were loaded", layer, model.layers.size()));
+    throw InputError(fmt::format("layer {}: only {} layers were loaded", layer, model.layers.size()), "layer");
   (void)parse_block(to_string(block), c.type);  // the block must belong to this model type
   const LayerWeights& L = model.layers[layer];
   LayerSpec spec;
@@ -52,8 +54,9 @@ LayerSpec block_spec(const ModelWeights& model, int layer, Block block, std::opt
   }
   if (head) {
     if (*head < 0 || *head >= c.num_heads)
-      throw InputError(fmt::format("--head {} is out of range: the layer has {} heads (0..{})", *head, c.num_heads,
-                                   c.num_heads - 1));
+      throw InputError(
+          fmt::format("head {} is out of range: the layer has {} heads (0..{})", *head, c.num_heads, c.num_heads - 1),
+          "head");
     spec.attention = spec.attention.head(*head);
   }
   if (block == Block::BertAttention) {

@@ -17,12 +17,12 @@ enum class Block {
   Self,           // "self": the attention without W_O (BertSelfAttention; LLaMA's heads alone)
 };
 std::string to_string(Block block);  // "attn" | "attention" | "self"
-// "" gives the model's default (GPT-2 and LLaMA "attn", BERT "attention"); InputError naming the
-// block field and the blocks the model has otherwise.
+// "" gives the model's default (GPT-2 and LLaMA "attn", BERT "attention"); InputError (field
+// "block") naming the block and the blocks the model has otherwise.
 Block parse_block(const std::string& name, ModelType type);
 
 // The LayerSpec of `block` at layer `layer`; with `head`, that head's map alone (its Q, K, V slice
-// and, when W_O is part of the block, its W_O column block). InputError naming --layer / --head
+// and, when W_O is part of the block, its W_O column block). InputError (field "layer" / "head")
 // when out of range.
 LayerSpec block_spec(const ModelWeights& model, int layer, Block block, std::optional<int> head = std::nullopt);
 

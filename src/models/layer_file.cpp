@@ -10,10 +10,10 @@
 
 namespace lipattn::models {
 
-NormKind parse_norm_kind(const std::string& name, const std::string& flag) {
+NormKind parse_norm_kind(const std::string& name, const std::string& field) {
   if (name == "layernorm") return NormKind::LayerNorm;
   if (name == "rmsnorm") return NormKind::RmsNorm;
-  throw InputError(fmt::format("{} must be layernorm or rmsnorm, got '{}'", flag, name));
+  throw InputError(fmt::format("{} must be layernorm or rmsnorm, got '{}'", field, name), field);
 }
 
 namespace {
@@ -40,7 +40,8 @@ LayerSpec load(const io::SafetensorsFile& file, const LayerFileOptions& o) {
       throw InputError(fmt::format("the paper's single-head form needs both tensors 'A' and 'V'; '{}' is missing",
                                    file.has("A") ? "V" : "A"));
     if (o.heads != 1)
-      throw InputError(fmt::format("--heads {} does not apply: a file with 'A' and 'V' holds a single head", o.heads));
+      throw InputError(fmt::format("heads = {} does not apply: a file with 'A' and 'V' holds a single head", o.heads),
+                       "heads");
     for (const char* name : {"q.weight", "k.weight", "v.weight", "o.weight"})
       if (file.has(name))
         throw InputError(fmt::format("the file holds both 'A'/'V' and '{}': use one form or the other", name));
@@ -65,13 +66,14 @@ LayerSpec load(const io::SafetensorsFile& file, const LayerFileOptions& o) {
   }
   spec.attention.validate();
   const Index d = spec.attention.input_dim();
-  for (const auto& [prefix, wanted, flag] : {std::tuple{std::string("pre_norm"), o.pre_norm, "--pre-norm"},
-                                             std::tuple{std::string("post_norm"), o.post_norm, "--post-norm"}}) {
+  for (const auto& [prefix, wanted] :
+       {std::pair{std::string("pre_norm"), o.pre_norm}, std::pair{std::string("post_norm"), o.post_norm}}) {
     const bool stored = file.has(prefix + ".weight") || file.has(prefix + ".bias");
     if (stored && !wanted)
-      throw InputError(fmt::format("the file holds '{}.*' tensors but {} was not given: pass {} layernorm|rmsnorm "
-                                   "to measure with them",
-                                   prefix, flag, flag));
+      throw InputError(fmt::format("the file holds '{}.*' tensors but {} was not given: choose layernorm or "
+                                   "rmsnorm to measure with them",
+                                   prefix, prefix),
+                       prefix);
   }
   if (o.pre_norm) spec.pre_norm = load_norm(file, "pre_norm", *o.pre_norm, d, o.norm_eps);
   spec.residual = o.residual;
@@ -90,7 +92,7 @@ LayerSpec load_layer_file(const std::filesystem::path& path, const LayerFileOpti
   } catch (const InputError& e) {
     const std::string message = e.what();
     if (message.find(path.string()) != std::string::npos) throw;
-    throw InputError(fmt::format("{}: {}", path.string(), message));
+    throw InputError(fmt::format("{}: {}", path.string(), message), e.field());  // the field stays for the CLI
   }
 }
 

@@ -18,7 +18,7 @@ struct LayerFileOptions {
   double norm_eps = 1e-5;             // --norm-eps
 };
 
-NormKind parse_norm_kind(const std::string& name, const std::string& flag);  // layernorm | rmsnorm
+NormKind parse_norm_kind(const std::string& name, const std::string& field);  // layernorm | rmsnorm
 
 // q.weight, k.weight, v.weight (nn.Linear (out, in)), optional o.weight and biases, or A and V for the
 // paper's single head; pre_norm.* / post_norm.* for the norms the flags ask for (γ = 1, β = 0 when

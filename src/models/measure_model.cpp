@@ -18,26 +18,30 @@ void measure_model(const ModelMeasureRequest& request, const SpectralOptions& op
   const ModelConfig& config = source.config;
   const Block block = parse_block(request.block, config.type);
   if (request.layer < 0 || request.layer >= config.num_layers)
-    throw InputError(fmt::format("--layer {} is out of range: the model has {} layers (0..{})", request.layer,
-                                 config.num_layers, config.num_layers - 1));
+    throw InputError(fmt::format("layer {} is out of range: the model has {} layers (0..{})", request.layer,
+                                 config.num_layers, config.num_layers - 1),
+                     "layer");
   if (request.head && (*request.head < 0 || *request.head >= config.num_heads))
-    throw InputError(fmt::format("--head {} is out of range: the layer has {} heads (0..{})", *request.head,
-                                 config.num_heads, config.num_heads - 1));
+    throw InputError(fmt::format("head {} is out of range: the layer has {} heads (0..{})", *request.head,
+                                 config.num_heads, config.num_heads - 1),
+                     "head");
 
   // The windows first, so that a text that runs out fails before the model is loaded.
   std::vector<text::Window> windows;
   if (!request.ids.empty()) {
-    if (!request.text_file.empty()) throw InputError("give either --ids or --text, not both");
+    if (!request.text_file.empty()) throw InputError("give either token ids or a text file, not both", "ids");
     text::Window w;
     w.n = static_cast<int>(request.ids.size());
     w.ids = request.ids;
     windows.push_back(std::move(w));
   } else {
-    if (request.text_file.empty()) throw InputError("--model needs --text FILE --n N (or --ids 1,2,3)");
-    if (request.n < 1) throw InputError(fmt::format("--n must be at least 1, got {}", request.n));
-    if (request.samples < 1) throw InputError(fmt::format("--samples must be at least 1, got {}", request.samples));
+    if (request.text_file.empty()) throw InputError("a model needs a text file and n (or token ids)", "text_file");
+    if (request.n < 1) throw InputError(fmt::format("n must be at least 1, got {}", request.n), "n");
+    if (request.samples < 1)
+      throw InputError(fmt::format("samples must be at least 1, got {}", request.samples), "samples");
     if (request.n > config.max_positions)
-      throw InputError(fmt::format("--n {} is longer than the model's {} positions", request.n, config.max_positions));
+      throw InputError(fmt::format("n = {} is longer than the model's {} positions", request.n, config.max_positions),
+                       "n");
     const auto tokenizer = ModelTokenizer::load(config.type, tokenizer_dir(source, request.tokenizer_dir));
     const auto ids = tokenizer.encode(read_text(request.text_file), request.text_file);
     windows = text::make_windows(ids, {request.n}, request.samples);

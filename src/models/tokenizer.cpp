@@ -25,8 +25,10 @@ ModelTokenizer& ModelTokenizer::operator=(ModelTokenizer&&) noexcept = default;
 namespace {
 void require_file(const fs::path& path, const std::string& what) {
   if (!fs::exists(path))
-    throw InputError(fmt::format("{}: the {} is missing; pass --tokenizer DIR with the model's tokenizer files",
-                                 path.string(), what));
+    throw InputError(fmt::format("{}: the {} is missing; give the tokenizer folder with the model's "
+                                 "tokenizer files",
+                                 path.string(), what),
+                     "tokenizer");
 }
 }  // namespace
 
@@ -162,11 +164,12 @@ fs::path tokenizer_dir(const ModelSource& source, const std::string& flag, const
   if (!source.random) return source.folder;
   const std::string name = source.config.type == ModelType::Gpt2 ? "gpt2" : "bert-base-uncased";
   if (data_root.empty())
-    throw InputError(fmt::format("model '{}' has no tokenizer files: pass --tokenizer DIR (a folder with {}) or set "
-                                 "LIPATTN_DATA_DIR to a folder holding {}/",
-                                 source.spec,
-                                 source.config.type == ModelType::Gpt2 ? "vocab.json and merges.txt" : "vocab.txt",
-                                 name));
+    throw InputError(
+        fmt::format("model '{}' has no tokenizer files: give the tokenizer folder (one with {}) or set "
+                    "LIPATTN_DATA_DIR to a folder holding {}/",
+                    source.spec, source.config.type == ModelType::Gpt2 ? "vocab.json and merges.txt" : "vocab.txt",
+                    name),
+        "tokenizer");
   return data_root / name;
 }
 

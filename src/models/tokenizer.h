@@ -24,7 +24,7 @@ class ModelTokenizer {
  public:
   // GPT-2: dir/vocab.json + dir/merges.txt. BERT: dir/vocab.txt, lower-cased unless
   // dir/tokenizer_config.json says "do_lower_case": false. InputError naming the missing file and
-  // suggesting --tokenizer.
+  // asking for a tokenizer folder (field "tokenizer").
   // LLaMA: `dir` is a tokenizer file (tokenizer.json, else llama2.c's tokenizer.bin format) or a
   // folder holding tokenizer.json or tokenizer.bin.
   static ModelTokenizer load(ModelType type, const std::filesystem::path& dir);

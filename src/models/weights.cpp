@@ -243,7 +243,7 @@ fs::path huggingface_hub_cache() {
 }
 
 ModelSource resolve_model(const std::string& model) {
-  if (model.empty()) throw InputError("--model is empty: give a folder, a cached model name or random:gpt2");
+  if (model.empty()) throw InputError("model is empty: give a folder, a cached model name or random:gpt2", "model");
   if (model.rfind("random:", 0) == 0) {
     ModelSource s;
     s.spec = model;

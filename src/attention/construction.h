@@ -1,13 +1,16 @@
 // The paper's adversarial input for one head (docs/theory.md, attack §1): tokens on the line of a
 // real eigenvector of A_h, where every query attends to the first token, so ‖P‖₂ ≈ √n and the
-// local Lipschitz constant grows like √n until n reaches n*.
+// local Lipschitz constant grows like √n until n reaches n*. It lives here, below src/attack (the
+// optimiser starts from it) and src/meanfield (the regime change is computed on it), so both use
+// this one construction.
 #pragma once
 
+#include <cmath>
 #include <vector>
 
 #include "attention/attention.h"
 
-namespace lipattn::attack {
+namespace lipattn {
 
 // A_h = scale · W_K,hᵀ W_Q,h (d × d), so that in the bias-free case the scores of head h are
 // S_ij = scale ⟨W_Q x_i, W_K x_j⟩ = ⟨A_h x_i, x_j⟩. Throws InputError for a head out of range.
@@ -33,11 +36,17 @@ struct Construction {
   bool uses_lambda_max = true;  // the rule λ_max > −8 λ_min
   VectorD direction;        // u, unit
   double radius = 0;
-  MatrixD X;                // n × d: x_1 = R u, x_2..n = R u/2 (λ_max); x_1 = −R u, x_2..n = R u (λ_min)
+  MatrixD X;                // n × d: tokens(n)
   // The predicted end of the √n regime: n* ≈ e^{λ_max R²/4} (resp. e^{2|λ_min| R²}). log n* is
   // always finite; n* overflows to +inf for large R.
   double log_n_star = 0;
   double n_star = 0;
+
+  // The input at any n (the same two distinct tokens): x_1 = R u, x_2..n = R u/2 (λ_max branch);
+  // x_1 = −R u, x_2..n = R u (λ_min branch). InputError when the construction does not apply.
+  MatrixD tokens(Index n) const;
+  // Whether n tokens are in the √n regime (n < n*) or past it (docs/theory.md §MF.6).
+  bool below_n_star(Index n) const { return std::log(static_cast<double>(n)) < log_n_star; }
 };
 
 // The construction of the paper for head h of `weights` with n tokens of norm ≤ R. Biases are
@@ -51,4 +60,4 @@ Construction paper_construction(const AttentionWeights& weights, Index head, Ind
 Construction paper_construction_from_eigenpairs(const std::vector<RealEigenpair>& pairs, Index n, double radius,
                                                 bool use_rule = true);
 
-}  // namespace lipattn::attack
+}  // namespace lipattn

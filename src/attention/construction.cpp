@@ -7,7 +7,7 @@
 //   λ < 0: x_1 = −R u, x_{2..n} = R u. Query i ≥ 2 scores key 1 at |λ|R², the others at −|λ|R²:
 //          the gap is 2|λ|R², so n* = e^{2|λ|R²}.
 // The rule λ_max > −8 λ_min picks the branch with the larger gap (λ_max/4 against 2|λ_min|).
-#include "attack/construction.h"
+#include "attention/construction.h"
 
 #include <algorithm>
 #include <cmath>
@@ -18,7 +18,7 @@
 
 #include "common/error.h"
 
-namespace lipattn::attack {
+namespace lipattn {
 
 MatrixD interaction_matrix(const AttentionWeights& weights, Index head) {
   const AttentionWeights one = weights.head(head);
@@ -97,34 +97,35 @@ std::vector<RealEigenpair> real_eigenpairs_factored(const MatrixD& C, const Matr
 
 Construction paper_construction_from_eigenpairs(const std::vector<RealEigenpair>& pairs, Index n, double radius,
                                                 bool use_rule) {
-  if (n < 1) throw InputError(fmt::format("--n must be at least 1, got {}", n));
+  if (n < 1) throw InputError(fmt::format("n must be at least 1, got {}", n), "n");
   if (!(radius > 0) || !std::isfinite(radius))
-    throw InputError(fmt::format("--radius must be positive and finite, got {}", radius));
+    throw InputError(fmt::format("radius must be positive and finite, got {}", radius), "radius");
   Construction c;
   c.radius = radius;
   if (pairs.empty()) return c;  // no real eigenvalue: the construction does not apply
-  const auto& low = *std::min_element(pairs.begin(), pairs.end(), [](auto& a, auto& b) { return a.value < b.value; });
-  const auto& high = *std::max_element(pairs.begin(), pairs.end(), [](auto& a, auto& b) { return a.value < b.value; });
+  auto by_value = [](const auto& a, const auto& b) { return a.value < b.value; };
+  const auto low = std::min_element(pairs.begin(), pairs.end(), by_value);
+  const auto high = std::max_element(pairs.begin(), pairs.end(), by_value);
   c.applies = true;
-  c.lambda_max = high.value;
-  c.lambda_min = low.value;
+  c.lambda_max = high->value;
+  c.lambda_min = low->value;
   const bool rule = c.lambda_max > -8 * c.lambda_min;
   c.uses_lambda_max = use_rule ? rule : !rule;
-  const Index d = high.vector.size();
-  c.X.resize(n, d);
-  if (c.uses_lambda_max) {
-    c.direction = high.vector;
-    c.X.row(0) = radius * c.direction.transpose();
-    for (Index i = 1; i < n; ++i) c.X.row(i) = (radius / 2) * c.direction.transpose();
-    c.log_n_star = c.lambda_max * radius * radius / 4;
-  } else {
-    c.direction = low.vector;
-    c.X.row(0) = -radius * c.direction.transpose();
-    for (Index i = 1; i < n; ++i) c.X.row(i) = radius * c.direction.transpose();
-    c.log_n_star = 2 * std::abs(c.lambda_min) * radius * radius;
-  }
+  c.direction = c.uses_lambda_max ? high->vector : low->vector;
+  c.log_n_star = c.uses_lambda_max ? c.lambda_max * radius * radius / 4 : 2 * std::abs(c.lambda_min) * radius * radius;
   c.n_star = std::exp(c.log_n_star);
+  c.X = c.tokens(n);
   return c;
+}
+
+MatrixD Construction::tokens(Index n) const {
+  if (!applies) throw InputError("the construction does not apply: A_h has no real eigenvalue");
+  if (n < 1) throw InputError(fmt::format("n must be at least 1, got {}", n), "n");
+  const double first = uses_lambda_max ? radius : -radius, rest = uses_lambda_max ? radius / 2 : radius;
+  MatrixD X(n, direction.size());
+  X.row(0) = first * direction.transpose();
+  for (Index i = 1; i < n; ++i) X.row(i) = rest * direction.transpose();
+  return X;
 }
 
 Construction paper_construction(const AttentionWeights& weights, Index head, Index n, double radius, bool use_rule) {
@@ -136,4 +137,4 @@ Construction paper_construction(const AttentionWeights& weights, Index head, Ind
   return c;
 }
 
-}  // namespace lipattn::attack
+}  // namespace lipattn
