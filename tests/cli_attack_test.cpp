@@ -34,7 +34,7 @@ Fixture make_fixture(const std::string& name) {
 nlohmann::json run_json(const std::string& args) {
   const bool attack = args.rfind("attack", 0) == 0;  // only attack has --quiet (no progress on stderr)
   const CommandResult r = run_cli(args + (attack ? " --json --quiet" : " --json"));
-  EXPECT_EQ(r.exit_code, 0) << args << "\n" << r.out;
+  EXPECT_EQ(r.code, 0) << args << "\n" << r.err;
   const auto line = r.out.substr(0, r.out.find('\n'));
   return nlohmann::json::parse(line, nullptr, false);
 }
@@ -120,8 +120,8 @@ TEST(CliAttack, PaperOnlyIsTheConstruction) {
 
 void expect_input_error(const std::string& args, const std::string& must_mention) {
   const CommandResult r = run_cli(args + " --quiet");
-  EXPECT_EQ(r.exit_code, 2) << args << "\n" << r.out;
-  EXPECT_NE(r.out.find(must_mention), std::string::npos) << args << "\n" << r.out;
+  EXPECT_EQ(r.code, 2) << args << "\n" << r.err;
+  EXPECT_NE(r.err.find(must_mention), std::string::npos) << args << "\n" << r.err;
 }
 
 TEST(CliAttack, BadInputExitsWithTwo) {

@@ -38,7 +38,7 @@ const std::string kLayerFlags = " --heads 2 --causal --pre-norm layernorm --resi
 
 nlohmann::json run_json(const std::string& args) {
   const CommandResult r = run_cli(args);
-  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_EQ(r.code, 0) << r.err;
   return nlohmann::json::parse(r.out);
 }
 
@@ -77,7 +77,7 @@ TEST(CliBound, TextTableShowsRatios) {
   const Fixture f = make_fixture("bound-text");
   const CommandResult r =
       run_cli("bound --weights " + f.weights.string() + " --input " + f.input.string() + kLayerFlags + " --exact");
-  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("structured"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("/exact"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("refuted"), std::string::npos) << r.out;
@@ -124,8 +124,8 @@ TEST(CliBound, SweepAndHardmaxLimit) {
 
 void expect_input_error(const std::string& args, const std::string& must_mention) {
   const CommandResult r = run_cli(args);
-  EXPECT_EQ(r.exit_code, 2) << args << "\n" << r.out;
-  EXPECT_NE(r.out.find(must_mention), std::string::npos) << args << "\n" << r.out;
+  EXPECT_EQ(r.code, 2) << args << "\n" << r.err;
+  EXPECT_NE(r.err.find(must_mention), std::string::npos) << args << "\n" << r.err;
 }
 
 TEST(CliBound, BadInputExitsWithTwo) {

@@ -1,6 +1,4 @@
 // `lipattn inspect`, `tokenize` and `forward` run as a user runs them, on checkpoints written here.
-#include <sys/wait.h>
-
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -8,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "bytes_support.h"
+#include "cli_support.h"
 #include "io/npy.h"
 #include "models_fixture.h"
 
@@ -15,24 +14,9 @@ namespace {
 
 namespace fs = std::filesystem;
 using fixture::Checkpoint;
+using lipattn::testing::CommandResult;
 using lipattn::testing::read_bytes;
-
-struct Outcome {
-  int code = -1;
-  std::string out, err;
-};
-
-Outcome run(const std::string& args, const fs::path& scratch) {
-  const fs::path out = scratch / "stdout.txt", err = scratch / "stderr.txt";
-  const std::string command =
-      std::string("'") + LIPATTN_BINARY + "' " + args + " >'" + out.string() + "' 2>'" + err.string() + "'";
-  const int status = std::system(command.c_str());
-  Outcome r;
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = read_bytes(out);
-  r.err = read_bytes(err);
-  return r;
-}
+using lipattn::testing::run_cli;
 
 std::string q(const fs::path& p) { return "'" + p.string() + "'"; }
 
@@ -53,14 +37,14 @@ TEST(CliModels, InspectListsConfigAndTensors) {
   o.prefix = "transformer.";
   const Checkpoint c = fixture::make(o);
   const fs::path dir = fixture::write(c, lipattn::io::DType::BF16, "cli_inspect");
-  Outcome r = run("inspect " + q(dir), dir);
+  CommandResult r = run_cli("inspect " + q(dir));
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("transformer.wte.weight"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("BF16"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("[16, 48]"), std::string::npos) << r.out;  // c_attn
   EXPECT_NE(r.out.find("d = 16, 4 heads of 4, 2 layers"), std::string::npos) << r.out;
 
-  r = run("inspect " + q(dir) + " --json", dir);
+  r = run_cli("inspect " + q(dir) + " --json");
   ASSERT_EQ(r.code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j.at("config").at("hidden_size"), 16);
@@ -70,7 +54,7 @@ TEST(CliModels, InspectListsConfigAndTensors) {
   auto bad = c.config;
   bad["model_type"] = "llama";
   fixture::write_config(dir, bad);
-  r = run("inspect " + q(dir), dir);
+  r = run_cli("inspect " + q(dir));
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("llama"), std::string::npos) << r.err;
   fs::remove_all(dir);
@@ -84,7 +68,7 @@ TEST(CliModels, ForwardDumpsEveryLayerAsTheReferenceComputesIt) {
     const fs::path dir = fixture::write(c, lipattn::io::DType::F32, "cli_forward");
     const std::vector<int> ids{3, 17, 49, 0, 22, 8, 8};
     const auto ref = fixture::reference_forward(c, ids);
-    Outcome r = run("forward --model " + q(dir) + " --ids 3,17,49,0,22,8,8 --dump " + q(dir / "dump"), dir);
+    CommandResult r = run_cli("forward --model " + q(dir) + " --ids 3,17,49,0,22,8,8 --dump " + q(dir / "dump"));
     ASSERT_EQ(r.code, 0) << r.err;
     EXPECT_LT(gap(lipattn::io::read_npy(dir / "dump" / "hidden.npy"), ref.hidden), 1e-12) << type;
     for (int l = 0; l < o.layers; ++l) {
@@ -95,7 +79,7 @@ TEST(CliModels, ForwardDumpsEveryLayerAsTheReferenceComputesIt) {
       EXPECT_LT(gap(lipattn::io::read_npy(base.string() + ".attn_in.npy"), ref.attn_in[l]), 1e-12) << type;
       EXPECT_LT(gap(lipattn::io::read_npy(base.string() + ".attn_out.npy"), ref.attn_out[l]), 1e-12) << type;
     }
-    r = run("forward --model " + q(dir) + " --ids 3,17,49 --dtype f32 --dump " + q(dir / "f32"), dir);
+    r = run_cli("forward --model " + q(dir) + " --ids 3,17,49 --dtype f32 --dump " + q(dir / "f32"));
     ASSERT_EQ(r.code, 0) << r.err;
     EXPECT_LT(gap(lipattn::io::read_npy(dir / "f32" / "hidden.npy"),
                   fixture::reference_forward(c, {3, 17, 49}).hidden),
@@ -104,10 +88,10 @@ TEST(CliModels, ForwardDumpsEveryLayerAsTheReferenceComputesIt) {
     // n beyond the model's 32 positions, and an id outside its vocabulary of 50.
     std::string many = "1";
     for (int i = 1; i < 33; ++i) many += ",1";
-    r = run("forward --model " + q(dir) + " --ids " + many + " --dump " + q(dir / "x"), dir);
+    r = run_cli("forward --model " + q(dir) + " --ids " + many + " --dump " + q(dir / "x"));
     EXPECT_EQ(r.code, 2);
     EXPECT_NE(r.err.find("32 positions"), std::string::npos) << r.err;
-    r = run("forward --model " + q(dir) + " --ids 1,50 --dump " + q(dir / "x"), dir);
+    r = run_cli("forward --model " + q(dir) + " --ids 1,50 --dump " + q(dir / "x"));
     EXPECT_EQ(r.code, 2);
     EXPECT_NE(r.err.find("token id 50"), std::string::npos) << r.err;
     fs::remove_all(dir);
@@ -116,7 +100,7 @@ TEST(CliModels, ForwardDumpsEveryLayerAsTheReferenceComputesIt) {
 
 TEST(CliModels, MissingModelsSayHowToGetThem) {
   const fs::path scratch = fixture::temp_dir("cli_missing");
-  const Outcome r = run("forward --model no-such-model-xyz --ids 1,2 --dump " + q(scratch / "d"), scratch);
+  const CommandResult r = run_cli("forward --model no-such-model-xyz --ids 1,2 --dump " + q(scratch / "d"));
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("huggingface-cli download no-such-model-xyz"), std::string::npos) << r.err;
   fs::remove_all(scratch);
@@ -126,11 +110,10 @@ TEST(CliModels, TokenizeAndForwardOnText) {
   if (!fs::exists(kData / "gpt2" / "vocab.json")) GTEST_SKIP() << "no shared data at " << kData;
   const fs::path dir = fixture::temp_dir("cli_text");
   std::ofstream(dir / "hello.txt") << "Hello world";
-  Outcome r = run("tokenize --model random:gpt2 --tokenizer " + q(kData / "gpt2") + " --text " + q(dir / "hello.txt"), dir);
+  CommandResult r = run_cli("tokenize --model random:gpt2 --tokenizer " + q(kData / "gpt2") + " --text " + q(dir / "hello.txt"));
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.out, "15496 995\n");
-  r = run("tokenize --model random:gpt2 --json --tokenizer " + q(kData / "gpt2") + " --text " + q(dir / "hello.txt"),
-          dir);
+  r = run_cli("tokenize --model random:gpt2 --json --tokenizer " + q(kData / "gpt2") + " --text " + q(dir / "hello.txt"));
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(nlohmann::json::parse(r.out), nlohmann::json({15496, 995}));
 
@@ -138,22 +121,19 @@ TEST(CliModels, TokenizeAndForwardOnText) {
   fixture::Options o;
   o.vocab = 50257;
   fixture::write_config(dir, fixture::make(o).config);
-  r = run("forward --model random:" + q(dir / "config.json") + " --seed 4 --tokenizer " + q(kData / "gpt2") +
-              " --text " + q(kData / "text" / "carroll-alice.txt") + " --n 5 --dump " + q(dir / "dump"),
-          dir);
+  r = run_cli("forward --model random:" + q(dir / "config.json") + " --seed 4 --tokenizer " + q(kData / "gpt2") +
+              " --text " + q(kData / "text" / "carroll-alice.txt") + " --n 5 --dump " + q(dir / "dump"));
   ASSERT_EQ(r.code, 0) << r.err;
   const auto a = lipattn::io::read_npy(dir / "dump" / "layer1.attn_in.npy");
   EXPECT_EQ(a.shape, (std::vector<std::int64_t>{5, 16}));
   // The same seed gives the same model; another seed another one.
-  r = run("forward --model random:" + q(dir / "config.json") + " --seed 4 --tokenizer " + q(kData / "gpt2") +
-              " --text " + q(kData / "text" / "carroll-alice.txt") + " --n 5 --dump " + q(dir / "again"),
-          dir);
+  r = run_cli("forward --model random:" + q(dir / "config.json") + " --seed 4 --tokenizer " + q(kData / "gpt2") +
+              " --text " + q(kData / "text" / "carroll-alice.txt") + " --n 5 --dump " + q(dir / "again"));
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(lipattn::io::read_npy(dir / "again" / "hidden.npy").values,
             lipattn::io::read_npy(dir / "dump" / "hidden.npy").values);
-  r = run("forward --model random:" + q(dir / "config.json") + " --seed 5 --tokenizer " + q(kData / "gpt2") +
-              " --text " + q(kData / "text" / "carroll-alice.txt") + " --n 5 --dump " + q(dir / "other"),
-          dir);
+  r = run_cli("forward --model random:" + q(dir / "config.json") + " --seed 5 --tokenizer " + q(kData / "gpt2") +
+              " --text " + q(kData / "text" / "carroll-alice.txt") + " --n 5 --dump " + q(dir / "other"));
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(lipattn::io::read_npy(dir / "other" / "hidden.npy").values,
             lipattn::io::read_npy(dir / "dump" / "hidden.npy").values);

@@ -79,7 +79,7 @@ json last_json_line(const std::string& out) {
 
 std::vector<int> tokenize(const fs::path& model) {
   const auto r = run_cli("tokenize --model " + model.string() + " --text " + kAlice.string() + " --json");
-  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_EQ(r.code, 0) << r.err;
   return json::parse(r.out).get<std::vector<int>>();
 }
 
@@ -96,7 +96,7 @@ double measure(const std::string& model, int layer, const std::string& extra, co
   for (int id : ids) list += (list.empty() ? "" : ",") + std::to_string(id);
   const auto r = run_cli("measure --model " + model + " --layer " + std::to_string(layer) + " " + extra + " --ids " +
                          list);
-  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_EQ(r.code, 0) << r.err;
   const json j = last_json_line(r.out);
   EXPECT_TRUE(j.contains("lipschitz")) << r.out;
   return j.value("lipschitz", std::nan(""));
@@ -149,7 +149,7 @@ TEST(CliReproducePretrained, RunsThePaperProtocolOnTheGivenFolders) {
                          B.string() + " --text " + kAlice.string() +
                          " --only real-gpt2-l0 --only real-bert-l6-attention --only real-bert-decoder-l6"
                          " --only adv-gpt2-l0h0 --only bounds-real-gpt2-l0 --jobs 2 --no-progress");
-  ASSERT_EQ(r.exit_code, 0) << r.out;
+  ASSERT_EQ(r.code, 0) << r.err;
 
   // The folders' own tokenizers cut the windows: GPT-2 reads Alice as 39,622 tokens, BERT as 36,705
   // with [CLS] and [SEP] (shared/README.md), so 36,703 without (windows are cut from running text).

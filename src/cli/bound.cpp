@@ -10,6 +10,7 @@
 #include "cli/command.h"
 #include "cli/common.h"
 #include "common/error.h"
+#include "common/progress.h"
 #include "io/npy.h"
 
 namespace lipattn::cli {
@@ -66,6 +67,7 @@ int run(const BoundFlags& f) {
   if (f.exact) exact = measure_local_lipschitz(spec, X, f.solver.options(), f.solver.precision());
   std::vector<SweepPoint> sweep;
   if (!f.sweep.empty()) sweep = hardmax_sweep(spec, X, f.sweep, f.solver.options());
+  progress::end_line();
 
   if (f.json) {
     nlohmann::json j;

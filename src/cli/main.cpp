@@ -9,6 +9,7 @@
 #include "cli/command.h"
 #include "common/allocator.h"
 #include "common/error.h"
+#include "common/progress.h"
 
 namespace lipattn::cli {
 std::vector<Command>& registry() {
@@ -29,6 +30,9 @@ int main(int argc, char** argv) {
   for (auto& command : commands) {
     CLI::App* sub = app.add_subcommand(command.name, command.summary);
     actions.emplace_back(sub, command.setup(*sub));
+    // Every subcommand takes --quiet (a subcommand may define its own, with its own help).
+    if (!sub->get_option_no_throw("--quiet"))
+      sub->add_flag("--quiet")->description("no progress lines or notes on stderr (errors and warnings still print)");
   }
   try {
     app.parse(argc, argv);
@@ -37,12 +41,19 @@ int main(int argc, char** argv) {
     return code == 0 ? 0 : 2;  // usage errors are input errors
   }
   try {
-    for (auto& [sub, action] : actions)
-      if (sub->parsed()) return action();
+    for (auto& [sub, action] : actions) {
+      if (!sub->parsed()) continue;
+      progress::set_quiet(sub->get_option("--quiet")->count() > 0);
+      const int code = action();
+      progress::end_line();
+      return code;
+    }
   } catch (const InputError& e) {
+    progress::end_line();
     std::cerr << "lipattn: error: " << e.what() << "\n";
     return 2;
   } catch (const std::exception& e) {
+    progress::end_line();
     std::cerr << "lipattn: internal error: " << e.what() << "\n";
     return 1;
   }
