@@ -25,7 +25,7 @@ struct Fixture : LayerFiles {
 
 // A 2-head layer (d = 6) with W_O, biases and LayerNorm weights for a pre-norm.
 Fixture make_fixture(const std::string& name) {
-  Fixture f{write_layer_files(name, 7, 0.6, /*with_pre_norm=*/false)};
+  Fixture f{write_layer_files(name, 7, 0.6, /*with_pre_norm=*/false), {}};
   f.weights_norm = f.dir / "layer_norm.safetensors";
   io::write_safetensors(f.weights_norm, layer_tensors(f.w, f.pre), io::DType::F64);
   return f;
@@ -61,7 +61,9 @@ TEST(CliAttack, BallWitnessIsInTheSetAndMeasuresToTheReportedValue) {
   EXPECT_GE(lower, j.at("construction").get<double>());
   EXPECT_EQ(j.at("constructions").size(), 2u);
   EXPECT_TRUE(j.contains("n_star") && j.contains("upper"));
-  if (!j.at("upper").is_null()) EXPECT_GE(j.at("upper").get<double>(), lower);
+  if (!j.at("upper").is_null()) {
+    EXPECT_GE(j.at("upper").get<double>(), lower);
+  }
   // The witness: every token of norm ≤ R (to 1e-12), and `measure` on it says `lower`.
   const MatrixD X = io::read_npy_matrix(witness);
   ASSERT_EQ(X.rows(), 7);

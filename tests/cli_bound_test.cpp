@@ -27,7 +27,7 @@ struct Fixture : LayerFiles {
 
 // 2 heads, W_O, biases, causal, pre-LayerNorm, residual.
 Fixture make_fixture(const std::string& name) {
-  Fixture f{write_layer_files(name, 4, 0.6)};
+  Fixture f{write_layer_files(name, 4, 0.6), {}};
   f.spec.attention = f.w;
   f.spec.pre_norm = f.pre;
   f.spec.residual = true;
@@ -54,7 +54,9 @@ TEST(CliBound, LocalJsonMatchesLibraryAndExactMatchesMeasure) {
   ASSERT_EQ(j.at("bounds").size(), lib.bounds.size());
   for (const auto& [name, value] : lib.bounds) {
     EXPECT_NEAR(j.at("bounds").at(name).get<double>(), value, 1e-12 * value) << name;
-    if (lib.status.at(name) == "proved") EXPECT_GE(value, ex * (1 - 1e-9)) << name;
+    if (lib.status.at(name) == "proved") {
+      EXPECT_GE(value, ex * (1 - 1e-9)) << name;
+    }
   }
   EXPECT_EQ(j.at("best").at("name"), bound_names::kStructured);
   EXPECT_FALSE(j.at("notes").empty());
@@ -107,7 +109,9 @@ TEST(CliBound, SavedCounterexampleRefutesTheRecalledDataDependentBound) {
   EXPECT_NE(j.at("status").at(bound_names::kPaperDataDependent).get<std::string>().find("refuted"),
             std::string::npos);
   for (const auto& [name, value] : j.at("bounds").items())
-    if (j.at("status").at(name) == "proved") EXPECT_GE(value.get<double>(), ex * (1 - 1e-9)) << name;
+    if (j.at("status").at(name) == "proved") {
+      EXPECT_GE(value.get<double>(), ex * (1 - 1e-9)) << name;
+    }
 }
 
 TEST(CliBound, SweepAndHardmaxLimit) {

@@ -50,7 +50,11 @@ inline CommandResult run_command(const std::string& command) {
 
 // build/lipattn with `arguments` (shell syntax: quote paths that may hold spaces).
 inline CommandResult run_cli(const std::string& arguments) {
-  return run_command("'" + std::string(LIPATTN_BINARY) + "' " + arguments);
+  std::string command = "'";  // appended piece by piece: GCC 12's -Wrestrict misfires on "'" + std::string&&
+  command += LIPATTN_BINARY;
+  command += "' ";
+  command += arguments;
+  return run_command(command);
 }
 
 // A matrix (row-major, shape [rows, cols]) or a vector (shape [size]) as a tensor to write.

@@ -21,7 +21,7 @@ namespace {
 // Runs f with stderr sent to a file and returns what it wrote there.
 template <class F>
 std::string capture_stderr(F&& f) {
-  const auto path = testing::scratch_dir("progress") / "stderr.txt";
+  const auto path = lipattn::testing::scratch_dir("progress") / "stderr.txt";
   std::fflush(stderr);
   const int saved = ::dup(STDERR_FILENO);
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -31,7 +31,7 @@ std::string capture_stderr(F&& f) {
   std::fflush(stderr);
   ::dup2(saved, STDERR_FILENO);
   ::close(saved);
-  return testing::read_bytes(path);
+  return lipattn::testing::read_bytes(path);
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -66,12 +67,23 @@ bool adaptation_enabled() {
 
 }  // namespace
 
-int free_cores() {
-  const int online = static_cast<int>(std::max(1L, ::sysconf(_SC_NPROCESSORS_ONLN)));
+namespace {
+
+// Other processes' runnable threads now, or -1 when /proc cannot be read.
+int others_runnable() {
   const int system = runnable_threads_system();
   const int own = runnable_threads_own();
-  if (system < 0 || own < 0) return online;
-  return online - std::max(0, system - own);
+  if (system < 0 || own < 0) return -1;
+  return std::max(0, system - own);
+}
+
+int online_cores() { return static_cast<int>(std::max(1L, ::sysconf(_SC_NPROCESSORS_ONLN))); }
+
+}  // namespace
+
+int free_cores() {
+  const int others = others_runnable();
+  return online_cores() - std::max(0, others);
 }
 
 namespace {
@@ -80,6 +92,11 @@ struct ThreadBudget {
   int cap = 0;      // the most threads the caller allows
   int applied = 0;  // the count this file set last; 0 before the first call
   std::chrono::steady_clock::time_point last_check;
+  // Other processes' runnable threads at the last three checks. Their minimum is what counts: a
+  // competing solve is runnable at every check, a short-lived process (a shell, a daemon waking
+  // up) is not, and should not halve the threads of a long product.
+  std::array<int, 3> others{};
+  int next = -1;  // -1 before the first check
 };
 thread_local ThreadBudget t_budget;
 }  // namespace
@@ -100,7 +117,13 @@ void adapt_threads_to_load() {
   const auto now = std::chrono::steady_clock::now();
   if (b.applied != 0 && now - b.last_check < std::chrono::milliseconds(20)) return;
   b.last_check = now;
-  const int threads = std::clamp(free_cores(), 1, b.cap);
+  const int others = others_runnable();
+  if (others < 0) return;  // no /proc: leave the count as the caller set it
+  if (b.next < 0) b.others.fill(others);  // the first check: no history yet
+  b.next = (b.next + 1) % static_cast<int>(b.others.size());
+  b.others[b.next] = others;
+  const int busy = *std::min_element(b.others.begin(), b.others.end());
+  const int threads = std::clamp(online_cores() - busy, 1, b.cap);
   if (threads != current) omp_set_num_threads(threads);
   if (openblas_set_num_threads && threads != b.applied) openblas_set_num_threads(threads);
   b.applied = threads;
