@@ -93,7 +93,10 @@ std::vector<int> window_of(const std::vector<int>& tokens, const json& job) {
 // `lipattn measure --model MODEL --layer L ... --ids ...`: the CLI's own path (measure_model).
 double measure(const std::string& model, int layer, const std::string& extra, const std::vector<int>& ids) {
   std::string list;
-  for (int id : ids) list += (list.empty() ? "" : ",") + std::to_string(id);
+  for (int id : ids) {
+    if (!list.empty()) list += ',';
+    list += std::to_string(id);
+  }
   const auto r = run_cli("measure --model " + model + " --layer " + std::to_string(layer) + " " + extra + " --ids " +
                          list);
   EXPECT_EQ(r.code, 0) << r.err;
@@ -243,8 +246,9 @@ TEST(CliReproducePretrained, RunsThePaperProtocolOnTheGivenFolders) {
       ASSERT_TRUE(lb["best"].is_number()) << lb.dump();
       EXPECT_GE(lb["best"].get<double>(), L * (1 - 1e-8));
       for (auto it = lb["bounds"].begin(); it != lb["bounds"].end(); ++it)
-        if (it.value().is_number() && lb["status"].value(it.key(), std::string()) == "proved")
+        if (it.value().is_number() && lb["status"].value(it.key(), std::string()) == "proved") {
           EXPECT_GE(it.value().get<double>(), L * (1 - 1e-8)) << it.key();
+        }
     }
   }
 
