@@ -12,36 +12,6 @@ using namespace lipattn::testing;
 
 namespace {
 
-// φ(X) = ⟨u, Df(X) v⟩ through the first-order protocol only.
-double inner_jvp(const Map<double>& map, const MatrixD& X, const MatrixD& v, const MatrixD& u) {
-  auto cache = map.forward(X);
-  return (u.array() * map.jvp(*cache, v).array()).sum();
-}
-
-// ∂φ/∂X_ab by central differences, every coordinate; step relative to the entry's size.
-MatrixD finite_difference_gradient(const Map<double>& map, const MatrixD& X, const MatrixD& v, const MatrixD& u) {
-  MatrixD grad(X.rows(), X.cols());
-  for (Index a = 0; a < X.rows(); ++a)
-    for (Index b = 0; b < X.cols(); ++b) {
-      const double h = 1e-5 * std::max(1.0, std::abs(X(a, b)));
-      MatrixD plus = X, minus = X;
-      plus(a, b) += h;
-      minus(a, b) -= h;
-      grad(a, b) = (inner_jvp(map, plus, v, u) - inner_jvp(map, minus, v, u)) / (2 * h);
-    }
-  return grad;
-}
-
-double second_order_error(const Map<double>& map, const MatrixD& X, std::mt19937_64& rng) {
-  const MatrixD v = random_matrix(rng, X.rows(), map.input_dim());
-  const MatrixD u = random_matrix(rng, X.rows(), map.output_dim());
-  auto cache = map.forward(X);
-  const MatrixD analytic = map.second_order(*cache, v, u);
-  EXPECT_EQ(analytic.rows(), X.rows());
-  EXPECT_EQ(analytic.cols(), map.input_dim());
-  return relative_error(analytic, finite_difference_gradient(map, X, v, u));
-}
-
 constexpr double kTolerance = 1e-6;
 
 TEST(SecondOrder, AttentionEveryOption) {

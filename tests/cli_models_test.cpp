@@ -8,6 +8,8 @@
 #include "bytes_support.h"
 #include "cli_support.h"
 #include "io/npy.h"
+#include "llama_fixture.h"
+#include "llama_tokenizer_fixture.h"
 #include "models_fixture.h"
 
 namespace {
@@ -52,11 +54,11 @@ TEST(CliModels, InspectListsConfigAndTensors) {
   EXPECT_EQ(j.at("tensors").size(), c.tensors.size());
 
   auto bad = c.config;
-  bad["model_type"] = "llama";
+  bad["model_type"] = "t5";  // (llama is read since issue 14: LlamaCheckpointsAndTokenizers below)
   fixture::write_config(dir, bad);
   r = run_cli("inspect " + q(dir));
   EXPECT_EQ(r.code, 2);
-  EXPECT_NE(r.err.find("llama"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("t5"), std::string::npos) << r.err;
   fs::remove_all(dir);
 }
 
@@ -110,10 +112,12 @@ TEST(CliModels, TokenizeAndForwardOnText) {
   if (!fs::exists(kData / "gpt2" / "vocab.json")) GTEST_SKIP() << "no shared data at " << kData;
   const fs::path dir = fixture::temp_dir("cli_text");
   std::ofstream(dir / "hello.txt") << "Hello world";
-  CommandResult r = run_cli("tokenize --model random:gpt2 --tokenizer " + q(kData / "gpt2") + " --text " + q(dir / "hello.txt"));
+  CommandResult r =
+      run_cli("tokenize --model random:gpt2 --tokenizer " + q(kData / "gpt2") + " --text " + q(dir / "hello.txt"));
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.out, "15496 995\n");
-  r = run_cli("tokenize --model random:gpt2 --json --tokenizer " + q(kData / "gpt2") + " --text " + q(dir / "hello.txt"));
+  r = run_cli("tokenize --model random:gpt2 --json --tokenizer " + q(kData / "gpt2") + " --text " +
+              q(dir / "hello.txt"));
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(nlohmann::json::parse(r.out), nlohmann::json({15496, 995}));
 
@@ -137,6 +141,63 @@ TEST(CliModels, TokenizeAndForwardOnText) {
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(lipattn::io::read_npy(dir / "other" / "hidden.npy").values,
             lipattn::io::read_npy(dir / "dump" / "hidden.npy").values);
+  fs::remove_all(dir);
+}
+
+TEST(CliModels, LlamaCheckpointsAndTokenizers) {
+  const fs::path dir = fixture::temp_dir("cli_llama");
+  const std::string bin = llama_fixture::kStoriesBin;
+  CommandResult r = run_cli("inspect " + q(bin));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("llama (llama2.c"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("d = 64, 8 heads of 8 (4 K/V heads), 5 layers, MLP 172, vocab 512, 512 positions"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("interleaved"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("wq[4]"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("freq_cis_real"), std::string::npos) << r.out;
+  r = run_cli("inspect " + q(bin) + " --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j.at("format"), "llama2.c");
+  EXPECT_EQ(j.at("config").at("num_kv_heads"), 4);
+  EXPECT_EQ(j.at("config").at("rope_style"), "interleaved");
+
+  // tokenize finds tok512.bin beside the .bin; the HF copy with a converted tokenizer.json agrees.
+  std::ofstream(dir / "story.txt") << "Once upon a time, there was a little girl named Lily.";
+  r = run_cli("tokenize --model " + q(bin) + " --text " + q(dir / "story.txt") + " --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto expected = nlohmann::json({1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315, 421, 395, 317, 426});
+  EXPECT_EQ(nlohmann::json::parse(r.out), expected);
+  const fs::path hf = llama_fixture::write_hf_stories("cli_hf_stories");
+  llama_fixture::write_tokenizer_json(
+      hf / "tokenizer.json",
+      llama_fixture::tokenizer_json(llama_fixture::read_tokenizer_bin(llama_fixture::kStoriesTokenizer)));
+  r = run_cli("inspect " + q(hf));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("rotate_half"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("model.layers.4.mlp.gate_proj.weight"), std::string::npos) << r.out;
+  r = run_cli("tokenize --model " + q(hf) + " --text " + q(dir / "story.txt") + " --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out), expected);
+
+  // Bad input: exit 2, the message names the file and what is wrong.
+  std::vector<char> cut = llama_fixture::read_all(bin);
+  cut.resize(cut.size() - 100);
+  llama_fixture::write_bytes(dir / "cut.bin", cut);
+  r = run_cli("inspect " + q(dir / "cut.bin"));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("needs 1056540 bytes, the file has 1056440 bytes"), std::string::npos) << r.err;
+  EXPECT_TRUE(r.out.empty()) << r.out;
+  auto small = llama_fixture::read_tokenizer_bin(llama_fixture::kStoriesTokenizer);
+  small.pieces.resize(300);
+  llama_fixture::write_tokenizer_json(dir / "small.json", llama_fixture::tokenizer_json(small));
+  r = run_cli("tokenize --model " + q(bin) + " --tokenizer " + q(dir / "small.json") + " --text " +
+              q(dir / "story.txt"));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("300 tokens"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("vocabulary of 512"), std::string::npos) << r.err;
+  fs::remove_all(hf);
   fs::remove_all(dir);
 }
 

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include "attention/layer.h"
+#include "common/error.h"
 #include "experiments/fit.h"
 #include "experiments/jobs.h"
 #include "models/measure_model.h"
@@ -189,6 +190,41 @@ TEST(RegimeJob, ConstructionSaturatesPastNStar) {
   // Past n* (20) the growth stops: from 2,000 to 200,000 tokens L changes by far less than √100 = 10.
   const double slope = std::log(L[4] / L[2]) / std::log(100.0);
   EXPECT_LT(slope, 0.1);
+}
+
+// A sweep's bad value is an InputError that names the JSON key it came from (not a CLI flag).
+TEST(PlanSweep, ErrorsNameTheJsonKey) {
+  const std::vector<std::pair<nlohmann::json, std::string>> cases = {
+      {{{"kind", "nope"}, {"model", "toy"}, {"n", {2}}}, "kind"},
+      {{{"kind", "construction"}, {"model", "toy"}, {"n", {2}}}, "radius"},
+      {{{"kind", "window"}, {"model", "toy"}, {"n", {2}}}, "model"},
+      {{{"kind", "window"}, {"model", "random:gpt2"}, {"layer", 40}, {"n", {4}}}, "layer"},
+      {{{"kind", "window"}, {"model", "random:gpt2"}, {"n", {4000}}}, "n"},
+      {{{"kind", "construction"}, {"model", "toy"}, {"radius", 1.0}, {"n", {{"from", 2}, {"to", 9}, {"step", 0}}}},
+       "n"},
+      {{{"kind", "construction"}, {"model", "toy"}, {"radius", 1.0}, {"n", {2}}, {"samples", 0}}, "samples"},
+      {{{"kind", "regime"}, {"regime", "both"}, {"model", "toy"}, {"radius", 1.0}, {"n", {2}}}, "regime"},
+      {{{"kind", "construction"}, {"model", "random:gpt2"}, {"head", "all"}, {"radius", 1.0}, {"n", {2}}}, "head"},
+  };
+  for (const auto& [spec, field] : cases) {
+    try {
+      plan_sweep(spec);
+      ADD_FAILURE() << "no error for " << spec.dump();
+    } catch (const InputError& e) {
+      EXPECT_EQ(e.field(), field) << spec.dump() << ": " << e.what();
+      EXPECT_NE(std::string(e.what()).find(field), std::string::npos) << e.what();
+      EXPECT_EQ(std::string(e.what()).find("--"), std::string::npos) << e.what();
+    }
+  }
+  // Found when the job runs: the R a toy head's n* would need.
+  const PlannedSweep plan = plan_sweep({{"kind", "construction"}, {"model", "toy"}, {"n_star", 0.5}, {"n", {2}}});
+  JobRunner runner;
+  try {
+    runner.run(plan.jobs.front(), 1);
+    ADD_FAILURE() << "no error for n_star = 0.5";
+  } catch (const InputError& e) {
+    EXPECT_EQ(e.field(), "n_star") << e.what();
+  }
 }
 
 }  // namespace

@@ -123,11 +123,10 @@ TEST(WeightedForward, MatchesDirectComputation) {
         const MatrixD X = random_matrix(rng, n, 5);
         const VectorD m = random_masses(rng, n);
         const VectorD s = causal ? random_positions(rng, n) : VectorD();
-        const MatrixD Y = WeightedAttention<double>(w, m, s).forward(X)->output;
+        const MatrixD Y = weighted_attention<double>(w, m, s)->forward(X)->output;
         EXPECT_LT(relative_error(Y, direct_weighted_attention(w, X, m, s)), 1e-13);
-        // The recomputing path (no cache, blocks of 2 rows) gives the same numbers.
-        WeightedOptions small{0, 2 * n};
-        const MatrixD Y2 = WeightedAttention<double>(w, m, s, small).forward(X)->output;
+        // The streaming path (tiles, online softmax, no n × n matrix) gives the same numbers.
+        const MatrixD Y2 = weighted_attention<double>(w, m, s, {AttentionStorage::Streaming})->forward(X)->output;
         EXPECT_LT(relative_error(Y, Y2), 1e-14);
       }
 }
@@ -139,7 +138,7 @@ TEST(WeightedForward, IntegerMassesEqualDuplicatedTokens) {
   const MatrixD pts = random_matrix(rng, 3, 4);
   VectorD m(3);
   m << 2, 1, 3;
-  const MatrixD Y = WeightedAttention<double>(w, m).forward(pts)->output;
+  const MatrixD Y = weighted_attention<double>(w, m)->forward(pts)->output;
   MatrixD X(6, 4);
   X << pts.row(0), pts.row(0), pts.row(1), pts.row(2), pts.row(2), pts.row(2);
   const MatrixD Yfull = MultiHeadAttention<double>(w).forward(X)->output;
@@ -155,12 +154,12 @@ TEST(WeightedDerivatives, JvpMatchesCentralFiniteDifferences) {
   for (const auto& c : all)
     for (Index n : {1, 2, 7}) {
       const Measure mu = random_measure(rng, c, n);
-      for (long long cache : {1LL << 26, 0LL}) {
-        const auto map = build_weighted_map<double>(c.spec, mu, {cache, 3 * n});
+      for (AttentionStorage storage : {AttentionStorage::Stored, AttentionStorage::Streaming}) {
+        const auto map = build_weighted_map<double>(c.spec, mu, {storage});
         const MatrixD dX = random_matrix(rng, n, map->input_dim());
         const MatrixD jvp = map->jvp(*map->forward(mu.points), dX);
         const MatrixD fd = finite_difference<double>(*map, mu.points, dX, 1e-5);
-        EXPECT_LT(relative_error(jvp, fd), 1e-6) << c.name << " n=" << n << " cache=" << cache;
+        EXPECT_LT(relative_error(jvp, fd), 1e-6) << c.name << " n=" << n << " " << to_string(storage);
       }
     }
 }
@@ -170,8 +169,8 @@ TEST(WeightedDerivatives, AdjointIdentity) {
   for (const auto& c : cases(rng))
     for (Index n : {1, 3, 10}) {
       const Measure mu = random_measure(rng, c, n);
-      for (long long cache : {1LL << 26, 0LL}) {
-        const auto map = build_weighted_map<double>(c.spec, mu, {cache, 3 * n});
+      for (AttentionStorage storage : {AttentionStorage::Stored, AttentionStorage::Streaming}) {
+        const auto map = build_weighted_map<double>(c.spec, mu, {storage});
         const auto fwd = map->forward(mu.points);
         const MatrixD u = random_matrix(rng, n, map->input_dim()), v = random_matrix(rng, n, map->output_dim());
         const MatrixD Ju = map->jvp(*fwd, u), Jtv = map->vjp(*fwd, v);
@@ -181,34 +180,36 @@ TEST(WeightedDerivatives, AdjointIdentity) {
     }
 }
 
-TEST(WeightedDerivatives, CachedAndRecomputedProductsAgree) {
+TEST(WeightedDerivatives, StoredAndStreamingProductsAgree) {
   std::mt19937_64 rng(15);
   const AttentionWeights w = random_attention(rng, {3, 5, 2, 2, true, true, true, 5, 0.6});
   const Index n = 23;
   const MatrixD X = random_matrix(rng, n, 5);
   const VectorD m = random_masses(rng, n), s = random_positions(rng, n);
-  WeightedAttention<double> cached(w, m, s), blocks(w, m, s, {0, 4 * n});
-  const auto c1 = cached.forward(X), c2 = blocks.forward(X);
+  const auto cached = weighted_attention<double>(w, m, s, {AttentionStorage::Stored});
+  const auto blocks = weighted_attention<double>(w, m, s, {AttentionStorage::Streaming});
+  const auto c1 = cached->forward(X), c2 = blocks->forward(X);
+  ASSERT_TRUE(blocks->is_streaming(*c2));
   const MatrixD dX = random_matrix(rng, n, 5), dY = random_matrix(rng, n, 5);
-  EXPECT_LT(relative_error(cached.jvp(*c1, dX), blocks.jvp(*c2, dX)), 1e-14);
-  EXPECT_LT(relative_error(cached.vjp(*c1, dY), blocks.vjp(*c2, dY)), 1e-14);
+  EXPECT_LT(relative_error(cached->jvp(*c1, dX), blocks->jvp(*c2, dX)), 1e-14);
+  EXPECT_LT(relative_error(cached->vjp(*c1, dY), blocks->vjp(*c2, dY)), 1e-14);
   for (Index h = 0; h < 3; ++h)
-    EXPECT_LT(relative_error(cached.attention_matrix(*c1, h), blocks.attention_matrix(*c2, h)), 1e-14);
+    EXPECT_LT(relative_error(cached->attention_matrix(*c1, h), blocks->attention_matrix(*c2, h)), 1e-14);
 }
 
-// The vjp sums per-thread buffers over (head, row block) tasks in a fixed order: a rerun repeats
-// its bits (n = 700, 4 heads: 88 tasks over the threads, P kept and recomputed).
+// The vjp sums per-thread buffers in a fixed order: a rerun repeats its bits (n = 700, 4 heads,
+// stored and streaming).
 TEST(WeightedDerivatives, VjpRepeatsItsBits) {
   std::mt19937_64 rng(18);
   const AttentionWeights w = random_attention(rng, {4, 6, 3, 3, true, true, true, 6, 0.6});
   const Index n = 700;
   const MatrixD X = random_matrix(rng, n, 6), dY = random_matrix(rng, n, 6);
   const VectorD m = random_masses(rng, n), s = random_positions(rng, n);
-  for (const WeightedOptions& options : {WeightedOptions{}, WeightedOptions{0, 1 << 15}}) {
-    WeightedAttention<double> map(w, m, s, options);
-    const auto cache = map.forward(X);
-    const MatrixD first = map.vjp(*cache, dY);
-    for (int repeat = 0; repeat < 5; ++repeat) EXPECT_TRUE(map.vjp(*cache, dY) == first) << "repeat " << repeat;
+  for (AttentionStorage storage : {AttentionStorage::Stored, AttentionStorage::Streaming}) {
+    const auto map = weighted_attention<double>(w, m, s, {storage});
+    const auto cache = map->forward(X);
+    const MatrixD first = map->vjp(*cache, dY);
+    for (int repeat = 0; repeat < 5; ++repeat) EXPECT_TRUE(map->vjp(*cache, dY) == first) << "repeat " << repeat;
   }
 }
 
@@ -219,12 +220,12 @@ TEST(WeightedUniform, EqualsMultiHeadAttention) {
     const Index n = 12;
     const MatrixD X = random_matrix(rng, n, 6), dX = random_matrix(rng, n, 6), dY = random_matrix(rng, n, 6);
     const Measure mu = Measure::uniform(X, causal);
-    WeightedAttention<double> weighted(w, mu.masses, mu.positions);
+    const auto weighted = weighted_attention<double>(w, mu.masses, mu.positions);
     MultiHeadAttention<double> plain(w);
-    const auto cw = weighted.forward(X), cp = plain.forward(X);
+    const auto cw = weighted->forward(X), cp = plain.forward(X);
     EXPECT_LT(relative_error(cw->output, cp->output), 1e-14);
-    EXPECT_LT(relative_error(weighted.jvp(*cw, dX), plain.jvp(*cp, dX)), 1e-13);
-    EXPECT_LT(relative_error(weighted.vjp(*cw, dY), plain.vjp(*cp, dY)), 1e-13);
+    EXPECT_LT(relative_error(weighted->jvp(*cw, dX), plain.jvp(*cp, dX)), 1e-13);
+    EXPECT_LT(relative_error(weighted->vjp(*cw, dY), plain.vjp(*cp, dY)), 1e-13);
   }
 }
 

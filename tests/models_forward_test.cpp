@@ -207,7 +207,7 @@ TEST(ModelBlocks, EachHeadIsTheFullLayerRestrictedToIt) {
     const Qkv t = qkv_of(m.checkpoint, layer, x);
     const bool causal = std::string(type) == "gpt2";
     const Mat concat = fixture::heads_concat(t.Q, t.K, t.V, o.heads, causal);
-    const Block raw_block = causal ? Block::Gpt2Attn : Block::BertSelf;
+    const Block raw_block = causal ? Block::Attn : Block::Self;
     MatrixD sum_minus_bias = MatrixD::Zero(X.rows(), o.d);
     for (int h = 0; h < o.heads; ++h) {
       SCOPED_TRACE(std::string(type) + " head " + std::to_string(h));
@@ -266,10 +266,10 @@ TEST(ModelBlocks, BlockNamesLayersAndHeadsAreChecked) {
   const Model m = make_model({}, "names");
   EXPECT_NE(error_of([] { parse_block("self", ModelType::Gpt2); }).find("'attn'"), std::string::npos);
   EXPECT_NE(error_of([] { parse_block("mlp", ModelType::Bert); }).find("'self'"), std::string::npos);
-  EXPECT_EQ(parse_block("self", ModelType::Bert), Block::BertSelf);
-  EXPECT_NE(error_of([&] { block_spec(m.weights, 2, Block::Gpt2Attn); }).find("--layer 2"), std::string::npos);
-  EXPECT_NE(error_of([&] { block_spec(m.weights, 0, Block::Gpt2Attn, 4); }).find("--head 4"), std::string::npos);
-  EXPECT_NE(error_of([&] { block_spec(m.weights, 0, Block::BertSelf); }).find("GPT-2"), std::string::npos);
+  EXPECT_EQ(parse_block("self", ModelType::Bert), Block::Self);
+  EXPECT_NE(error_of([&] { block_spec(m.weights, 2, Block::Attn); }).find("--layer 2"), std::string::npos);
+  EXPECT_NE(error_of([&] { block_spec(m.weights, 0, Block::Attn, 4); }).find("--head 4"), std::string::npos);
+  EXPECT_NE(error_of([&] { block_spec(m.weights, 0, Block::Self); }).find("GPT-2"), std::string::npos);
   const LayerSpec bert_attention = [&] {
     fixture::Options o;
     o.type = "bert";

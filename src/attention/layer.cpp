@@ -13,7 +13,7 @@ void LayerSpec::validate() const {
     throw InputError(fmt::format("tensor 'pre_norm.weight' has {} entries, the attention input width is {}",
                                  pre_norm->gamma.size(), d));
   if (residual && attention.output_dim() != d)
-    throw InputError(fmt::format("--residual needs the attention output width ({}) to equal its input width ({})",
+    throw InputError(fmt::format("the residual needs the attention output width ({}) to equal its input width ({})",
                                  attention.output_dim(), d));
   if (post_norm && post_norm->gamma.size() != attention.output_dim())
     throw InputError(fmt::format("tensor 'post_norm.weight' has {} entries, the attention output width is {}",

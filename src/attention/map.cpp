@@ -99,7 +99,7 @@ struct ResidualCache : Cache<T> {
 template <class T>
 Residual<T>::Residual(MapPtr<T> inner) : inner_(std::move(inner)) {
   if (inner_->input_dim() != inner_->output_dim())
-    throw InputError(fmt::format("--residual needs the attention output width ({}) to equal the input width ({})",
+    throw InputError(fmt::format("the residual needs the attention output width ({}) to equal the input width ({})",
                                  inner_->output_dim(), inner_->input_dim()));
 }
 

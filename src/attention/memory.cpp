@@ -19,7 +19,7 @@ AttentionStorage parse_attention_storage(const std::string& name) {
   if (name == "auto") return AttentionStorage::Auto;
   if (name == "stored") return AttentionStorage::Stored;
   if (name == "streaming") return AttentionStorage::Streaming;
-  throw InputError(fmt::format("--storage must be auto, stored or streaming, got '{}'", name));
+  throw InputError(fmt::format("storage must be auto, stored or streaming, got '{}'", name), "storage");
 }
 
 std::string to_string(AttentionStorage storage) {
@@ -59,9 +59,9 @@ bool use_streaming(const AttentionMemory& memory, Index heads, Index n, std::siz
   return stored > budget;
 }
 
-std::uint64_t parse_memory_size(const std::string& text, const std::string& flag) {
+std::uint64_t parse_memory_size(const std::string& text, const std::string& field) {
   const auto fail = [&] {
-    return InputError(fmt::format("{} must be a size such as 2G, 512M or 1000000 (bytes), got '{}'", flag, text));
+    return InputError(fmt::format("{} must be a size such as 2G, 512M or 1000000 (bytes), got '{}'", field, text), field);
   };
   std::size_t used = 0;
   double value = 0;

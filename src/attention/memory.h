@@ -30,8 +30,8 @@ std::uint64_t available_memory_bytes();
 // True when this forward pass should stream: forced, or Auto and the stored bytes exceed the budget.
 bool use_streaming(const AttentionMemory& memory, Index heads, Index n, std::size_t scalar_bytes);
 
-// "2G", "512M", "1.5GB", "100000" (bytes); binary units (1K = 1024). InputError naming `flag`.
-std::uint64_t parse_memory_size(const std::string& text, const std::string& flag);
+// "2G", "512M", "1.5GB", "100000" (bytes); binary units (1K = 1024). InputError naming `field` (the CLI passes its flag).
+std::uint64_t parse_memory_size(const std::string& text, const std::string& field);
 std::string format_bytes(std::uint64_t bytes);
 
 }  // namespace lipattn

@@ -34,7 +34,7 @@ Norm<T>::Norm(const NormWeights& w) : kind_(w.kind), gamma_(w.gamma.cast<T>()), 
   if (w.beta.size() != 0 && w.beta.size() != w.gamma.size())
     throw InputError(fmt::format("norm bias (β) has {} entries, expected {} like the weight (γ)", w.beta.size(),
                                  w.gamma.size()));
-  if (!(w.eps >= 0)) throw InputError(fmt::format("--norm-eps must be ≥ 0, got {}", w.eps));
+  if (!(w.eps >= 0)) throw InputError(fmt::format("norm eps must be ≥ 0, got {}", w.eps), "norm_eps");
   if (w.beta.size()) beta_ = w.beta.cast<T>();
 }
 

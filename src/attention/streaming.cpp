@@ -33,9 +33,10 @@ struct RowBlock {
   Index r0, rows, c_end;
 };
 
-RowBlock row_block(Index b, Index n, bool causal) {
-  const Index r0 = b * kTileRows, rows = std::min(kTileRows, n - r0);
-  return {r0, rows, causal ? r0 + rows : n};
+template <class T>
+RowBlock row_block(Index b, const KeyMask<T>& mask) {
+  const Index r0 = b * kTileRows, rows = std::min(kTileRows, mask.size() - r0);
+  return {r0, rows, mask.columns_end(r0, rows)};
 }
 
 // Calls f(c0, cols) for the key tiles of a row block, left to right.
@@ -46,37 +47,32 @@ void for_key_tiles(const RowBlock& block, F&& f) {
 
 // The row blocks as parallel tasks (common/parallel.h): each thread makes its scratch once (tiles,
 // accumulators), calls body(block, scratch) for each block it takes, then finish(scratch, thread).
-template <class MakeScratch, class Body, class Finish>
-void parallel_row_blocks(Index n, bool causal, Schedule schedule, MakeScratch&& make_scratch, Body&& body,
+template <class T, class MakeScratch, class Body, class Finish>
+void parallel_row_blocks(const KeyMask<T>& mask, Schedule schedule, MakeScratch&& make_scratch, Body&& body,
                          Finish&& finish) {
   parallel_tasks(
-      row_blocks(n), schedule, true, make_scratch,
-      [&](Index b, auto& scratch) { body(row_block(b, n, causal), scratch); }, finish);
+      row_blocks(mask.size()), schedule, true, make_scratch,
+      [&](Index b, auto& scratch) { body(row_block(b, mask), scratch); }, finish);
 }
 
-template <class MakeScratch, class Body>
-void parallel_row_blocks(Index n, bool causal, MakeScratch&& make_scratch, Body&& body) {
-  parallel_row_blocks(n, causal, Schedule::Dynamic, make_scratch, body, [](auto&, int) {});
+template <class T, class MakeScratch, class Body>
+void parallel_row_blocks(const KeyMask<T>& mask, MakeScratch&& make_scratch, Body&& body) {
+  parallel_row_blocks(mask, Schedule::Dynamic, make_scratch, body, [](auto&, int) {});
 }
 
-// Tile (rows r0.., columns c0..) entries with column > row are masked; this sets them to `value`.
-template <class Tile, class T>
-void mask_upper(Tile& tile, Index r0, Index c0, T value) {
-  const Index rows = tile.rows(), cols = tile.cols();
-  for (Index a = 0; a < rows; ++a) {
-    const Index first_masked = r0 + a + 1 - c0;  // columns ≥ this are j > i
-    if (first_masked < cols) tile.row(a).tail(cols - std::max<Index>(first_masked, 0)).setConstant(value);
-  }
-}
-
-// P tile = exp(scale Q_r K_cᵀ − ℓ_r), masked entries 0.
+// P tile = exp(scale Q_r K_cᵀ + B − ℓ_r), masked entries 0.
 template <class T, class Tile>
 void probabilities(const Head<T>& h, const Vector<T>& lse, Index r0, Index rows, Index c0, Index cols, Tile& P) {
   P.noalias() = h.Q.middleRows(r0, rows) * h.K.middleRows(c0, cols).transpose();
+  const bool masked = h.mask.touches(r0, c0, cols);
+  if (masked) {  // the bias and −∞ go in before exp
+    P *= h.scale;
+    h.mask.apply(P, r0, c0, -std::numeric_limits<T>::infinity());
+  }
   // Row by row: a column-vector broadcast over a row-major tile (colwise() − ℓ) defeats Eigen's
   // packet path and sends every entry through the scalar libm exp, a quarter of the product's time.
-  for (Index i = 0; i < rows; ++i) P.row(i) = (P.row(i).array() * h.scale - lse(r0 + i)).exp().matrix();
-  if (h.causal && c0 + cols > r0 + 1) mask_upper(P, r0, c0, T(0));
+  const T scale = masked ? T(1) : h.scale;
+  for (Index i = 0; i < rows; ++i) P.row(i) = (P.row(i).array() * scale - lse(r0 + i)).exp().matrix();
 }
 
 }  // namespace
@@ -93,7 +89,7 @@ void forward(const Head<T>& h, View<T> O, Vector<T>& lse) {
     Eigen::VectorXd l;  // softmax sums, accumulated in float64
   };
   parallel_row_blocks(
-      n, h.causal,
+      h.mask,
       [&] {
         return Scratch{Matrix<T>(kTileRows, kTileCols), Matrix<T>(kTileRows, kv), Vector<T>(kTileRows),
                        Eigen::VectorXd(kTileRows)};
@@ -110,10 +106,14 @@ void forward(const Head<T>& h, View<T> O, Vector<T>& lse) {
           auto s = t.tile.topLeftCorner(rows, cols);
           s.noalias() = h.Q.middleRows(r0, rows) * h.K.middleRows(c0, cols).transpose();
           s *= h.scale;
-          if (h.causal && c0 + cols > r0 + 1) mask_upper(s, r0, c0, minus_inf);
+          if (h.mask.touches(r0, c0, cols)) h.mask.apply(s, r0, c0, minus_inf);
           for (Index i = 0; i < rows; ++i) {
-            // Column c0 = 0 holds j = 0 ≤ i, so every row has a finite max after the first tile.
+            // A row sees its own key, so its max is finite by the end; until then a tile may hide all.
             const T m_new = std::max(m(i), s.row(i).maxCoeff());
+            if (m_new == minus_inf) {
+              s.row(i).setZero();
+              continue;
+            }
             const T rescale = std::exp(m(i) - m_new);  // 0 on the first tile (m = −∞)
             s.row(i) = (s.row(i).array() - m_new).exp().matrix();
             l(i) = rescale * l(i) + sum64(s.row(i));
@@ -137,7 +137,7 @@ void jvp(const Head<T>& h, ConstView<T> O, const Vector<T>& lse, ConstView<T> dQ
     Eigen::VectorXd c;  // c_i = Σ_j P_ij dS_ij, accumulated in float64
   };
   parallel_row_blocks(
-      n, h.causal,
+      h.mask,
       [&] {
         return Scratch{Matrix<T>(kTileRows, kTileCols), Matrix<T>(kTileRows, kTileCols), Matrix<T>(kTileRows, kv),
                        Eigen::VectorXd(kTileRows)};
@@ -179,7 +179,7 @@ void vjp(const Head<T>& h, ConstView<T> O, const Vector<T>& lse, ConstView<T> dO
   };
   PartialsByThread<Matrix<T>> dK_parts, dV_parts;
   parallel_row_blocks(
-      n, h.causal, Schedule::Cyclic,
+      h.mask, Schedule::Cyclic,
       [&] {
         return Scratch{Matrix<T>(kTileRows, kTileCols), Matrix<T>(kTileRows, kTileCols), Matrix<T>(kTileRows, k),
                        Matrix<T>::Zero(n, k), Matrix<T>::Zero(n, kv)};
@@ -211,6 +211,22 @@ void vjp(const Head<T>& h, ConstView<T> O, const Vector<T>& lse, ConstView<T> dO
   dV_parts.add_in_thread_order(dV);
 }
 
+template <class T>
+Matrix<T> attention_matrix(const Head<T>& h, const Vector<T>& lse) {
+  const Index n = h.Q.rows();
+  Matrix<T> P = Matrix<T>::Zero(n, n);
+  parallel_row_blocks(
+      h.mask, [] { return Matrix<T>(); },
+      [&](const RowBlock& block, Matrix<T>& tile) {
+        tile.resize(block.rows, block.c_end);
+        probabilities(h, lse, block.r0, block.rows, 0, block.c_end, tile);
+        P.block(block.r0, 0, block.rows, block.c_end) = tile;
+      });
+  return P;
+}
+
+template Matrix<double> attention_matrix<double>(const Head<double>&, const Vector<double>&);
+template Matrix<float> attention_matrix<float>(const Head<float>&, const Vector<float>&);
 template void forward<double>(const Head<double>&, View<double>, Vector<double>&);
 template void forward<float>(const Head<float>&, View<float>, Vector<float>&);
 template void jvp<double>(const Head<double>&, ConstView<double>, const Vector<double>&, ConstView<double>,

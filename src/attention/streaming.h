@@ -11,6 +11,7 @@
 // Shapes: Q, K (n × k), V (n × kv); O (n × kv); ℓ (n). Query row blocks run in parallel (OpenMP).
 #pragma once
 
+#include "attention/scores.h"
 #include "common/types.h"
 
 namespace lipattn::streaming {
@@ -20,14 +21,15 @@ using ConstView = Eigen::Ref<const Matrix<T>, 0, Eigen::OuterStride<>>;
 template <class T>
 using View = Eigen::Ref<Matrix<T>, 0, Eigen::OuterStride<>>;
 
+// One query head with the K/V head it reads, and the score tensor's mask and bias (§2.7).
 template <class T>
 struct Head {
   ConstView<T> Q, K, V;
   T scale;
-  bool causal;
+  const KeyMask<T>& mask;
 };
 
-// O = softmax(scale Q Kᵀ) V (masked), and ℓ_i = log Σ_j exp(S_ij) (§8.1).
+// O = softmax(scale Q Kᵀ + B) V, and ℓ_i = log Σ_j exp(S_ij + B_ij) (§8.1).
 template <class T>
 void forward(const Head<T>& head, View<T> O, Vector<T>& log_sum_exp);
 
@@ -40,5 +42,9 @@ void jvp(const Head<T>& head, ConstView<T> O, const Vector<T>& log_sum_exp, Cons
 template <class T>
 void vjp(const Head<T>& head, ConstView<T> O, const Vector<T>& log_sum_exp, ConstView<T> dO, View<T> dQ,
          View<T> dK, View<T> dV);
+
+// The head's attention matrix P_ij = exp(scale Q_i·K_j + B_ij − ℓ_i) (n × n), tile by tile.
+template <class T>
+Matrix<T> attention_matrix(const Head<T>& head, const Vector<T>& log_sum_exp);
 
 }  // namespace lipattn::streaming

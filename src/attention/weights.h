@@ -7,7 +7,6 @@
 #include <optional>
 
 #include "attention/norm.h"
-#include "common/error.h"
 #include "common/types.h"
 
 namespace lipattn {
@@ -64,40 +63,24 @@ struct AttentionWeights {
 };
 
 // The linear parts of a multi-head attention layer in the working precision T (docs/theory.md
-// §2.1), shared by MultiHeadAttention and the mean-field WeightedAttention: W_Q, W_K and W_V packed
-// into one (2H·k + H·k_v) × d matrix, so one GEMM gives Q, K and V of every head, and W_O.
+// §2.1): W_Q, W_K and W_V packed into one (H·k + H_kv·k + H_kv·k_v) × d matrix, so one GEMM gives
+// Q, K and V of every head, and W_O.
 template <class T>
 struct Projections {
-  Index heads, d, k, kv, d_out;  // k: key width, kv: value width per head
-  T scale;                       // scores are scale·⟨q_i, k_j⟩
-  Matrix<T> w_qkv;               // [W_Q; W_K; W_V], (2H·k + H·k_v) × d
-  Vector<T> b_qkv;               // empty: no biases
-  Matrix<T> w_o;                 // d_out × H·k_v, or empty: the heads' outputs are concatenated
+  Index heads, groups, d, k, kv, d_out;  // groups = H_kv; k: key width, kv: value width per head
+  T scale;                               // scores are scale·⟨q_i, k_j⟩
+  Matrix<T> w_qkv;                       // [W_Q; W_K; W_V], (H·k + H_kv·k + H_kv·k_v) × d
+  Vector<T> b_qkv;                       // empty: no biases
+  Matrix<T> w_o;                         // d_out × H·k_v, or empty: the heads' outputs are concatenated
   Vector<T> b_o;
 
-  explicit Projections(const AttentionWeights& w) {
-    w.validate();
-    if (w.kv_head_count() != w.heads || w.rope.enabled() || w.q_norm)
-      throw InputError("grouped K/V heads, rotary embeddings and QK-norm are not implemented yet");
-    heads = w.heads;
-    d = w.input_dim();
-    k = w.key_dim();
-    kv = w.value_dim();
-    d_out = w.output_dim();
-    scale = static_cast<T>(w.effective_scale());
-    w_qkv.resize(2 * heads * k + heads * kv, d);
-    w_qkv << w.w_q.cast<T>(), w.w_k.cast<T>(), w.w_v.cast<T>();
-    if (w.b_q.size() || w.b_k.size() || w.b_v.size()) {
-      b_qkv = Vector<T>::Zero(w_qkv.rows());
-      if (w.b_q.size()) b_qkv.segment(0, heads * k) = w.b_q.cast<T>();
-      if (w.b_k.size()) b_qkv.segment(heads * k, heads * k) = w.b_k.cast<T>();
-      if (w.b_v.size()) b_qkv.segment(2 * heads * k, heads * kv) = w.b_v.cast<T>();
-    }
-    if (w.w_o.size()) w_o = w.w_o.cast<T>();
-    if (w.b_o.size()) b_o = w.b_o.cast<T>();
-  }
+  explicit Projections(const AttentionWeights& w);
 
-  // qkv = X W_qkvᵀ + b_qkv, n × (2H·k + H·k_v): [Q_1..Q_H K_1..K_H V_1..V_H].
+  // The K/V head that query head h reads (GQA: H / H_kv consecutive query heads share one).
+  Index group_of(Index h) const { return h / (heads / groups); }
+  Index qkv_width() const { return w_qkv.rows(); }
+
+  // qkv = X W_qkvᵀ + b_qkv, n × (H·k + H_kv·k + H_kv·k_v): [Q_1..Q_H K_1..K_Hkv V_1..V_Hkv].
   Matrix<T> qkv(const Matrix<T>& X) const {
     Matrix<T> m = qkv_tangent(X);
     if (b_qkv.size()) m.rowwise() += b_qkv.transpose();
@@ -115,13 +98,18 @@ struct Projections {
     return m;
   }
 
-  // Head h's columns of qkv or of any of its tangents (a view, const if m is).
+  // Columns of qkv or of any of its tangents (a view, const if m is): query head h's Q, and K/V
+  // head g's K and V (g = group_of(h) for the K and V that query head h reads).
   template <class M>
   auto q_of(M& m, Index h) const { return m.middleCols(h * k, k); }
   template <class M>
-  auto k_of(M& m, Index h) const { return m.middleCols((heads + h) * k, k); }
+  auto k_of(M& m, Index g) const { return m.middleCols((heads + g) * k, k); }
   template <class M>
-  auto v_of(M& m, Index h) const { return m.middleCols(2 * heads * k + h * kv, kv); }
+  auto v_of(M& m, Index g) const { return m.middleCols((heads + groups) * k + g * kv, kv); }
+  template <class M>
+  auto queries(M& m) const { return m.leftCols(heads * k); }
+  template <class M>
+  auto keys(M& m) const { return m.middleCols(heads * k, groups * k); }
 
   // The layer's output from the heads' outputs O (n × H·k_v): O W_Oᵀ + b_o, or O without W_O.
   Matrix<T> output(Matrix<T> O) const {

@@ -4,6 +4,7 @@
 #include <fmt/core.h>
 
 #include "cli/command.h"
+#include "cli/run_flags.h"
 #include "common/error.h"
 #include "experiments/reproduce.h"
 
@@ -11,9 +12,9 @@ namespace lipattn::cli {
 namespace {
 
 struct ReproduceFlags {
-  std::string out, gpt2, bert, text, parallel = "auto";
-  int jobs = 0;
-  bool quick = false, no_progress = false, analyse_only = false;
+  std::string out, gpt2, bert, text;
+  RunFlags run;
+  bool quick = false, analyse_only = false;
   std::uint64_t seed = 0;
   std::vector<std::string> only;
 };
@@ -25,10 +26,10 @@ int run(const ReproduceFlags& f) {
   o.gpt2 = f.gpt2;
   o.bert = f.bert;
   o.text = f.text;
-  o.workers = f.jobs;
+  o.workers = f.run.jobs;
   o.seed = f.seed;
-  o.mode = experiments::parse_parallel_mode(f.parallel);
-  o.progress = !f.no_progress;
+  o.mode = f.run.mode();
+  o.progress = !f.run.no_progress;
   o.only = f.only;
   experiments::ReproduceSummary s;
   if (f.analyse_only) {
@@ -55,12 +56,10 @@ const Register registered{
        app.add_option("--gpt2", f->gpt2, "pretrained GPT-2 folder or cached name (default: random:gpt2)");
        app.add_option("--bert", f->bert, "pretrained BERT folder or cached name (default: random:bert-base-uncased)");
        app.add_option("--text", f->text, "text file cut into windows (default: seeded random token ids)");
-       app.add_option("--jobs", f->jobs, "worker threads (default: the machine's cores)");
-       app.add_option("--parallel", f->parallel, "auto | jobs | threads")->capture_default_str();
+       f->run.add(app, "worker threads (default: the machine's cores)");
        app.add_option("--seed", f->seed, "seed of the random models and inputs")->capture_default_str();
        app.add_option("--only", f->only, "run only the experiments whose names start with these prefixes");
        app.add_flag("--analyse-only", f->analyse_only, "redo fits, figures and report from DIR/results only");
-       app.add_flag("--no-progress", f->no_progress, "no progress bar on stderr");
        return [f] { return run(*f); };
      }}};
 

@@ -5,6 +5,7 @@
 #include <fmt/core.h>
 
 #include "cli/command.h"
+#include "cli/run_flags.h"
 #include "common/error.h"
 #include "experiments/distributed.h"
 #include "experiments/jobs.h"
@@ -14,9 +15,9 @@ namespace lipattn::cli {
 namespace {
 
 struct SweepFlags {
-  std::string spec, out, parallel = "auto";
-  int jobs = 0;
-  bool list = false, no_progress = false;
+  std::string spec, out;
+  RunFlags run;
+  bool list = false;
 };
 
 // Under mpirun: the ranks share the jobs (src/experiments/distributed.h). Errors every rank meets
@@ -26,7 +27,7 @@ struct SweepFlags {
 int run_mpi(const SweepFlags& f) {
   using namespace experiments;
   if (f.out.empty()) throw InputError("sweep needs --out RESULTS.jsonl (or --list to print the jobs)");
-  const ParallelMode mode = parse_parallel_mode(f.parallel);
+  const ParallelMode mode = f.run.mode();
   MpiSession session;
   const bool lead = session.rank() == 0;
   try {
@@ -38,9 +39,9 @@ int run_mpi(const SweepFlags& f) {
     JobRunner runner;
     for (const auto& s : sweeps) runner.prepare(s.jobs);
     DistributedOptions options;
-    options.threads = f.jobs;
+    options.threads = f.run.jobs;
     options.mode = mode;
-    options.progress = !f.no_progress;
+    options.progress = !f.run.no_progress;
     options.label = sweeps.size() == 1 ? sweeps.front().name : fmt::format("{} sweeps", sweeps.size());
     const DistributedSummary r = run_distributed(sweeps, runner.executor(), f.out, options);
     if (lead) {
@@ -81,27 +82,15 @@ int run(const SweepFlags& f) {
     return 0;
   }
   if (f.out.empty()) throw InputError("sweep needs --out RESULTS.jsonl (or --list to print the jobs)");
-  ResultsFile results(f.out);
-  if (results.repaired()) std::cerr << "lipattn: note: " << results.repair_note() << "\n";
-  JobRunner runner;
-  for (const auto& s : sweeps) runner.prepare(s.jobs);
-  int failed = 0, ran = 0, skipped = 0;
-  for (const auto& s : sweeps) {
-    RunOptions options;
-    options.workers = f.jobs;
-    options.mode = parse_parallel_mode(f.parallel);
-    options.progress = !f.no_progress;
-    options.sweep = s.name;
-    options.label = s.name;
-    const RunSummary r = run_jobs(s.jobs, runner.executor(), results, options);
-    failed += r.failed;
-    ran += r.ran;
-    skipped += r.skipped;
-    for (const auto& e : r.errors) std::cerr << "lipattn: error: " << e << "\n";
-  }
-  std::cerr << fmt::format("lipattn: {} jobs ran, {} already done, {} failed; results in {}\n", ran, skipped, failed,
-                           f.out);
-  return failed ? 1 : 0;
+  SweepsOptions options;
+  options.run = f.run.options();
+  options.results_path = [&](const PlannedSweep&) { return f.out; };
+  options.on_note = [](const std::string& note) { std::cerr << "lipattn: note: " << note << "\n"; };
+  const SweepsSummary r = run_sweeps(sweeps, options);
+  for (const auto& e : r.errors) std::cerr << "lipattn: error: " << e.message << "\n";
+  std::cerr << fmt::format("lipattn: {} jobs ran, {} already done, {} failed; results in {}\n", r.ran, r.skipped,
+                           r.failed, f.out);
+  return r.failed ? 1 : 0;
 }
 
 const Register registered{{"sweep", "run a sweep file's jobs into a resumable JSON-lines results file",
@@ -109,15 +98,11 @@ const Register registered{{"sweep", "run a sweep file's jobs into a resumable JS
                              auto f = std::make_shared<SweepFlags>();
                              app.add_option("spec", f->spec, "sweep file (JSON; see docs/experiments.md)")->required();
                              app.add_option("--out", f->out, "results file (JSON lines; reruns skip finished jobs)");
-                             app.add_option("--jobs", f->jobs,
-                                            "worker threads (default: the machine's cores; under mpirun, per rank: "
-                                            "the cores the rank is bound to, else the cores / the ranks on the "
-                                            "machine)");
-                             app.add_option("--parallel", f->parallel,
-                                            "auto | jobs (side by side) | threads (inside each job)")
-                                 ->capture_default_str();
+                             f->run.add(app,
+                                        "worker threads (default: the machine's cores; under mpirun, per rank: "
+                                        "the cores the rank is bound to, else the cores / the ranks on the "
+                                        "machine)");
                              app.add_flag("--list", f->list, "print the planned jobs (JSON lines) and exit");
-                             app.add_flag("--no-progress", f->no_progress, "no progress bar on stderr");
                              return [f] { return run(*f); };
                            }}};
 

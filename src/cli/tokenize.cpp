@@ -19,7 +19,7 @@ struct TokenizeFlags {
 
 int run(const TokenizeFlags& f) {
   const models::ModelSource source = models::resolve_model(f.model);
-  const auto tokenizer = models::ModelTokenizer::load(source.config.type, models::tokenizer_dir(source, f.tokenizer));
+  const auto tokenizer = models::ModelTokenizer::load(source, f.tokenizer);
   const std::vector<int> ids = tokenizer.encode(models::read_text(f.text), f.text);
   if (f.json) {
     std::cout << nlohmann::json(ids).dump() << "\n";
@@ -31,11 +31,14 @@ int run(const TokenizeFlags& f) {
 
 const Register reg{{"tokenize", "print the token ids of a text file with a model's tokenizer", [](CLI::App& sub) {
                       auto f = std::make_shared<TokenizeFlags>();
-                      sub.add_option("--model", f->model, "model folder, cached name or random:...")->required();
+                      sub.add_option("--model", f->model, "model folder, llama2.c FILE.bin, cached name or random:...")
+                          ->required();
                       sub.add_option("--text", f->text, "UTF-8 text file")->required();
                       sub.add_option("--tokenizer", f->tokenizer,
-                                     "folder with vocab.json + merges.txt (GPT-2) or vocab.txt (BERT); default: "
-                                     "the model folder, or for random models $LIPATTN_DATA_DIR/<gpt2|bert-base-uncased>");
+                                     "folder with vocab.json + merges.txt (GPT-2) or vocab.txt (BERT), or for LLaMA "
+                                     "models a tokenizer.json or llama2.c tokenizer.bin file; default: the model "
+                                     "folder (beside FILE.bin: tok<vocab>.bin or tokenizer.bin), or for random "
+                                     "models $LIPATTN_DATA_DIR/<gpt2|bert-base-uncased|stories260K>");
                       sub.add_flag("--json", f->json, "print a JSON array instead of space-separated ids");
                       return [f] { return run(*f); };
                     }}};

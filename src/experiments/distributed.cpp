@@ -190,11 +190,6 @@ int usable_cpus() {
   return std::max(1, CPU_COUNT(&set));
 }
 
-void set_inner_threads(int threads) {
-  Eigen::setNbThreads(threads);
-  omp_set_num_threads(threads);
-}
-
 // FNV-1a: a fingerprint of the pending job list, to check that every rank planned the same one.
 std::uint64_t fingerprint(const std::vector<std::vector<std::pair<const Job*, std::string>>>& phases) {
   std::uint64_t h = 1469598103934665603ULL;
@@ -260,14 +255,12 @@ void on_all_ranks(const std::function<void()>& step) {
   throw CollectiveError(global[0], failed_rank, message);
 }
 
-DistributedSummary run_distributed(const std::vector<PlannedSweep>& sweeps, const Executor& execute,
-                                   const std::string& out, const DistributedOptions& options) {
-  const auto start = std::chrono::steady_clock::now();
-  DistributedSummary summary;
-  const int rank = world_rank(), size = world_size();
-  summary.ranks = size;
+namespace {
 
-  // 1. Rank 0 folds what a killed run left in part files into OUT; then every rank reads OUT.
+using Phases = std::vector<std::vector<std::pair<const Job*, std::string>>>;  // (job, its sweep) per phase
+
+// 1. Rank 0 folds what a killed run left in part files into OUT (every rank then reads OUT).
+void merge_leftovers(const std::string& out, int rank, DistributedSummary& summary) {
   on_all_ranks([&] {
     if (rank != 0) return;
     const MergeReport merge = merge_part_files(out);
@@ -277,10 +270,14 @@ DistributedSummary run_distributed(const std::vector<PlannedSweep>& sweeps, cons
                                           "interrupted run",
                                           out, merge.merged, merge.duplicates, merge.files));
   });
+}
 
-  // 2. The pending jobs, in plan order, split as run_jobs splits them; the same list on every rank.
-  std::vector<std::vector<std::pair<const Job*, std::string>>> phases(kPhases);
-  std::unique_ptr<ResultsFile> part;
+// 2. The pending jobs, in plan order, split as run_jobs splits them; the same list on every rank
+// (checked). Opens this rank's part file.
+Phases pending_phases(const std::vector<PlannedSweep>& sweeps, const std::string& out,
+                      const DistributedOptions& options, int rank, std::unique_ptr<ResultsFile>& part,
+                      DistributedSummary& summary) {
+  Phases phases(kPhases);
   on_all_ranks([&] {
     std::set<std::string> done;
     for (const auto& record : read_records(out)) done.insert(record["job"].dump());
@@ -291,95 +288,75 @@ DistributedSummary run_distributed(const std::vector<PlannedSweep>& sweeps, cons
           ++summary.skipped;
           continue;
         }
-        const bool small = options.mode == ParallelMode::Jobs ||
-                           (options.mode == ParallelMode::Auto && job.cost < options.side_by_side_below);
-        phases[small ? 0 : 1].emplace_back(&job, sweep.name);
+        phases[runs_side_by_side(job, options.mode, options.side_by_side_below) ? 0 : 1].emplace_back(&job, sweep.name);
       }
     part = std::make_unique<ResultsFile>(part_file_path(out, rank));
   });
-  {
-    const std::uint64_t mine = fingerprint(phases);
-    const unsigned long long local[2] = {mine, ~mine};
-    unsigned long long global[2] = {0, 0};
-    MPI_Allreduce(local, global, 2, MPI_UNSIGNED_LONG_LONG, MPI_MAX, MPI_COMM_WORLD);
-    if (global[0] != mine || global[1] != ~mine)
-      throw CollectiveError(2, rank,
-                            fmt::format("the ranks planned different pending jobs: every machine must see the same "
-                                        "sweep file, texts and models, and the same {} (put it in a shared folder)",
-                                        out));
-  }
+  const std::uint64_t mine = fingerprint(phases);
+  const unsigned long long local[2] = {mine, ~mine};
+  unsigned long long global[2] = {0, 0};
+  MPI_Allreduce(local, global, 2, MPI_UNSIGNED_LONG_LONG, MPI_MAX, MPI_COMM_WORLD);
+  if (global[0] != mine || global[1] != ~mine)
+    throw CollectiveError(2, rank,
+                          fmt::format("the ranks planned different pending jobs: every machine must see the same "
+                                      "sweep file, texts and models, and the same {} (put it in a shared folder)",
+                                      out));
+  return phases;
+}
 
-  // Default threads per rank: the cores the launcher bound this rank to, or, unbound, an equal share
-  // of the machine among the ranks on it.
+// Default threads per rank: the cores the launcher bound this rank to, or, unbound, an equal share of
+// the machine among the ranks on it.
+int threads_per_rank(const DistributedOptions& options) {
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   const int usable = usable_cpus();
-  const int local_ranks = ranks_on_this_machine();
-  const int threads = options.threads > 0 ? options.threads : usable < cores ? usable : std::max(1, cores / local_ranks);
-  const long long pending = static_cast<long long>(phases[0].size() + phases[1].size());
+  return options.threads > 0 ? options.threads : usable < cores ? usable : std::max(1, cores / ranks_on_this_machine());
+}
 
-  // 3. The jobs. A worker asks for the next index of its phase, reporting the job it just finished
-  // (so rank 0's progress bar counts every rank's jobs), until it gets −1.
-  std::mutex local_mutex;
+// 3. The jobs of one rank. A worker asks for the next index of its phase, reporting the job it just
+// finished (so rank 0's progress bar counts every rank's jobs), until it gets −1. Rank 0 holds the
+// counters: its main thread only answers requests (serve) while its own jobs run on a worker thread,
+// so the others never wait for rank 0's jobs.
+class RankWork {
+ public:
+  RankWork(const Phases& phases, const Executor& execute, ResultsFile& part, int rank, int size, int threads,
+           const DistributedOptions& options)
+      : phases_(phases), execute_(execute), part_(part), rank_(rank), size_(size), threads_(threads) {
+    if (rank != 0) return;
+    const std::string label =
+        options.label.empty() ? fmt::format("{} ranks", size) : fmt::format("{} ({} ranks)", options.label, size);
+    bar_ =
+        std::make_unique<ProgressBar>(label, static_cast<int>(phases[0].size() + phases[1].size()), options.progress);
+  }
+
+  void run() {
+    const int saved_eigen_threads = Eigen::nbThreads();
+    if (rank_ == 0)
+      serve();
+    else
+      work();
+    set_inner_threads(saved_eigen_threads);
+    if (bar_) bar_->finish();
+  }
+
   int ran = 0, failed = 0;
   std::vector<std::string> errors;
-  std::unique_ptr<ProgressBar> bar;
-  if (rank == 0)
-    bar = std::make_unique<ProgressBar>(options.label.empty() ? fmt::format("{} ranks", size)
-                                                              : fmt::format("{} ({} ranks)", options.label, size),
-                                        static_cast<int>(pending), options.progress);
-  std::atomic<long long> next[kPhases] = {0, 0};  // rank 0's counters
-  auto take = [&](int phase) -> long long {
-    const long long i = next[phase]++;
-    return i < static_cast<long long>(phases[phase].size()) ? i : -1;
-  };
 
-  auto run_one = [&](const Job& job, const std::string& sweep, int job_threads) -> bool {
-    const auto t0 = std::chrono::steady_clock::now();
-    try {
-      nlohmann::json record;
-      record["sweep"] = sweep;
-      record["job"] = job.spec;
-      record["result"] = execute(job, job_threads);
-      record["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      record["threads"] = job_threads;
-      record["finished"] = now_iso();
-      record["rank"] = rank;
-      part->append(record);
-      std::lock_guard<std::mutex> lock(local_mutex);
-      ++ran;
-      return true;
-    } catch (const std::exception& e) {
-      std::lock_guard<std::mutex> lock(local_mutex);
-      ++failed;
-      errors.push_back(fmt::format("rank {}: job {}: {}", rank, job.key(), e.what()));
-      return false;
-    }
-  };
+ private:
+  // Every rank passes through both phases (each worker stops at its phase's first −1), so each rank
+  // gets exactly one −1 for the last phase: rank 0 counts those to know when everyone is done.
+  void work() {
+    set_inner_threads(1);
+    work_phase(0, threads_, 1);
+    set_inner_threads(threads_);
+    work_phase(1, 1, threads_);
+  }
 
-  // Rank 0 takes indices straight from its counters; the others ask rank 0, one request at a time
-  // per rank (MPI_THREAD_SERIALIZED), so a reply always answers the request just sent.
-  std::mutex mpi_mutex;
-  auto next_index = [&](int phase, int finished) -> long long {
-    if (rank == 0) {
-      if (finished) bar->advance(finished);
-      return take(phase);
-    }
-    std::lock_guard<std::mutex> lock(mpi_mutex);
-    long long index = -1;
-    MPI_Request reply;
-    MPI_Irecv(&index, 1, MPI_LONG_LONG, 0, kReply, MPI_COMM_WORLD, &reply);
-    int request[2] = {phase, finished};
-    MPI_Send(request, 2, MPI_INT, 0, kRequest, MPI_COMM_WORLD);
-    wait_polling(&reply);
-    return index;
-  };
-
-  auto work_phase = [&](int phase, int workers, int job_threads) {
+  void work_phase(int phase, int workers, int job_threads) {
     auto worker = [&] {
       omp_set_num_threads(job_threads);  // OpenMP's thread count is per thread: set it in each worker
       int finished = 0;
       for (long long i = next_index(phase, finished); i >= 0; i = next_index(phase, finished)) {
-        const auto& [job, sweep] = phases[phase][static_cast<std::size_t>(i)];
+        const auto& [job, sweep] = phases_[phase][static_cast<std::size_t>(i)];
         run_one(*job, sweep, job_threads);
         finished = 1;
       }
@@ -388,19 +365,45 @@ DistributedSummary run_distributed(const std::vector<PlannedSweep>& sweeps, cons
     for (int w = 1; w < workers; ++w) pool.emplace_back(worker);
     worker();
     for (auto& t : pool) t.join();
-  };
+  }
 
-  // Every rank passes through both phases (each worker stops at its phase's first −1), so each rank
-  // gets exactly one −1 for the last phase: rank 0 counts those to know when everyone is done.
-  auto work = [&] {
-    set_inner_threads(1);
-    work_phase(0, threads, 1);
-    set_inner_threads(threads);
-    work_phase(1, 1, threads);
-  };
+  void run_one(const Job& job, const std::string& sweep, int job_threads) {
+    try {
+      nlohmann::json record = run_record(job, sweep, execute_, job_threads);
+      record["rank"] = rank_;
+      part_.append(record);
+      std::lock_guard<std::mutex> lock(mutex_);
+      ++ran;
+    } catch (const std::exception& e) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      ++failed;
+      errors.push_back(fmt::format("rank {}: job {}: {}", rank_, job.key(), e.what()));
+    }
+  }
 
-  const int saved_eigen_threads = Eigen::nbThreads();
-  if (rank == 0) {
+  long long take(int phase) {
+    const long long i = next_[phase]++;
+    return i < static_cast<long long>(phases_[phase].size()) ? i : -1;
+  }
+
+  // Rank 0 takes indices straight from its counters; the others ask rank 0, one request at a time per
+  // rank (MPI_THREAD_SERIALIZED), so a reply always answers the request just sent.
+  long long next_index(int phase, int finished) {
+    if (rank_ == 0) {
+      if (finished) bar_->advance(finished);
+      return take(phase);
+    }
+    std::lock_guard<std::mutex> lock(mpi_mutex_);
+    long long index = -1;
+    MPI_Request reply;
+    MPI_Irecv(&index, 1, MPI_LONG_LONG, 0, kReply, MPI_COMM_WORLD, &reply);
+    int request[2] = {phase, finished};
+    MPI_Send(request, 2, MPI_INT, 0, kRequest, MPI_COMM_WORLD);
+    wait_polling(&reply);
+    return index;
+  }
+
+  void serve() {
     std::atomic<bool> local_done{false};
     std::exception_ptr local_error;
     std::thread local([&] {
@@ -411,8 +414,7 @@ DistributedSummary run_distributed(const std::vector<PlannedSweep>& sweeps, cons
       }
       local_done = true;
     });
-    // The main thread only answers requests, so the others never wait for rank 0's jobs.
-    int remote_left = size - 1;
+    int remote_left = size_ - 1;
     while (remote_left > 0 || !local_done) {
       int arrived = 0;
       MPI_Status status;
@@ -423,7 +425,7 @@ DistributedSummary run_distributed(const std::vector<PlannedSweep>& sweeps, cons
       }
       int request[2] = {0, 0};
       MPI_Recv(request, 2, MPI_INT, status.MPI_SOURCE, kRequest, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-      if (request[1]) bar->advance(request[1]);
+      if (request[1]) bar_->advance(request[1]);
       const int phase = std::clamp(request[0], 0, kPhases - 1);
       const long long index = take(phase);
       MPI_Send(&index, 1, MPI_LONG_LONG, status.MPI_SOURCE, kReply, MPI_COMM_WORLD);
@@ -431,41 +433,49 @@ DistributedSummary run_distributed(const std::vector<PlannedSweep>& sweeps, cons
     }
     local.join();
     if (local_error) std::rethrow_exception(local_error);
-  } else {
-    work();
   }
-  set_inner_threads(saved_eigen_threads);
-  part.reset();  // closed before rank 0 reads it
 
-  // 4. Rank 0 gathers what each rank ran and the errors, merges the part files into OUT and tells
-  // every rank the totals.
-  const nlohmann::json mine = {{"ran", ran}, {"failed", failed}, {"errors", errors}};
+  const Phases& phases_;
+  const Executor& execute_;
+  ResultsFile& part_;
+  const int rank_, size_, threads_;
+  std::unique_ptr<ProgressBar> bar_;               // rank 0's
+  std::atomic<long long> next_[kPhases] = {0, 0};  // rank 0's counters
+  std::mutex mutex_, mpi_mutex_;
+};
+
+// 4. Rank 0 gathers what each rank ran and the errors.
+void gather_summaries(const RankWork& work, int rank, int size, DistributedSummary& summary) {
+  const nlohmann::json mine = {{"ran", work.ran}, {"failed", work.failed}, {"errors", work.errors}};
   if (rank != 0) {
     const std::string text = mine.dump();
     MPI_Request sent;
     MPI_Isend(text.data(), static_cast<int>(text.size()), MPI_CHAR, 0, kSummary, MPI_COMM_WORLD, &sent);
     wait_polling(&sent);
-  } else {
-    bar->finish();
-    std::vector<nlohmann::json> per_rank{mine};
-    for (int r = 1; r < size; ++r) {
-      int arrived = 0;
-      MPI_Status status;
-      while (MPI_Iprobe(r, kSummary, MPI_COMM_WORLD, &arrived, &status), !arrived)
-        std::this_thread::sleep_for(std::chrono::microseconds(200));
-      int length = 0;
-      MPI_Get_count(&status, MPI_CHAR, &length);
-      std::string text(static_cast<std::size_t>(length), '\0');
-      MPI_Recv(text.data(), length, MPI_CHAR, r, kSummary, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-      per_rank.push_back(nlohmann::json::parse(text));
-    }
-    for (const auto& s : per_rank) {
-      summary.ran += s["ran"].get<int>();
-      summary.failed += s["failed"].get<int>();
-      summary.ran_per_rank.push_back(s["ran"].get<int>());
-      for (const auto& e : s["errors"]) summary.errors.push_back(e.get<std::string>());
-    }
+    return;
   }
+  std::vector<nlohmann::json> per_rank{mine};
+  for (int r = 1; r < size; ++r) {
+    int arrived = 0;
+    MPI_Status status;
+    while (MPI_Iprobe(r, kSummary, MPI_COMM_WORLD, &arrived, &status), !arrived)
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    int length = 0;
+    MPI_Get_count(&status, MPI_CHAR, &length);
+    std::string text(static_cast<std::size_t>(length), '\0');
+    MPI_Recv(text.data(), length, MPI_CHAR, r, kSummary, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    per_rank.push_back(nlohmann::json::parse(text));
+  }
+  for (const auto& s : per_rank) {
+    summary.ran += s["ran"].get<int>();
+    summary.failed += s["failed"].get<int>();
+    summary.ran_per_rank.push_back(s["ran"].get<int>());
+    for (const auto& e : s["errors"]) summary.errors.push_back(e.get<std::string>());
+  }
+}
+
+// 5. Rank 0 merges the part files into OUT.
+void merge_parts(const std::string& out, int rank, int size, DistributedSummary& summary) {
   on_all_ranks([&] {
     if (rank != 0) return;
     // A rank's records reach OUT only through a part file rank 0 can see: on machines without a shared
@@ -483,6 +493,25 @@ DistributedSummary run_distributed(const std::vector<PlannedSweep>& sweeps, cons
       summary.notes.push_back(fmt::format("{}: {} records of the part files were already in it", out,
                                           merge.duplicates));
   });
+}
+
+}  // namespace
+
+DistributedSummary run_distributed(const std::vector<PlannedSweep>& sweeps, const Executor& execute,
+                                   const std::string& out, const DistributedOptions& options) {
+  const auto start = std::chrono::steady_clock::now();
+  DistributedSummary summary;
+  const int rank = world_rank(), size = world_size();
+  summary.ranks = size;
+  merge_leftovers(out, rank, summary);
+  std::unique_ptr<ResultsFile> part;
+  const Phases phases = pending_phases(sweeps, out, options, rank, part, summary);
+  RankWork work(phases, execute, *part, rank, size, threads_per_rank(options), options);
+  work.run();
+  part.reset();  // closed before rank 0 reads it
+  gather_summaries(work, rank, size, summary);
+  merge_parts(out, rank, size, summary);
+  // Every rank tells the same totals.
   int counts[2] = {summary.ran, summary.failed};
   polling_bcast(counts, 2, MPI_INT, 0);
   summary.ran = counts[0];

@@ -30,14 +30,15 @@ const std::vector<std::string> kAxisOrder = {"model", "model_seed", "regime", "l
 
 std::string require_string(const nlohmann::json& job, const char* field, const std::string& where) {
   if (!job.contains(field) || !job[field].is_string())
-    throw InputError(fmt::format("{}: field '{}' (a string) is required", where, field));
+    throw InputError(fmt::format("{}: field '{}' (a string) is required", where, field), field);
   return job[field].get<std::string>();
 }
 
 int require_int(const nlohmann::json& job, const char* field, const std::string& where) {
   if (!job.contains(field) || !job[field].is_number_integer())
     throw InputError(fmt::format("{}: field '{}' (an integer) is required, got {}", where, field,
-                                 job.contains(field) ? job[field].dump() : "nothing"));
+                                 job.contains(field) ? job[field].dump() : "nothing"),
+                     field);
   return job[field].get<int>();
 }
 
@@ -100,30 +101,10 @@ SpectralOptions solver_options(const nlohmann::json& job) {
   return o;
 }
 
-nlohmann::json spectral_json(const SpectralResult& r) {
-  return {{"lipschitz", r.lipschitz},         {"lower", r.lower},   {"relative_residual", r.relative_residual},
-          {"method", to_string(r.method)},    {"matvecs", r.matvecs}, {"converged", r.converged},
-          {"solver_seconds", r.seconds}};
-}
-
-nlohmann::json bounds_json(const BoundReport& report) {
-  nlohmann::json j = nlohmann::json::object();
-  for (const auto& [name, value] : report.bounds)
-    j[name] = std::isfinite(value) ? nlohmann::json(value) : nlohmann::json("inf");
-  nlohmann::json status = nlohmann::json::object();
-  for (const auto& [name, s] : report.status) status[name] = s;
-  return {{"bounds", j},
-          {"status", status},
-          {"best", std::isfinite(report.best) ? nlohmann::json(report.best) : nlohmann::json("inf")},
-          {"best_name", report.best_name}};
-}
-
-nlohmann::json number_or_null(double value) { return std::isfinite(value) ? nlohmann::json(value) : nlohmann::json(); }
-
 }  // namespace
 
 LayerSpec toy_head(Index d, std::uint64_t seed, bool causal) {
-  if (d < 1) throw InputError(fmt::format("toy head: d must be at least 1, got {}", d));
+  if (d < 1) throw InputError(fmt::format("toy head: d must be at least 1, got {}", d), "d");
   std::mt19937_64 rng(seed);
   std::normal_distribution<double> normal;
   MatrixD G(d, d);
@@ -148,110 +129,162 @@ AuthorsQuantity authors_quantity(const LayerSpec& spec, const MatrixD& X) {
   return q;
 }
 
+namespace {
+
+// Plans the jobs of one sweep: per kind the defaults, the checks (InputError naming the key) and the
+// cost estimate; the models it names are resolved once, and its text windows cut once.
+class SweepPlanner {
+ public:
+  SweepPlanner(const nlohmann::json& spec, PlannedSweep& plan) : spec_(spec), plan_(plan) {
+    where_ = "sweep '" + plan.name + "'";
+  }
+  const std::string& where() const { return where_; }
+  // Fills the job's defaults and estimates its cost; false when the job is dropped (its text window
+  // does not fit).
+  bool plan(nlohmann::json& job, JobKind kind, Job& out);
+
+ private:
+  const ResolvedModel& model(const std::string& name);
+  bool plan_window(nlohmann::json& job, const ResolvedModel& m, Job& out);
+  std::optional<std::size_t> window_start(const ResolvedModel& m, const nlohmann::json& job);
+  void plan_head(nlohmann::json& job, JobKind kind, Job& out);
+
+  const nlohmann::json& spec_;
+  PlannedSweep& plan_;
+  std::string where_;
+  std::map<std::string, ResolvedModel> resolved_;
+  // Text windows per (model type, tokenizer, text): start offsets keyed by (n, sample).
+  std::map<std::string, std::map<std::pair<int, int>, std::size_t>> window_starts_;
+};
+
+const ResolvedModel& SweepPlanner::model(const std::string& name) {
+  auto it = resolved_.find(name);
+  if (it == resolved_.end()) it = resolved_.emplace(name, resolve(name)).first;
+  return it->second;
+}
+
+bool SweepPlanner::plan(nlohmann::json& job, JobKind kind, Job& out) {
+  job["kind"] = to_string(kind);
+  const std::string model_name = require_string(job, "model", where_);
+  if (kind == JobKind::Window) {
+    if (model_name == "toy") throw InputError(where_ + ": window jobs need a real model, not 'toy'", "model");
+    return plan_window(job, model(model_name), out);
+  }
+  plan_head(job, kind, out);
+  return true;
+}
+
+bool SweepPlanner::plan_window(nlohmann::json& job, const ResolvedModel& m, Job& out) {
+  set_default(job, "model_seed", 0);
+  set_default(job, "layer", 0);
+  set_default(job, "head", nullptr);
+  set_default(job, "sample", 0);
+  set_default(job, "tol", 1e-8);
+  set_default(job, "bounds", false);
+  const models::Block block = models::parse_block(job.value("block", std::string()), m.config.type);
+  job["block"] = models::to_string(block);
+  job["causal"] = m.config.causal() || job.value("causal", false);
+  const int layer = require_int(job, "layer", where_);
+  if (layer < 0 || layer >= m.config.num_layers)
+    throw InputError(fmt::format("{}: layer {} is out of range: {} has {} layers", where_, layer,
+                                 job["model"].get<std::string>(), m.config.num_layers),
+                     "layer");
+  const int n = require_int(job, "n", where_);
+  if (n < 1 || n > m.config.max_positions)
+    throw InputError(
+        fmt::format("{}: n = {} must lie in 1..{} (the model's positions)", where_, n, m.config.max_positions), "n");
+  if (job.contains("text")) {
+    const std::optional<std::size_t> start = window_start(m, job);
+    if (!start) return false;
+    job["start"] = *start;
+  } else {
+    set_default(job, "ids_seed", 0);
+  }
+  out.cost = window_cost(m.config, n, !job["head"].is_null());
+  return true;
+}
+
+// The token offset of the job's window: the text is cut once over the sweep's n list, in order, the
+// cursor running on across n (text::plan_windows); nothing when the text ran out before it.
+std::optional<std::size_t> SweepPlanner::window_start(const ResolvedModel& m, const nlohmann::json& job) {
+  const std::string text = require_string(job, "text", where_);
+  const std::string group =
+      fmt::format("{}|{}|{}", models::to_string(m.config.type), models::tokenizer_dir(m.source, "").string(), text);
+  if (!window_starts_.count(group)) {
+    std::vector<int> lengths;
+    for (double x : expand_range(spec_["n"], "n")) lengths.push_back(static_cast<int>(x));
+    const int samples = spec_.value("samples", 1);
+    const text::WindowPlan windows = text::plan_windows(tokenize_text(m.source, text), lengths, samples);
+    auto& starts = window_starts_[group];
+    for (const auto& w : windows.windows) starts[{w.n, w.sample}] = w.start;
+    if (!windows.complete)
+      plan_.notes.push_back(fmt::format("{}: {} ({}); the jobs past it are dropped", where_, windows.message, text));
+  }
+  const auto& starts = window_starts_[group];
+  const auto it = starts.find({job["n"].get<int>(), job["sample"].get<int>()});
+  if (it == starts.end()) return std::nullopt;
+  return it->second;
+}
+
+// Construction and regime jobs: one head of a model, or the toy head.
+void SweepPlanner::plan_head(nlohmann::json& job, JobKind kind, Job& out) {
+  set_default(job, "model_seed", 0);
+  set_default(job, "causal", false);
+  set_default(job, "tol", 1e-9);
+  if (!job.contains("radius") && !job.contains("n_star"))
+    throw InputError(where_ + ": give 'radius' (token norm R) or 'n_star' (the n* that fixes R)", "radius");
+  const int n = require_int(job, "n", where_);
+  if (n < 1) throw InputError(fmt::format("{}: n must be at least 1, got {}", where_, n), "n");
+  if (job["model"] == "toy") {
+    set_default(job, "d", 4);
+    out.cost = 8.0 * n * n * job["d"].get<double>();
+  } else {
+    const ResolvedModel& m = model(job["model"].get<std::string>());
+    set_default(job, "layer", 0);
+    set_default(job, "head", 0);
+    set_default(job, "with_wo", false);
+    const models::Block block = models::parse_block(
+        job.value("block", std::string(m.config.type == models::ModelType::Bert ? "self" : "attn")), m.config.type);
+    job["block"] = models::to_string(block);
+    job["causal"] = m.config.causal() || job["causal"].get<bool>();
+    require_int(job, "head", where_);
+    out.cost = window_cost(m.config, n, true);
+  }
+  if (kind == JobKind::Construction) {
+    set_default(job, "attack_steps", 0);
+    set_default(job, "attack_restarts", 0);
+    return;
+  }
+  const std::string regime = require_string(job, "regime", where_);
+  if (regime != "construction" && regime != "iid")
+    throw InputError(fmt::format("{}: regime '{}' must be construction or iid", where_, regime), "regime");
+  if (regime == "iid") set_default(job, "seed", 0);
+  set_default(job, "full_max", 0);
+  // The unmasked construction reduces to a 2-point measure: cheap at any n.
+  if (regime == "construction" && !job["causal"].get<bool>() && n > job["full_max"].get<int>()) out.cost = 1e5;
+}
+
+}  // namespace
+
 PlannedSweep plan_sweep(const nlohmann::json& spec_in) {
   if (!spec_in.is_object()) throw InputError("a sweep must be a JSON object");
   PlannedSweep plan;
   nlohmann::json spec = spec_in;
   plan.name = spec.value("name", std::string("sweep"));
   spec.erase("name");
-  const std::string where = "sweep '" + plan.name + "'";
-  const std::string kind = require_string(spec, "kind", where);
-  if (kind != "window" && kind != "construction" && kind != "regime")
-    throw InputError(fmt::format("{}: unknown kind '{}' (expected window, construction or regime)", where, kind));
-  if (!spec.contains("n")) throw InputError(where + ": field 'n' (a list or a range) is required");
-  if (kind == "window" && spec.contains("n") && spec["n"].is_number()) spec["n"] = nlohmann::json::array({spec["n"]});
-
-  std::map<std::string, ResolvedModel> resolved;
-  auto resolved_model = [&](const std::string& name) -> const ResolvedModel& {
-    auto it = resolved.find(name);
-    if (it == resolved.end()) it = resolved.emplace(name, resolve(name)).first;
-    return it->second;
-  };
-  // Text windows per (model type, tokenizer, text): start offsets keyed by (n, sample).
-  std::map<std::string, std::map<std::pair<int, int>, std::size_t>> window_starts;
-
+  SweepPlanner planner(spec, plan);
+  const std::string kind_name = require_string(spec, "kind", planner.where());
+  JobKind kind;
+  try {
+    kind = parse_job_kind(kind_name);
+  } catch (const InputError& e) {
+    throw InputError(planner.where() + ": " + e.what(), e.field());
+  }
+  if (!spec.contains("n")) throw InputError(planner.where() + ": field 'n' (a list or a range) is required", "n");
+  if (kind == JobKind::Window && spec["n"].is_number()) spec["n"] = nlohmann::json::array({spec["n"]});
   for (nlohmann::json job : expand_grid(spec, kAxisOrder)) {
-    job["kind"] = kind;
-    const std::string model = require_string(job, "model", where);
     Job out;
-    if (kind == "window") {
-      if (model == "toy") throw InputError(where + ": window jobs need a real model, not 'toy'");
-      const ResolvedModel& m = resolved_model(model);
-      set_default(job, "model_seed", 0);
-      set_default(job, "layer", 0);
-      set_default(job, "head", nullptr);
-      set_default(job, "sample", 0);
-      set_default(job, "tol", 1e-8);
-      set_default(job, "bounds", false);
-      const models::Block block = models::parse_block(job.value("block", std::string()), m.config.type);
-      job["block"] = models::to_string(block);
-      job["causal"] = m.config.causal() || job.value("causal", false);
-      const int layer = require_int(job, "layer", where);
-      if (layer < 0 || layer >= m.config.num_layers)
-        throw InputError(fmt::format("{}: layer {} is out of range: {} has {} layers", where, layer, model,
-                                     m.config.num_layers));
-      const int n = require_int(job, "n", where);
-      if (n < 1 || n > m.config.max_positions)
-        throw InputError(fmt::format("{}: n = {} must lie in 1..{} (the model's positions)", where, n,
-                                     m.config.max_positions));
-      if (job.contains("text")) {
-        const std::string text = require_string(job, "text", where);
-        const std::string group = fmt::format("{}|{}|{}", models::to_string(m.config.type),
-                                              models::tokenizer_dir(m.source, "").string(), text);
-        if (!window_starts.count(group)) {
-          std::vector<int> lengths;
-          for (double x : expand_range(spec["n"], "n")) lengths.push_back(static_cast<int>(x));
-          const int samples = spec.value("samples", 1);
-          const text::WindowPlan windows = text::plan_windows(tokenize_text(m.source, text), lengths, samples);
-          auto& starts = window_starts[group];
-          for (const auto& w : windows.windows) starts[{w.n, w.sample}] = w.start;
-          if (!windows.complete) plan.notes.push_back(fmt::format("{}: {} ({}); the jobs past it are dropped",
-                                                                  where, windows.message, text));
-        }
-        const auto& starts = window_starts[group];
-        const auto it = starts.find({n, job["sample"].get<int>()});
-        if (it == starts.end()) continue;
-        job["start"] = it->second;
-      } else {
-        set_default(job, "ids_seed", 0);
-      }
-      out.cost = window_cost(m.config, n, !job["head"].is_null());
-    } else {
-      set_default(job, "model_seed", 0);
-      set_default(job, "causal", false);
-      set_default(job, "tol", 1e-9);
-      if (!job.contains("radius") && !job.contains("n_star"))
-        throw InputError(where + ": give 'radius' (token norm R) or 'n_star' (the n* that fixes R)");
-      const int n = require_int(job, "n", where);
-      if (n < 1) throw InputError(fmt::format("{}: n must be at least 1, got {}", where, n));
-      if (model == "toy") {
-        set_default(job, "d", 4);
-        out.cost = 8.0 * n * n * job["d"].get<double>();
-      } else {
-        const ResolvedModel& m = resolved_model(model);
-        set_default(job, "layer", 0);
-        set_default(job, "head", 0);
-        set_default(job, "with_wo", false);
-        const models::Block block = models::parse_block(
-            job.value("block", std::string(m.config.type == models::ModelType::Bert ? "self" : "attn")), m.config.type);
-        job["block"] = models::to_string(block);
-        job["causal"] = m.config.causal() || job["causal"].get<bool>();
-        require_int(job, "head", where);
-        out.cost = window_cost(m.config, n, true);
-      }
-      if (kind == "construction") {
-        set_default(job, "attack_steps", 0);
-        set_default(job, "attack_restarts", 0);
-      } else {
-        const std::string regime = require_string(job, "regime", where);
-        if (regime != "construction" && regime != "iid")
-          throw InputError(fmt::format("{}: regime '{}' must be construction or iid", where, regime));
-        if (regime == "iid") set_default(job, "seed", 0);
-        set_default(job, "full_max", 0);
-        // The unmasked construction reduces to a 2-point measure: cheap at any n.
-        if (regime == "construction" && !job["causal"].get<bool>() && n > job["full_max"].get<int>()) out.cost = 1e5;
-      }
-    }
+    if (!planner.plan(job, kind, out)) continue;
     out.spec = std::move(job);
     plan.jobs.push_back(std::move(out));
   }
@@ -348,15 +381,21 @@ LayerSpec JobRunner::head_spec(const nlohmann::json& job) {
   return spec;
 }
 
-nlohmann::json JobRunner::run(const Job& job, int) {
-  const std::string kind = job.spec.value("kind", std::string());
-  if (kind == "window") return run_window(job.spec);
-  if (kind == "construction") return run_construction(job.spec);
-  if (kind == "regime") return run_regime(job.spec);
-  throw InputError(fmt::format("job {}: unknown kind '{}'", job.key(), kind));
+nlohmann::json JobRunner::run(const Job& job, int) { return result_to_json(compute(job)); }
+
+JobResult JobRunner::compute(const Job& job) {
+  switch (parse_job_kind(job.spec.value("kind", std::string()))) {
+    case JobKind::Window:
+      return run_window(job.spec);
+    case JobKind::Construction:
+      return run_construction(job.spec);
+    case JobKind::Regime:
+      return run_regime(job.spec);
+  }
+  throw std::logic_error("JobRunner::compute: unknown job kind");
 }
 
-nlohmann::json JobRunner::run_window(const nlohmann::json& job) {
+WindowResult JobRunner::run_window(const nlohmann::json& job) {
   const std::vector<int> ids = window_ids(job);
   const auto weights = model(job);
   const int layer = job["layer"].get<int>();
@@ -366,56 +405,58 @@ nlohmann::json JobRunner::run_window(const nlohmann::json& job) {
   const models::ForwardResult taps = models::run_forward(*weights, ids, forward);
   const MatrixD& X = models::block_input(taps.layers[layer], block);
   const LayerSpec spec = head_spec(job);
-  const SpectralResult r = measure_local_lipschitz(spec, X, solver_options(job));
-  nlohmann::json result = spectral_json(r);
-  result["radius"] = std::sqrt(X.squaredNorm() / static_cast<double>(X.rows()));
-  result["max_token_norm"] = X.rowwise().norm().maxCoeff();
+  WindowResult result;
+  result.solver = SolverRecord::from(measure_local_lipschitz(spec, X, solver_options(job)));
+  result.radius = std::sqrt(X.squaredNorm() / static_cast<double>(X.rows()));
+  result.max_token_norm = X.rowwise().norm().maxCoeff();
   const AuthorsQuantity authors = authors_quantity(spec, X);
-  result["authors"] = authors.value;
-  result["output_norm"] = authors.output_norm;
-  if (job.value("bounds", false)) result["local_bounds"] = bounds_json(local_bounds(spec, X));
+  result.authors = authors.value;
+  result.output_norm = authors.output_norm;
+  if (job.value("bounds", false)) result.local_bounds = BoundsRecord::from(local_bounds(spec, X));
   return result;
 }
 
 double JobRunner::construction_radius(const nlohmann::json& job, const LayerSpec& spec) {
   if (job.contains("radius")) {
     const double R = job["radius"].get<double>();
-    if (!(R > 0)) throw InputError(fmt::format("radius must be positive, got {}", R));
+    if (!(R > 0)) throw InputError(fmt::format("radius must be positive, got {}", R), "radius");
     return R;
   }
   // log n* is proportional to R² (n* = e^{λ R²/4} or e^{2|λ| R²}): solve for the R that gives n*.
   const double target = job["n_star"].get<double>();
-  if (!(target > 1)) throw InputError(fmt::format("n_star must exceed 1, got {}", target));
+  if (!(target > 1)) throw InputError(fmt::format("n_star must exceed 1, got {}", target), "n_star");
   const attack::Construction unit = attack::paper_construction(spec.attention, 0, 2, 1.0);
   if (!unit.applies || !(unit.log_n_star > 0))
-    throw InputError("the construction does not apply to this head (A_h has no usable real eigenvalue)");
+    throw InputError(
+        "the construction does not apply to this head (A_h has no usable real eigenvalue), so no n* "
+        "fixes R: give 'radius'",
+        "n_star");
   return std::sqrt(std::log(target) / unit.log_n_star);
 }
 
-nlohmann::json JobRunner::run_construction(const nlohmann::json& job) {
+ConstructionResult JobRunner::run_construction(const nlohmann::json& job) {
   const LayerSpec spec = head_spec(job);
   const double R = construction_radius(job, spec);
   const Index n = job["n"].get<Index>();
   const attack::Construction c = attack::paper_construction(spec.attention, 0, n, R);
-  nlohmann::json result;
-  result["radius_used"] = R;
-  result["applies"] = c.applies;
+  ConstructionResult result;
+  result.radius_used = R;
+  result.applies = c.applies;
   if (!c.applies) return result;
-  result["lambda_max"] = c.lambda_max;
-  result["lambda_min"] = c.lambda_min;
-  result["uses_lambda_max"] = c.uses_lambda_max;
-  result["log_n_star"] = c.log_n_star;
-  result["n_star"] = number_or_null(c.n_star);
-  const SpectralResult r = measure_local_lipschitz(spec, c.X, solver_options(job));
-  result.update(spectral_json(r));
+  result.lambda_max = c.lambda_max;
+  result.lambda_min = c.lambda_min;
+  result.uses_lambda_max = c.uses_lambda_max;
+  result.log_n_star = c.log_n_star;
+  result.n_star = c.n_star;
+  result.solver = SolverRecord::from(measure_local_lipschitz(spec, c.X, solver_options(job)));
   const AuthorsQuantity authors = authors_quantity(spec, c.X);
-  result["authors"] = authors.value;
-  result["output_norm"] = authors.output_norm;
+  result.authors = authors.value;
+  result.output_norm = authors.output_norm;
   const HeadQuantities q = head_quantities(spec.attention, 0);
-  result["value_norm"] = q.value_norm;
-  result["score_norm"] = q.score_norm;
-  result["set_bounds"] = bounds_json(set_bounds(spec, TokenBall{n, R}));
-  result["local_bounds"] = bounds_json(local_bounds(spec, c.X));
+  result.value_norm = q.value_norm;
+  result.score_norm = q.score_norm;
+  result.set_bounds = BoundsRecord::from(set_bounds(spec, TokenBall{n, R}));
+  result.local_bounds = BoundsRecord::from(local_bounds(spec, c.X));
   const int steps = job.value("attack_steps", 0), restarts = job.value("attack_restarts", 0);
   if (steps > 0 || restarts > 0) {
     attack::AttackOptions options;
@@ -425,13 +466,40 @@ nlohmann::json JobRunner::run_construction(const nlohmann::json& job) {
     const auto set = attack::ConstraintSet::ball(n, spec.attention.input_dim(), R);
     const auto starts = attack::construction_starts(spec.attention, {0}, n, R);
     const attack::AttackResult a = attack::maximize_lipschitz(spec, set, starts, options);
-    result["attack_lower"] = a.lower;
-    result["attack_violation"] = set.violation(a.witness);
+    result.attack = AttackRecord{a.lower, set.violation(a.witness)};
   }
   return result;
 }
 
-nlohmann::json JobRunner::run_regime(const nlohmann::json& job) {
+namespace {
+
+// i.i.d. tokens uniform on the sphere of radius R: a compactly supported law, so the n-token constant
+// converges to the mean-field one (Gaussian tokens have max_i ‖x_i‖ growing like √(2 log n), and L
+// keeps growing with them). Row i of the stream is the same for every n, so the inputs are nested: the
+// first n tokens of one sample.
+RegimeResult sphere_point(const LayerSpec& spec, double R, Index n, const meanfield::RegimeOptions& options) {
+  std::mt19937_64 rng(options.seed);
+  std::normal_distribution<double> normal;
+  const Index d = spec.attention.input_dim();
+  MatrixD X(n, d);
+  for (Index i = 0; i < n; ++i) {
+    for (Index c = 0; c < d; ++c) X(i, c) = normal(rng);
+    X.row(i) *= R / X.row(i).norm();
+  }
+  const SpectralResult r = measure_local_lipschitz(spec, X, options.spectral);
+  RegimeResult result;
+  result.input = RegimeResult::Input::Sphere;
+  result.radius_used = R;
+  result.lipschitz = r.lipschitz;
+  result.lower = r.lower;
+  result.converged = r.converged;
+  result.matvecs = r.matvecs;
+  return result;
+}
+
+}  // namespace
+
+RegimeResult JobRunner::run_regime(const nlohmann::json& job) {
   const LayerSpec spec = head_spec(job);
   const double R = construction_radius(job, spec);
   const Index n = job["n"].get<Index>();
@@ -440,52 +508,58 @@ nlohmann::json JobRunner::run_regime(const nlohmann::json& job) {
   options.full_max = job.value("full_max", 0);
   options.spectral = solver_options(job);
   options.seed = job.value("seed", 0ULL);
-  const std::string regime = job["regime"].get<std::string>();
-  nlohmann::json result;
-  result["radius_used"] = R;
+  const bool construction = job["regime"].get<std::string>() == "construction";
+  if (!construction && job.value("law", std::string("sphere")) == "sphere") return sphere_point(spec, R, n, options);
+  RegimeResult result;
+  result.radius_used = R;
   meanfield::RegimeCurve curve;
-  if (regime == "construction") {
+  if (construction) {
     if (spec.attention.causal) options.full_max = std::max<Index>(options.full_max, n);
     curve = meanfield::construction_curve(spec.attention, 0, R, options);
-    result["applies"] = curve.construction.applies;
-    if (!curve.construction.applies) return result;
-    result["log_n_star"] = curve.construction.log_n_star;
-    result["n_star"] = number_or_null(std::exp(curve.construction.log_n_star));
-    result["lambda_max"] = curve.construction.lambda_max;
-    result["lambda_min"] = curve.construction.lambda_min;
-  } else if (job.value("law", std::string("sphere")) == "sphere") {
-    // i.i.d. tokens uniform on the sphere of radius R: a compactly supported law, so the n-token
-    // constant converges to the mean-field one (Gaussian tokens have max_i ‖x_i‖ growing like
-    // √(2 log n), and L keeps growing with them). Row i of the stream is the same for every n, so the
-    // inputs are nested: the first n tokens of one sample.
-    std::mt19937_64 rng(job.value("seed", 0ULL));
-    std::normal_distribution<double> normal;
-    const Index d = spec.attention.input_dim();
-    MatrixD X(n, d);
-    for (Index i = 0; i < n; ++i) {
-      for (Index c = 0; c < d; ++c) X(i, c) = normal(rng);
-      X.row(i) *= R / X.row(i).norm();
-    }
-    const SpectralResult r = measure_local_lipschitz(spec, X, options.spectral);
-    result["law"] = "sphere";
-    result["lipschitz"] = r.lipschitz;
-    result["lower"] = r.lower;
-    result["converged"] = r.converged;
-    result["matvecs"] = r.matvecs;
-    return result;
+    result.applies = curve.construction.applies;
+    if (!result.applies) return result;
+    result.log_n_star = curve.construction.log_n_star;
+    result.n_star = std::exp(curve.construction.log_n_star);
+    result.lambda_max = curve.construction.lambda_max;
+    result.lambda_min = curve.construction.lambda_min;
   } else {
     curve = meanfield::iid_curve(spec, R, options);
-    result["law"] = "gaussian";
-    result["sigma"] = curve.sigma;
+    result.input = RegimeResult::Input::Gaussian;
+    result.sigma = curve.sigma;
   }
   if (curve.points.empty()) throw std::runtime_error(fmt::format("no regime point computed at n = {}", n));
   const meanfield::RegimePoint& p = curve.points.front();
-  result["lipschitz"] = number_or_null(p.lipschitz);
-  result["merged"] = number_or_null(p.merged);
-  result["query"] = number_or_null(p.query);
-  result["full"] = number_or_null(p.full);
-  result["converged"] = p.converged;
+  result.lipschitz = p.lipschitz;
+  result.merged = p.merged;
+  result.query = p.query;
+  result.full = p.full;
+  result.converged = p.converged;
   return result;
+}
+
+SweepsSummary run_sweeps(const std::vector<PlannedSweep>& sweeps, const SweepsOptions& options) {
+  JobRunner runner;
+  for (const auto& s : sweeps) runner.prepare(s.jobs);
+  std::map<std::string, std::unique_ptr<ResultsFile>> files;  // several sweeps may share one
+  SweepsSummary summary;
+  for (std::size_t i = 0; i < sweeps.size(); ++i) {
+    const PlannedSweep& sweep = sweeps[i];
+    auto& results = files[options.results_path(sweep)];
+    if (!results) {
+      results = std::make_unique<ResultsFile>(options.results_path(sweep));
+      if (results->repaired() && options.on_note) options.on_note(results->repair_note());
+    }
+    RunOptions run = options.run;
+    run.sweep = sweep.name;
+    run.label = options.numbered ? fmt::format("[{}/{}] {}", i + 1, sweeps.size(), sweep.name) : sweep.name;
+    const RunSummary r = run_jobs(sweep.jobs, runner.executor(), *results, run);
+    summary.total += static_cast<int>(sweep.jobs.size());
+    summary.ran += r.ran;
+    summary.skipped += r.skipped;
+    summary.failed += r.failed;
+    for (const auto& e : r.errors) summary.errors.push_back({sweep.name, e});
+  }
+  return summary;
 }
 
 }  // namespace lipattn::experiments

@@ -11,6 +11,7 @@
 // A = (G + Gᵀ)/√(2d), G_ij ~ N(0, 1), and V = I_d.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -20,6 +21,7 @@
 #include <nlohmann/json.hpp>
 
 #include "attention/layer.h"
+#include "experiments/records.h"
 #include "experiments/sweep.h"
 
 namespace lipattn::models {
@@ -51,6 +53,8 @@ class JobRunner {
   ~JobRunner();
   // Tells the runner which layers each model needs, so a model is loaded once.
   void prepare(const std::vector<Job>& jobs);
+  // The job's typed result (records.h), and the same as the results files' JSON.
+  JobResult compute(const Job& job);
   nlohmann::json run(const Job& job, int threads);
   Executor executor() {
     return [this](const Job& job, int threads) { return run(job, threads); };
@@ -62,9 +66,9 @@ class JobRunner {
   std::shared_ptr<const models::ModelWeights> model(const nlohmann::json& job);
 
  private:
-  nlohmann::json run_window(const nlohmann::json& job);
-  nlohmann::json run_construction(const nlohmann::json& job);
-  nlohmann::json run_regime(const nlohmann::json& job);
+  WindowResult run_window(const nlohmann::json& job);
+  ConstructionResult run_construction(const nlohmann::json& job);
+  RegimeResult run_regime(const nlohmann::json& job);
   double construction_radius(const nlohmann::json& job, const LayerSpec& spec);
 
   std::mutex mutex_;
@@ -72,6 +76,23 @@ class JobRunner {
   std::map<std::string, std::shared_ptr<const models::ModelWeights>> models_;
   std::map<std::string, std::shared_ptr<const std::vector<int>>> texts_;
 };
+
+// Runs planned sweeps with one JobRunner (models load once for all of them): the loop of `lipattn
+// sweep` (every sweep into one results file) and of `lipattn reproduce` (one file per experiment).
+struct SweepsOptions {
+  RunOptions run;  // workers, mode, progress; the label and the records' "sweep" are set per sweep
+  std::function<std::string(const PlannedSweep&)> results_path;  // the file each sweep's records go to
+  bool numbered = false;                                         // labels "[i/N] name" instead of "name"
+  std::function<void(const std::string&)> on_note;               // repairs of results files, when made
+};
+struct SweepsSummary {
+  int total = 0, ran = 0, skipped = 0, failed = 0;
+  struct Error {
+    std::string sweep, message;  // message: "job …: what went wrong"
+  };
+  std::vector<Error> errors;
+};
+SweepsSummary run_sweeps(const std::vector<PlannedSweep>& sweeps, const SweepsOptions& options);
 
 // The quantity the authors' released script computes: √‖Jᵀ f(X)‖ with J = Df(X) (one vjp of the
 // output; docs/experiments.md, "The authors' quantity"). Returned with ‖f(X)‖_F.

@@ -29,7 +29,8 @@ std::vector<double> expand_range(const nlohmann::json& value, const std::string&
   std::vector<double> out;
   if (value.is_array()) {
     for (const auto& v : value) {
-      if (!v.is_number()) throw InputError(fmt::format("sweep field '{}': expected numbers, got {}", field, v.dump()));
+      if (!v.is_number())
+        throw InputError(fmt::format("sweep field '{}': expected numbers, got {}", field, v.dump()), field);
       out.push_back(v.get<double>());
     }
     return out;
@@ -37,21 +38,25 @@ std::vector<double> expand_range(const nlohmann::json& value, const std::string&
   if (value.is_object() && value.contains("from")) {
     if (!value.contains("to") || !value.contains("step") || !value["from"].is_number() || !value["to"].is_number() ||
         !value["step"].is_number())
-      throw InputError(fmt::format("sweep field '{}': a range needs numbers from, to, step; got {}", field, value.dump()));
+      throw InputError(
+          fmt::format("sweep field '{}': a range needs numbers from, to, step; got {}", field, value.dump()), field);
     const double from = value["from"], to = value["to"], step = value["step"];
-    if (!(step > 0)) throw InputError(fmt::format("sweep field '{}': step must be positive, got {}", field, step));
+    if (!(step > 0))
+      throw InputError(fmt::format("sweep field '{}': step must be positive, got {}", field, step), field);
     for (double x = from; x <= to + 1e-9 * std::abs(step); x += step) out.push_back(x);
     return out;
   }
   if (value.is_object() && value.contains("log_from")) {
     if (!value.contains("log_to") || !value.contains("count"))
-      throw InputError(fmt::format("sweep field '{}': a log range needs log_from, log_to, count; got {}", field,
-                                   value.dump()));
+      throw InputError(
+          fmt::format("sweep field '{}': a log range needs log_from, log_to, count; got {}", field, value.dump()),
+          field);
     const double from = value["log_from"], to = value["log_to"];
     const int count = value["count"];
     if (!(from > 0) || !(to >= from) || count < 1)
-      throw InputError(fmt::format("sweep field '{}': need 0 < log_from ≤ log_to and count ≥ 1; got {}", field,
-                                   value.dump()));
+      throw InputError(
+          fmt::format("sweep field '{}': need 0 < log_from ≤ log_to and count ≥ 1; got {}", field, value.dump()),
+          field);
     for (int i = 0; i < count; ++i) {
       const double t = count == 1 ? 0.0 : static_cast<double>(i) / (count - 1);
       const double x = std::round(std::exp(std::log(from) + t * (std::log(to) - std::log(from))));
@@ -59,7 +64,8 @@ std::vector<double> expand_range(const nlohmann::json& value, const std::string&
     }
     return out;
   }
-  throw InputError(fmt::format("sweep field '{}': expected an array or a range object, got {}", field, value.dump()));
+  throw InputError(fmt::format("sweep field '{}': expected an array or a range object, got {}", field, value.dump()),
+                   field);
 }
 
 std::vector<nlohmann::json> expand_grid(const nlohmann::json& grid, const std::vector<std::string>& axis_order) {
@@ -71,12 +77,13 @@ std::vector<nlohmann::json> expand_grid(const nlohmann::json& grid, const std::v
     const nlohmann::json& value = it.value();
     if (field == "samples") {
       if (!value.is_number_integer() || value.get<int>() < 1)
-        throw InputError(fmt::format("sweep field 'samples': expected a positive integer, got {}", value.dump()));
+        throw InputError(fmt::format("sweep field 'samples': expected a positive integer, got {}", value.dump()),
+                         "samples");
       std::vector<nlohmann::json> samples;
       for (int s = 0; s < value.get<int>(); ++s) samples.emplace_back(s);
       axes["sample"] = samples;
     } else if (value.is_array()) {
-      if (value.empty()) throw InputError(fmt::format("sweep field '{}': an empty list gives no jobs", field));
+      if (value.empty()) throw InputError(fmt::format("sweep field '{}': an empty list gives no jobs", field), field);
       axes[field] = std::vector<nlohmann::json>(value.begin(), value.end());
     } else if (value.is_object() && (value.contains("from") || value.contains("log_from"))) {
       std::vector<nlohmann::json> values;
@@ -86,7 +93,8 @@ std::vector<nlohmann::json> expand_grid(const nlohmann::json& grid, const std::v
         else
           values.emplace_back(x);
       }
-      if (values.empty()) throw InputError(fmt::format("sweep field '{}': the range {} is empty", field, value.dump()));
+      if (values.empty())
+        throw InputError(fmt::format("sweep field '{}': the range {} is empty", field, value.dump()), field);
       axes[field] = values;
     } else {
       base[field] = value;
@@ -241,7 +249,7 @@ ParallelMode parse_parallel_mode(const std::string& name) {
   if (name == "auto") return ParallelMode::Auto;
   if (name == "jobs") return ParallelMode::Jobs;
   if (name == "threads") return ParallelMode::Threads;
-  throw InputError(fmt::format("--parallel '{}': expected auto, jobs or threads", name));
+  throw InputError(fmt::format("parallel mode '{}': expected auto, jobs or threads", name), "parallel");
 }
 
 std::string to_string(ParallelMode mode) {
@@ -306,14 +314,26 @@ void ProgressBar::draw(bool final) {
     std::cerr << line << "\n" << std::flush;
 }
 
-namespace {
-
 void set_inner_threads(int threads) {
   Eigen::setNbThreads(threads);
   omp_set_num_threads(threads);
 }
 
-}  // namespace
+bool runs_side_by_side(const Job& job, ParallelMode mode, double side_by_side_below) {
+  return mode == ParallelMode::Jobs || (mode == ParallelMode::Auto && job.cost < side_by_side_below);
+}
+
+nlohmann::json run_record(const Job& job, const std::string& sweep, const Executor& execute, int threads) {
+  const auto start = std::chrono::steady_clock::now();
+  nlohmann::json record;
+  record["sweep"] = sweep;
+  record["job"] = job.spec;
+  record["result"] = execute(job, threads);
+  record["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  record["threads"] = threads;
+  record["finished"] = now_iso();
+  return record;
+}
 
 RunSummary run_jobs(const std::vector<Job>& jobs, const Executor& execute, ResultsFile& results,
                     const RunOptions& options) {
@@ -328,9 +348,7 @@ RunSummary run_jobs(const std::vector<Job>& jobs, const Executor& execute, Resul
       ++summary.skipped;
       continue;
     }
-    const bool small = options.mode == ParallelMode::Jobs ||
-                       (options.mode == ParallelMode::Auto && job.cost < options.side_by_side_below);
-    (small ? side_by_side : one_at_a_time).push_back(&job);
+    (runs_side_by_side(job, options.mode, options.side_by_side_below) ? side_by_side : one_at_a_time).push_back(&job);
   }
   const int cores = std::max(1u, std::thread::hardware_concurrency());
   const int workers = options.workers > 0 ? options.workers : cores;
@@ -338,17 +356,8 @@ RunSummary run_jobs(const std::vector<Job>& jobs, const Executor& execute, Resul
   std::mutex summary_mutex;
 
   auto run_one = [&](const Job& job, int threads) {
-    const auto t0 = std::chrono::steady_clock::now();
     try {
-      nlohmann::json result = execute(job, threads);
-      nlohmann::json record;
-      record["sweep"] = options.sweep;
-      record["job"] = job.spec;
-      record["result"] = std::move(result);
-      record["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      record["threads"] = threads;
-      record["finished"] = now_iso();
-      results.append(record);
+      results.append(run_record(job, options.sweep, execute, threads));
       std::lock_guard<std::mutex> lock(summary_mutex);
       ++summary.ran;
     } catch (const std::exception& e) {

@@ -103,6 +103,14 @@ using Executor = std::function<nlohmann::json(const Job& job, int threads)>;
 RunSummary run_jobs(const std::vector<Job>& jobs, const Executor& execute, ResultsFile& results,
                     const RunOptions& options = {});
 
+// What run_jobs and run_distributed (distributed.h) share:
+// - a job runs side by side with others (one thread) or alone with every thread (RunOptions::mode);
+bool runs_side_by_side(const Job& job, ParallelMode mode, double side_by_side_below);
+// - the threads of Eigen's and OpenMP's products inside a job;
+void set_inner_threads(int threads);
+// - running a job into its record {"sweep", "job", "result", "seconds", "threads", "finished"}.
+nlohmann::json run_record(const Job& job, const std::string& sweep, const Executor& execute, int threads);
+
 // Progress on stderr: "label [#####.....] 12/40 jobs  0.8 jobs/s  ETA 0:35". On a terminal it
 // redraws one line; otherwise it prints a line every 10% or 30 s.
 class ProgressBar {

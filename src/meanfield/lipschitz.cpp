@@ -20,8 +20,8 @@ Measure normalised(const Measure& mu) {
 }
 }  // namespace
 
-MeanFieldOperator::MeanFieldOperator(const LayerSpec& spec, const Measure& mu_in, const WeightedOptions& options)
-    : linear_(build_weighted_map<double>(spec, normalised(mu_in), options), mu_in.points),
+MeanFieldOperator::MeanFieldOperator(const LayerSpec& spec, const Measure& mu_in, const AttentionMemory& memory)
+    : linear_(build_weighted_map<double>(spec, normalised(mu_in), memory), mu_in.points),
       sqrt_mass_((mu_in.masses / mu_in.masses.sum()).cwiseSqrt()),
       d_in_(spec.attention.input_dim()),
       d_out_(linear_.map().output_dim()) {}
@@ -49,22 +49,22 @@ VectorD MeanFieldOperator::apply_transpose(const VectorD& w) const {
 }
 
 SpectralResult meanfield_lipschitz(const LayerSpec& spec, const Measure& mu_in, const SpectralOptions& options,
-                                   const WeightedOptions& weighted) {
+                                   const AttentionMemory& memory) {
   const auto start = std::chrono::steady_clock::now();
   const Measure mu = normalised(mu_in);
   if (mu.points.cols() != spec.attention.input_dim())
     throw InputError(fmt::format("the tokens have d = {} features, the layer expects d = {}", mu.points.cols(),
                                  spec.attention.input_dim()));
-  MeanFieldOperator op(spec, mu, weighted);
+  MeanFieldOperator op(spec, mu, memory);
   SpectralResult r = spectral_norm(op, options);
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return r;
 }
 
-MatrixD query_jacobian(const LayerSpec& spec, const Measure& mu_in, Index token, const WeightedOptions& weighted) {
+MatrixD query_jacobian(const LayerSpec& spec, const Measure& mu_in, Index token, const AttentionMemory& memory) {
   const Measure mu = normalised(mu_in);
   const Measure twin = split_token(mu, token, 2);  // copies at rows token and token + 1
-  const auto map = build_weighted_map<double>(spec, twin, weighted);
+  const auto map = build_weighted_map<double>(spec, twin, memory);
   const auto cache = map->forward(twin.points);
   const Index d = map->input_dim();
   MatrixD Q(map->output_dim(), d);
@@ -82,16 +82,16 @@ MatrixD query_jacobian(const LayerSpec& spec, const Measure& mu_in, Index token,
 }
 
 ReducedConstant reduced_lipschitz(const LayerSpec& spec, const Measure& mu_in, const SpectralOptions& options,
-                                  const WeightedOptions& weighted) {
+                                  const AttentionMemory& memory) {
   const Measure mu = normalised(mu_in);
   const MergedMeasure merged = merge_identical(mu);
   ReducedConstant r;
   r.distinct_points = merged.measure.size();
-  r.merged_result = meanfield_lipschitz(spec, merged.measure, options, weighted);
+  r.merged_result = meanfield_lipschitz(spec, merged.measure, options, memory);
   r.merged = r.merged_result.lipschitz;
   for (size_t g = 0; g < merged.members.size(); ++g) {
     if (merged.members[g].size() < 2) continue;
-    const MatrixD Q = query_jacobian(spec, merged.measure, static_cast<Index>(g), weighted);
+    const MatrixD Q = query_jacobian(spec, merged.measure, static_cast<Index>(g), memory);
     const double q = Q.size() ? Eigen::JacobiSVD<MatrixD>(Q).singularValues()(0) : 0.0;
     r.query = std::max(r.query, q);
   }

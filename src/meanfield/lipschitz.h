@@ -11,7 +11,7 @@ namespace lipattn::meanfield {
 // K = M_out^{1/2} · Df(X) · M_in^{−1/2} for the weighted map of a layer at the cloud's points.
 class MeanFieldOperator final : public LinearOperator {
  public:
-  MeanFieldOperator(const LayerSpec& spec, const Measure& mu, const WeightedOptions& options = {});
+  MeanFieldOperator(const LayerSpec& spec, const Measure& mu, const AttentionMemory& memory = {});
   Index input_size() const override { return linear_.input_size(); }
   Index output_size() const override { return linear_.output_size(); }
   VectorD apply(const VectorD& v) const override;
@@ -26,14 +26,14 @@ class MeanFieldOperator final : public LinearOperator {
 
 // ‖M^{1/2} Df(X) M^{−1/2}‖₂ for the layer on the measure (normalised copy of mu; mu is validated).
 SpectralResult meanfield_lipschitz(const LayerSpec& spec, const Measure& mu, const SpectralOptions& options = {},
-                                   const WeightedOptions& weighted = {});
+                                   const AttentionMemory& memory = {});
 
 // The query Jacobian at token a (e × d): the derivative of the layer's output at a query placed at
 // x_a with the measure held fixed, x ↦ post(x + Γ_μ(pre(x)))'. It is what a copy of x_a sees when the
 // copies of a token move apart with their mean fixed (§MF.4). Computed by the split identity: a
 // copy of mass m_a/2 moved by +δ and another by −δ leaves the measure's first order unchanged, and
 // the first copy's output moves by Q_a δ.
-MatrixD query_jacobian(const LayerSpec& spec, const Measure& mu, Index token, const WeightedOptions& weighted = {});
+MatrixD query_jacobian(const LayerSpec& spec, const Measure& mu, Index token, const AttentionMemory& memory = {});
 
 // §MF.4: the constant of a cloud in which some tokens coincide, from the merged cloud of distinct
 // points: L(μ as n tokens) = max(L(merged), max over groups of ≥ 2 copies of ‖Q_g‖₂). Exact.
@@ -45,7 +45,7 @@ struct ReducedConstant {
   SpectralResult merged_result;
 };
 ReducedConstant reduced_lipschitz(const LayerSpec& spec, const Measure& mu, const SpectralOptions& options = {},
-                                  const WeightedOptions& weighted = {});
+                                  const AttentionMemory& memory = {});
 
 // The effect of splitting token `token` into `copies` copies (§MF.5), each row a constant of the layer.
 struct SplitEffect {

@@ -142,9 +142,9 @@ RegimeCurve construction_curve(const AttentionWeights& weights, Index head, doub
     if (!causal) {
       // §MF.4 with one group of n − 1 copies: L = max(L(2-point measure), ‖Q(x_2)‖ if n − 1 ≥ 2).
       const Measure two = construction_two_point(curve.construction, n);
-      const SpectralResult merged = meanfield_lipschitz(spec, two, o.spectral, o.weighted);
+      const SpectralResult merged = meanfield_lipschitz(spec, two, o.spectral, o.memory);
       p.merged = merged.lipschitz;
-      p.query = n >= 3 ? Eigen::JacobiSVD<MatrixD>(query_jacobian(spec, two, 1, o.weighted)).singularValues()(0) : 0.0;
+      p.query = n >= 3 ? Eigen::JacobiSVD<MatrixD>(query_jacobian(spec, two, 1, o.memory)).singularValues()(0) : 0.0;
       p.lipschitz = std::max(p.merged, p.query);
       p.converged = merged.converged;
     }
@@ -190,7 +190,7 @@ RegimeCurve iid_curve(const LayerSpec& spec, double radius, const RegimeOptions&
     p.n = n;
     const MatrixD X = sample.topRows(n);
     const SpectralResult mf = meanfield_lipschitz(spec, Measure::uniform(X, spec.attention.causal), o.spectral,
-                                                  o.weighted);
+                                                  o.memory);
     p.lipschitz = mf.lipschitz;
     p.converged = mf.converged;
     if (n <= o.full_max) {

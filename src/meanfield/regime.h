@@ -49,7 +49,7 @@ struct RegimeOptions {
   Index full_max = 256;        // run the full n-token computation up to this n
   std::uint64_t seed = 0;      // (b) the sample, and the solver's start vectors
   SpectralOptions spectral;
-  WeightedOptions weighted;
+  AttentionMemory memory;  // stored or streaming weighted attention (large n streams)
 };
 
 struct RegimeCurve {

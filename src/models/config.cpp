@@ -1,5 +1,6 @@
 #include "models/config.h"
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 
@@ -56,6 +57,14 @@ Json ModelConfig::to_json() const {
   j["causal"] = causal();
   if (type == ModelType::Bert) j["is_decoder"] = is_decoder;
   j["initializer_range"] = initializer_range;
+  if (type == ModelType::Llama) {
+    j["model_type_name"] = model_type_name;
+    j["num_kv_heads"] = kv_heads();
+    j["rope_style"] = lipattn::to_string(rope_style);
+    j["rope_theta"] = rope_theta;
+    j["tie_word_embeddings"] = tie_word_embeddings;
+    j["attention_bias"] = attention_bias;
+  }
   if (type == ModelType::Gpt2) {
     j["scale_attn_weights"] = scale_attn_weights;
     j["scale_attn_by_inverse_layer_idx"] = scale_attn_by_inverse_layer_idx;
@@ -98,12 +107,74 @@ struct Reader {
   }
 };
 
+// Options of transformers' LlamaConfig / MistralConfig / Qwen2Config that change the computation
+// in ways lipattn's layer does not model: refused by name rather than silently ignored.
+void reject_llama_options(const Reader& r) {
+  const Json& json = r.json;
+  if (json.contains("rope_scaling") && !json.at("rope_scaling").is_null()) {
+    const Json& s = json.at("rope_scaling");
+    const bool plain = s.is_object() && s.value("rope_type", s.value("type", std::string())) == "default";
+    if (!plain)
+      throw InputError(
+          fmt::format("{}: \"rope_scaling\" {} is not supported (only null: plain RoPE)", r.source, s.dump()));
+  }
+  if (r.flag("mlp_bias", false))
+    throw InputError(fmt::format("{}: \"mlp_bias\": true is not supported (the gated MLP has no biases)", r.source));
+  const Index heads = r.positive("num_attention_heads", 32);
+  const Index kv = r.positive("num_key_value_heads", heads);
+  if (heads % kv != 0)
+    throw InputError(
+        fmt::format("{}: \"num_key_value_heads\" {} does not divide \"num_attention_heads\" {}", r.source, kv, heads));
+}
+
+// LlamaConfig, MistralConfig and Qwen2Config share their keys; defaults are transformers' class
+// defaults. A sliding window only changes attention for windows longer than it, so it caps the
+// positions lipattn accepts instead of being refused (qwen2 uses it only with use_sliding_window).
+ModelConfig parse_llama(const Reader& r, const std::string& model_type) {
+  reject_llama_options(r);
+  ModelConfig c;
+  c.type = ModelType::Llama;
+  c.model_type_name = model_type;
+  const bool mistral = model_type == "mistral", qwen2 = model_type == "qwen2";
+  c.hidden_size = r.positive("hidden_size", 4096);
+  c.num_heads = r.positive("num_attention_heads", 32);
+  c.num_layers = r.positive("num_hidden_layers", 32);
+  c.intermediate_size = r.positive("intermediate_size", qwen2 ? 22016 : mistral ? 14336 : 11008);
+  c.max_positions = r.positive("max_position_embeddings", qwen2 ? 32768 : mistral ? 131072 : 2048);
+  c.vocab_size = r.positive("vocab_size", qwen2 ? 151936 : 32000);
+  c.num_kv_heads = r.positive("num_key_value_heads", mistral ? 8 : c.num_heads);
+  c.head_dim_value = r.positive("head_dim", 0);
+  c.rope_theta = r.number("rope_theta", 10000.0);
+  c.rope_style = RopeStyle::RotateHalf;
+  c.layer_norm_eps = r.number("rms_norm_eps", 1e-6);
+  c.tie_word_embeddings = r.flag("tie_word_embeddings", false);
+  c.attention_bias = qwen2 || r.flag("attention_bias", false);
+  c.activation_name = r.text("hidden_act", "silu");
+  c.activation = parse_activation(c.activation_name, r.source + " \"hidden_act\"");
+  const bool windowed = !qwen2 || r.flag("use_sliding_window", false);
+  if (windowed && r.positive("sliding_window", c.max_positions) < c.max_positions) {
+    c.max_positions = r.positive("sliding_window", c.max_positions);
+    c.positions_source = "sliding_window";
+  }
+  if (r.json.contains("pad_token_id") && r.json.at("pad_token_id").is_number_integer())
+    c.pad_token_id = static_cast<Index>(r.json.at("pad_token_id").get<std::int64_t>());
+  if (!(c.rope_theta > 0) || !std::isfinite(c.rope_theta))
+    throw InputError(fmt::format("{}: \"rope_theta\" must be positive, found {}", r.source, c.rope_theta));
+  if (c.head_dim() % 2 != 0)
+    throw InputError(
+        fmt::format("{}: the head dimension {} is odd; rotary embeddings rotate pairs", r.source, c.head_dim()));
+  return c;
+}
+
 }  // namespace
 
 ModelConfig parse_config(const Json& json, const std::string& source) {
   if (!json.is_object()) throw InputError(fmt::format("{}: expected a JSON object, found {}", source, json.type_name()));
   if (!json.contains("model_type") || !json.at("model_type").is_string())
-    throw InputError(fmt::format("{}: no \"model_type\" string; lipattn reads model_type \"gpt2\" or \"bert\"", source));
+    throw InputError(
+        fmt::format("{}: no \"model_type\" string; lipattn reads model_type \"gpt2\", \"bert\", \"llama\", \"mistral\" "
+                    "or \"qwen2\"",
+                    source));
   const std::string model_type = json.at("model_type").get<std::string>();
   const Reader r{json, source};
   ModelConfig c;
@@ -113,6 +184,7 @@ ModelConfig parse_config(const Json& json, const std::string& source) {
     c.num_heads = r.positive("n_head", 12);
     c.num_layers = r.positive("n_layer", 12);
     c.max_positions = r.positive("n_positions", 1024);
+    c.positions_source = "n_positions";
     c.vocab_size = r.positive("vocab_size", 50257);
     c.intermediate_size = r.positive("n_inner", 4 * c.hidden_size);
     c.activation_name = r.text("activation_function", "gelu_new");
@@ -142,16 +214,22 @@ ModelConfig parse_config(const Json& json, const std::string& source) {
     } else if (!json.contains("pad_token_id")) {
       c.pad_token_id = 0;
     }
+  } else if (model_type == "llama" || model_type == "mistral" || model_type == "qwen2") {
+    c = parse_llama(r, model_type);
   } else {
-    throw InputError(fmt::format("{}: model_type \"{}\" is not supported; lipattn reads \"gpt2\" and \"bert\"",
-                                 source, model_type));
+    throw InputError(fmt::format(
+        "{}: model_type \"{}\" is not supported; lipattn reads \"gpt2\", \"bert\", \"llama\", \"mistral\" and "
+        "\"qwen2\"",
+        source, model_type));
   }
   c.initializer_range = r.number("initializer_range", 0.02);
   if (!(c.layer_norm_eps > 0) || !std::isfinite(c.layer_norm_eps))
-    throw InputError(fmt::format("{}: the LayerNorm epsilon must be positive, found {}", source, c.layer_norm_eps));
+    throw InputError(fmt::format("{}: the {} epsilon must be positive, found {}", source,
+                                 c.type == ModelType::Llama ? "RMSNorm" : "LayerNorm", c.layer_norm_eps));
   if (!(c.initializer_range > 0) || !std::isfinite(c.initializer_range))
     throw InputError(fmt::format("{}: \"initializer_range\" must be positive, found {}", source, c.initializer_range));
-  if (c.hidden_size % c.num_heads != 0)
+  // An explicit head_dim (LLaMA family) frees the heads from tiling the hidden size.
+  if (c.head_dim_value == 0 && c.hidden_size % c.num_heads != 0)
     throw InputError(fmt::format("{}: the hidden size {} is not a multiple of the number of heads {}", source,
                                  c.hidden_size, c.num_heads));
   return c;

@@ -1,4 +1,5 @@
-// Hugging Face config.json for the two model families lipattn reads: GPT-2 and BERT (docs/formats.md,
+// Hugging Face config.json for the model families lipattn reads: GPT-2, BERT and the LLaMA family
+// (llama, mistral, qwen2; llama2.c checkpoints fill the same struct from their header) (docs/formats.md,
 // "Model folders").
 #pragma once
 
@@ -7,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "attention/mlp.h"
 #include "attention/weights.h"
 #include "common/types.h"
 
@@ -17,15 +19,8 @@ namespace lipattn::models {
 enum class ModelType { Gpt2, Bert, Llama };
 std::string to_string(ModelType type);  // "gpt2" | "bert" | "llama" (the config.json spelling)
 
-// The MLP activations transformers' ACT2FN offers that these models use.
-enum class Activation {
-  GeluErf,    // "gelu": x·Φ(x), the erf form (BERT)
-  GeluTanh,   // "gelu_new", "gelu_pytorch_tanh", "gelu_fast": the tanh approximation (GPT-2)
-  Relu,       // "relu"
-  Silu,       // "silu", "swish"
-  QuickGelu,  // "quick_gelu": x·σ(1.702x)
-  Tanh,       // "tanh"
-};
+// Activation (the MLP activations) lives with the MLP map in attention/mlp.h.
+using ::lipattn::Activation;
 // Throws InputError naming `where` (file and key) for a name transformers would not accept here.
 Activation parse_activation(const std::string& name, const std::string& where);
 
@@ -57,10 +52,18 @@ struct ModelConfig {
   bool tie_word_embeddings = false;
   bool attention_bias = false;  // q/k/v (and o for llama's attention_bias) biases; qwen2 always has q/k/v
 
-
   bool causal() const { return type != ModelType::Bert || is_decoder; }
   Index head_dim() const { return head_dim_value > 0 ? head_dim_value : hidden_size / num_heads; }
   Index kv_heads() const { return num_kv_heads > 0 ? num_kv_heads : num_heads; }
+  // LLaMA family: whether q/k/v_proj and o_proj carry biases (llama's attention_bias gives all four,
+  // qwen2 has q/k/v only, mistral and llama2.c none).
+  bool qkv_bias() const { return type == ModelType::Llama && attention_bias; }
+  bool output_bias() const { return qkv_bias() && model_type_name != "qwen2"; }
+  // The name of the positions limit where it came from, for errors about windows longer than
+  // max_positions: "n_positions" (GPT-2), "seq_len" (llama2.c header), "max_position_embeddings", or
+  // "sliding_window" when that capped it.
+  std::string positions_key() const { return positions_source.empty() ? "max_position_embeddings" : positions_source; }
+  std::string positions_source;  // set by the parsers; "" means max_position_embeddings
   // The attention score scale of layer `layer` (1/√k by default).
   double attention_scale(int layer) const;
   nlohmann::json to_json() const;  // the fields above, config.json-like but in lipattn's names
@@ -68,7 +71,7 @@ struct ModelConfig {
 
 // Parses a config.json object. `source` names the file in every error (unknown model_type, a
 // missing or non-positive dimension, hidden size not divisible by heads, unsupported options such
-// as BERT's relative position embeddings).
+// as BERT's relative position embeddings, LLaMA's rope_scaling or mlp_bias).
 ModelConfig parse_config(const nlohmann::json& json, const std::string& source);
 ModelConfig read_config(const std::filesystem::path& path);
 

@@ -1,5 +1,5 @@
-// The forward pass of transformers' GPT2Model and BertModel in inference mode (no dropout, ever),
-// tapping the input of every attention block (docs/formats.md, "Model folders").
+// The forward pass of transformers' GPT2Model, BertModel and LlamaModel in inference mode (no
+// dropout, ever), tapping the input of every attention block (docs/formats.md, "Model folders").
 #pragma once
 
 #include <vector>
@@ -21,12 +21,15 @@ struct LayerTaps {
 struct ForwardOptions {
   Precision precision = Precision::F64;  // F32 computes in float as a float32 torch model does
   int last_layer = -1;  // stop after this layer (no final hidden state); -1 runs every loaded layer
+  bool logits = false;  // also the LM head's logits (n × vocab), for models that have one
 };
 
 struct ForwardResult {
   std::vector<LayerTaps> layers;
   MatrixD hidden;  // GPT-2: ln_f of the last block's output; BERT: the last block's output.
-                   // Empty when the pass stopped early or the model was loaded partially.
+                   // LLaMA: the final RMSNorm's output. Empty when the pass stopped early or the
+                   // model was loaded partially.
+  MatrixD logits;  // n × vocab: hidden · W_headᵀ (GPT-2's tied wte, LLaMA's lm_head), when asked
 };
 
 // Runs the model on token ids (token type 0, positions 0..n-1, no padding mask). InputError when

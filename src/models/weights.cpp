@@ -8,6 +8,7 @@
 #include <map>
 #include <numbers>
 #include <set>
+#include <stdexcept>
 
 #include <fmt/core.h>
 #include <fmt/ranges.h>
@@ -15,6 +16,7 @@
 
 #include "common/error.h"
 #include "io/safetensors.h"
+#include "models/llama2c.h"
 
 namespace lipattn::models {
 
@@ -23,6 +25,40 @@ using Json = nlohmann::json;
 using Shape = std::vector<std::int64_t>;
 
 // ---- layout ----------------------------------------------------------------------------------
+
+namespace {
+
+// LlamaForCausalLM's tensors (transformers' LlamaModel, MistralModel, Qwen2Model): RMSNorm weights,
+// bias-free Linear layers unless the config asks for them, the gated MLP, an lm_head unless tied.
+template <class Add>
+void llama_layout(const ModelConfig& c, int count, bool complete, Add& add) {
+  using K = TensorSpec::Kind;
+  const std::int64_t d = c.hidden_size, inner = c.intermediate_size, q_width = c.num_heads * c.head_dim(),
+                     kv_width = c.kv_heads() * c.head_dim();
+  const double std0 = c.initializer_range;
+  add("model.embed_tokens.weight", {c.vocab_size, d}, K::Embedding, std0);
+  auto linear = [&](const std::string& name, std::int64_t out, std::int64_t in, bool bias) {
+    add(name + ".weight", {out, in}, K::Matrix, std0);
+    if (bias) add(name + ".bias", {out}, K::Bias);
+  };
+  for (int i = 0; i < count; ++i) {
+    const std::string l = fmt::format("model.layers.{}.", i);
+    add(l + "input_layernorm.weight", {d}, K::NormWeight);
+    linear(l + "self_attn.q_proj", q_width, d, c.qkv_bias());
+    linear(l + "self_attn.k_proj", kv_width, d, c.qkv_bias());
+    linear(l + "self_attn.v_proj", kv_width, d, c.qkv_bias());
+    linear(l + "self_attn.o_proj", d, q_width, c.output_bias());
+    add(l + "post_attention_layernorm.weight", {d}, K::NormWeight);
+    linear(l + "mlp.gate_proj", inner, d, false);
+    linear(l + "mlp.up_proj", inner, d, false);
+    linear(l + "mlp.down_proj", d, inner, false);
+  }
+  if (!complete) return;
+  add("model.norm.weight", {d}, K::NormWeight);
+  if (!c.tie_word_embeddings) add("lm_head.weight", {c.vocab_size, d}, K::Matrix, std0);
+}
+
+}  // namespace
 
 std::vector<TensorSpec> checkpoint_layout(const ModelConfig& c, int layers) {
   using K = TensorSpec::Kind;
@@ -58,6 +94,8 @@ std::vector<TensorSpec> checkpoint_layout(const ModelConfig& c, int layers) {
       add(h + "mlp.c_proj.bias", {d}, K::Bias);
     }
     if (layers < 0 || layers >= c.num_layers) norm("ln_f");
+  } else if (c.type == ModelType::Llama) {
+    llama_layout(c, count, layers < 0 || layers >= c.num_layers, add);
   } else {
     add("embeddings.word_embeddings.weight", {c.vocab_size, d}, K::Embedding, std0);
     add("embeddings.position_embeddings.weight", {c.max_positions, d}, K::Embedding, std0);
@@ -115,14 +153,19 @@ std::vector<fs::path> weight_files_of(const fs::path& folder, const std::string&
     }
     if (!json.contains("weight_map") || !json.at("weight_map").is_object())
       throw InputError(fmt::format("{}: no \"weight_map\" object", index.string()));
-    std::set<std::string> shards;
+    std::map<std::string, std::string> shards;  // shard → one tensor the index puts in it
     for (const auto& [tensor, file] : json.at("weight_map").items()) {
       if (!file.is_string())
         throw InputError(fmt::format("{}: weight_map entry '{}' must be a file name", index.string(), tensor));
-      shards.insert(file.get<std::string>());
+      shards.emplace(file.get<std::string>(), tensor);
     }
     std::vector<fs::path> files;
-    for (const auto& shard : shards) files.push_back(folder / shard);
+    for (const auto& [shard, tensor] : shards) {
+      if (!fs::is_regular_file(folder / shard))
+        throw InputError(fmt::format("{}: shard '{}' (holding tensor '{}', among others) is missing from {}",
+                                     index.string(), shard, tensor, folder.string()));
+      files.push_back(folder / shard);
+    }
     return files;
   }
   for (const char* other : {"pytorch_model.bin", "tf_model.h5", "flax_model.msgpack"}) {
@@ -146,6 +189,16 @@ ModelSource folder_source(const std::string& spec, const fs::path& folder) {
                                  how_to_get(spec)));
   s.config = read_config(config);
   s.weight_files = weight_files_of(folder, spec);
+  return s;
+}
+
+ModelSource llama2c_source(const std::string& spec) {
+  ModelSource s;
+  s.spec = spec;
+  s.format = CheckpointFormat::Llama2c;
+  s.weight_files = {fs::path(spec)};
+  s.folder = fs::path(spec).parent_path().empty() ? fs::path(".") : fs::path(spec).parent_path();
+  s.config = Llama2cCheckpoint::open(spec).config();
   return s;
 }
 
@@ -208,10 +261,16 @@ ModelSource resolve_model(const std::string& model) {
   }
   std::error_code ec;
   if (fs::is_directory(model, ec)) return folder_source(model, model);
+  // pytorch_model.bin is a pickle, not llama2.c: say how to convert it rather than misread its header.
+  if (fs::is_regular_file(model, ec) && model.ends_with(".bin") && fs::path(model).filename() != "pytorch_model.bin")
+    return llama2c_source(model);
+  if (model.ends_with(".bin") && !fs::exists(model, ec))
+    throw InputError(fmt::format("{}: no such llama2.c checkpoint file", model));
   if (fs::exists(model, ec))
-    throw InputError(fmt::format("model '{}' is a file; MODEL is the folder that holds config.json and "
-                                 "model.safetensors",
-                                 model));
+    throw InputError(
+        fmt::format("model '{}' is a file; MODEL is the folder that holds config.json and "
+                    "model.safetensors, or a llama2.c checkpoint FILE.bin",
+                    model));
   const fs::path cache = huggingface_hub_cache();
   std::vector<std::string> names{model};
   // The hub moved the original checkpoints under organisations; "gpt2" may be cached as
@@ -248,6 +307,7 @@ std::vector<std::string> stored_candidates(const TensorSpec& spec, ModelType typ
     bases.push_back(spec.name.substr(0, spec.name.size() - 7) + ".gamma");
   if (spec.kind == TensorSpec::Kind::NormBias && ends(".bias"))
     bases.push_back(spec.name.substr(0, spec.name.size() - 5) + ".beta");
+  if (type == ModelType::Llama) return bases;  // Hugging Face's full names, "model." included
   const std::string prefix = type == ModelType::Gpt2 ? "transformer." : "bert.";
   std::vector<std::string> out;
   for (const auto& b : bases) {
@@ -264,6 +324,7 @@ class Checkpoint {
     for (const auto& path : source.weight_files) files_.push_back(io::SafetensorsFile::open(path));
     for (std::size_t f = 0; f < files_.size(); ++f)
       for (const auto& name : files_[f].names()) where_.emplace(name, f);
+    check_index();
   }
 
   const io::SafetensorsFile* find(const std::string& name) const {
@@ -295,6 +356,22 @@ class Checkpoint {
   const std::vector<io::SafetensorsFile>& files() const { return files_; }
 
  private:
+  // A sharded checkpoint's index must tell the truth: every tensor it names is in the shard it names.
+  void check_index() const {
+    if (source_.weight_files.size() == 1 && source_.weight_files[0].filename() == "model.safetensors") return;
+    const fs::path index = source_.folder / "model.safetensors.index.json";
+    std::ifstream in(index);
+    if (!in) return;
+    const Json json = Json::parse(in, nullptr, false);
+    if (json.is_discarded() || !json.contains("weight_map")) return;  // weight_files_of has reported these
+    for (const auto& [tensor, file] : json.at("weight_map").items()) {
+      const auto* holder = find(tensor);
+      if (!holder || holder->path().filename() != file.get<std::string>())
+        throw InputError(fmt::format("{}: the index puts tensor '{}' in shard '{}', which does not hold it",
+                                     index.string(), tensor, file.get<std::string>()));
+    }
+  }
+
   const ModelSource& source_;
   std::vector<io::SafetensorsFile> files_;
   std::map<std::string, std::size_t> where_;
@@ -367,6 +444,128 @@ MatrixD as_matrix(std::vector<double> v, const Shape& shape) {
 }
 VectorD as_vector(const std::vector<double>& v) { return Eigen::Map<const VectorD>(v.data(), v.size()); }
 
+// The tensors of one model, by canonical name, in the shapes the layout gives them.
+struct Tensors {
+  const ModelConfig& config;
+  const Provider& provide;
+  std::map<std::string, const TensorSpec*> by_name;
+
+  std::vector<double> get(const std::string& name) const { return provide(*by_name.at(name)); }
+  MatrixD matrix(const std::string& name) const { return as_matrix(get(name), by_name.at(name)->shape); }
+  VectorD vector(const std::string& name) const { return as_vector(get(name)); }
+  VectorD optional_vector(const std::string& name) const { return by_name.count(name) ? vector(name) : VectorD(); }
+  NormWeights layer_norm(const std::string& prefix) const {
+    NormWeights n;
+    n.kind = NormKind::LayerNorm;
+    n.gamma = vector(prefix + ".weight");
+    n.beta = vector(prefix + ".bias");
+    n.eps = config.layer_norm_eps;
+    return n;
+  }
+  NormWeights rms_norm(const std::string& name) const {
+    NormWeights n;
+    n.kind = NormKind::RmsNorm;
+    n.gamma = vector(name);
+    n.eps = config.layer_norm_eps;
+    return n;
+  }
+};
+
+void assemble_gpt2(const Tensors& t, int count, ModelWeights& w) {
+  const ModelConfig& config = t.config;
+  const Index d = config.hidden_size;
+  w.token_embeddings = t.matrix("wte.weight");
+  w.position_embeddings = t.matrix("wpe.weight");
+  for (int i = 0; i < count; ++i) {
+    const std::string h = fmt::format("h.{}.", i);
+    LayerWeights L;
+    L.attention_norm = t.layer_norm(h + "ln_1");
+    // Conv1D: y = x W + b with W (in, out) = [d, 3d]; Q, K, V are its column blocks, so in
+    // nn.Linear layout W_Q = W[:, 0:d]ᵀ, W_K = W[:, d:2d]ᵀ, W_V = W[:, 2d:3d]ᵀ.
+    const MatrixD c_attn = t.matrix(h + "attn.c_attn.weight");
+    const VectorD c_attn_b = t.vector(h + "attn.c_attn.bias");
+    AttentionWeights& a = L.attention;
+    a.heads = config.num_heads;
+    a.w_q = c_attn.middleCols(0, d).transpose();
+    a.w_k = c_attn.middleCols(d, d).transpose();
+    a.w_v = c_attn.middleCols(2 * d, d).transpose();
+    a.b_q = c_attn_b.segment(0, d);
+    a.b_k = c_attn_b.segment(d, d);
+    a.b_v = c_attn_b.segment(2 * d, d);
+    a.w_o = t.matrix(h + "attn.c_proj.weight").transpose();
+    a.b_o = t.vector(h + "attn.c_proj.bias");
+    a.causal = true;
+    a.scale = config.attention_scale(i);
+    L.mlp_norm = t.layer_norm(h + "ln_2");
+    L.mlp_in = {t.matrix(h + "mlp.c_fc.weight").transpose(), t.vector(h + "mlp.c_fc.bias")};
+    L.mlp_out = {t.matrix(h + "mlp.c_proj.weight").transpose(), t.vector(h + "mlp.c_proj.bias")};
+    w.layers.push_back(std::move(L));
+  }
+  if (w.complete()) w.final_norm = t.layer_norm("ln_f");
+}
+
+void assemble_bert(const Tensors& t, int count, ModelWeights& w) {
+  const ModelConfig& config = t.config;
+  w.token_embeddings = t.matrix("embeddings.word_embeddings.weight");
+  w.position_embeddings = t.matrix("embeddings.position_embeddings.weight");
+  w.token_type_embedding = t.matrix("embeddings.token_type_embeddings.weight").row(0).transpose();
+  w.embedding_norm = t.layer_norm("embeddings.LayerNorm");
+  for (int i = 0; i < count; ++i) {
+    const std::string l = fmt::format("encoder.layer.{}.", i);
+    LayerWeights L;
+    AttentionWeights& a = L.attention;
+    a.heads = config.num_heads;
+    a.w_q = t.matrix(l + "attention.self.query.weight");
+    a.b_q = t.vector(l + "attention.self.query.bias");
+    a.w_k = t.matrix(l + "attention.self.key.weight");
+    a.b_k = t.vector(l + "attention.self.key.bias");
+    a.w_v = t.matrix(l + "attention.self.value.weight");
+    a.b_v = t.vector(l + "attention.self.value.bias");
+    a.w_o = t.matrix(l + "attention.output.dense.weight");
+    a.b_o = t.vector(l + "attention.output.dense.bias");
+    a.causal = w.config.causal();
+    a.scale = config.attention_scale(i);
+    L.attention_norm = t.layer_norm(l + "attention.output.LayerNorm");
+    L.mlp_in = {t.matrix(l + "intermediate.dense.weight"), t.vector(l + "intermediate.dense.bias")};
+    L.mlp_out = {t.matrix(l + "output.dense.weight"), t.vector(l + "output.dense.bias")};
+    L.mlp_norm = t.layer_norm(l + "output.LayerNorm");
+    w.layers.push_back(std::move(L));
+  }
+}
+
+// LlamaDecoderLayer: x + attn(rms(x)), then + mlp(rms(·)); causal, rotary, grouped K/V heads.
+void assemble_llama(const Tensors& t, int count, ModelWeights& w) {
+  const ModelConfig& config = t.config;
+  w.token_embeddings = t.matrix("model.embed_tokens.weight");
+  for (int i = 0; i < count; ++i) {
+    const std::string l = fmt::format("model.layers.{}.", i), a_ = l + "self_attn.", m = l + "mlp.";
+    LayerWeights L;
+    AttentionWeights& a = L.attention;
+    a.heads = config.num_heads;
+    a.kv_heads = config.kv_heads();
+    a.w_q = t.matrix(a_ + "q_proj.weight");
+    a.w_k = t.matrix(a_ + "k_proj.weight");
+    a.w_v = t.matrix(a_ + "v_proj.weight");
+    a.w_o = t.matrix(a_ + "o_proj.weight");
+    a.b_q = t.optional_vector(a_ + "q_proj.bias");
+    a.b_k = t.optional_vector(a_ + "k_proj.bias");
+    a.b_v = t.optional_vector(a_ + "v_proj.bias");
+    a.b_o = t.optional_vector(a_ + "o_proj.bias");
+    a.causal = true;
+    a.scale = config.attention_scale(i);
+    a.rope = {config.rope_style, config.rope_theta};
+    L.attention_norm = t.rms_norm(l + "input_layernorm.weight");
+    L.mlp_norm = t.rms_norm(l + "post_attention_layernorm.weight");
+    L.mlp_gate = {t.matrix(m + "gate_proj.weight"), {}};
+    L.mlp_in = {t.matrix(m + "up_proj.weight"), {}};
+    L.mlp_out = {t.matrix(m + "down_proj.weight"), {}};
+    w.layers.push_back(std::move(L));
+  }
+  if (!w.complete()) return;
+  w.final_norm = t.rms_norm("model.norm.weight");
+  if (!config.tie_word_embeddings) w.lm_head = t.matrix("lm_head.weight");
+}
+
 ModelWeights assemble(const ModelConfig& config, const LoadOptions& options, const Provider& provide) {
   if (options.layers > config.num_layers)
     throw InputError(fmt::format("cannot load {} layers: the model has {}", options.layers, config.num_layers));
@@ -374,76 +573,19 @@ ModelWeights assemble(const ModelConfig& config, const LoadOptions& options, con
   w.config = config;
   if (options.force_causal) w.config.is_decoder = config.type == ModelType::Bert ? true : config.is_decoder;
   const auto layout = checkpoint_layout(config, options.layers);
-  std::map<std::string, const TensorSpec*> by_name;
-  for (const auto& spec : layout) by_name[spec.name] = &spec;
-  auto get = [&](const std::string& name) { return provide(*by_name.at(name)); };
-  auto matrix = [&](const std::string& name) { return as_matrix(get(name), by_name.at(name)->shape); };
-  auto vector = [&](const std::string& name) { return as_vector(get(name)); };
-  auto norm = [&](const std::string& prefix) {
-    NormWeights n;
-    n.kind = NormKind::LayerNorm;
-    n.gamma = vector(prefix + ".weight");
-    n.beta = vector(prefix + ".bias");
-    n.eps = config.layer_norm_eps;
-    return n;
-  };
-  const Index d = config.hidden_size;
+  Tensors tensors{config, provide, {}};
+  for (const auto& spec : layout) tensors.by_name[spec.name] = &spec;
   const int count = options.layers < 0 ? static_cast<int>(config.num_layers) : options.layers;
-  if (config.type == ModelType::Gpt2) {
-    w.token_embeddings = matrix("wte.weight");
-    w.position_embeddings = matrix("wpe.weight");
-    for (int i = 0; i < count; ++i) {
-      const std::string h = fmt::format("h.{}.", i);
-      LayerWeights L;
-      L.attention_norm = norm(h + "ln_1");
-      // Conv1D: y = x W + b with W (in, out) = [d, 3d]; Q, K, V are its column blocks, so in
-      // nn.Linear layout W_Q = W[:, 0:d]ᵀ, W_K = W[:, d:2d]ᵀ, W_V = W[:, 2d:3d]ᵀ.
-      const MatrixD c_attn = matrix(h + "attn.c_attn.weight");
-      const VectorD c_attn_b = vector(h + "attn.c_attn.bias");
-      AttentionWeights& a = L.attention;
-      a.heads = config.num_heads;
-      a.w_q = c_attn.middleCols(0, d).transpose();
-      a.w_k = c_attn.middleCols(d, d).transpose();
-      a.w_v = c_attn.middleCols(2 * d, d).transpose();
-      a.b_q = c_attn_b.segment(0, d);
-      a.b_k = c_attn_b.segment(d, d);
-      a.b_v = c_attn_b.segment(2 * d, d);
-      a.w_o = matrix(h + "attn.c_proj.weight").transpose();
-      a.b_o = vector(h + "attn.c_proj.bias");
-      a.causal = true;
-      a.scale = config.attention_scale(i);
-      L.mlp_norm = norm(h + "ln_2");
-      L.mlp_in = {matrix(h + "mlp.c_fc.weight").transpose(), vector(h + "mlp.c_fc.bias")};
-      L.mlp_out = {matrix(h + "mlp.c_proj.weight").transpose(), vector(h + "mlp.c_proj.bias")};
-      w.layers.push_back(std::move(L));
-    }
-    if (w.complete()) w.final_norm = norm("ln_f");
-  } else {
-    w.token_embeddings = matrix("embeddings.word_embeddings.weight");
-    w.position_embeddings = matrix("embeddings.position_embeddings.weight");
-    w.token_type_embedding = matrix("embeddings.token_type_embeddings.weight").row(0).transpose();
-    w.embedding_norm = norm("embeddings.LayerNorm");
-    for (int i = 0; i < count; ++i) {
-      const std::string l = fmt::format("encoder.layer.{}.", i);
-      LayerWeights L;
-      AttentionWeights& a = L.attention;
-      a.heads = config.num_heads;
-      a.w_q = matrix(l + "attention.self.query.weight");
-      a.b_q = vector(l + "attention.self.query.bias");
-      a.w_k = matrix(l + "attention.self.key.weight");
-      a.b_k = vector(l + "attention.self.key.bias");
-      a.w_v = matrix(l + "attention.self.value.weight");
-      a.b_v = vector(l + "attention.self.value.bias");
-      a.w_o = matrix(l + "attention.output.dense.weight");
-      a.b_o = vector(l + "attention.output.dense.bias");
-      a.causal = w.config.causal();
-      a.scale = config.attention_scale(i);
-      L.attention_norm = norm(l + "attention.output.LayerNorm");
-      L.mlp_in = {matrix(l + "intermediate.dense.weight"), vector(l + "intermediate.dense.bias")};
-      L.mlp_out = {matrix(l + "output.dense.weight"), vector(l + "output.dense.bias")};
-      L.mlp_norm = norm(l + "output.LayerNorm");
-      w.layers.push_back(std::move(L));
-    }
+  switch (config.type) {
+    case ModelType::Gpt2:
+      assemble_gpt2(tensors, count, w);
+      break;
+    case ModelType::Bert:
+      assemble_bert(tensors, count, w);
+      break;
+    case ModelType::Llama:
+      assemble_llama(tensors, count, w);
+      break;
   }
   return w;
 }
@@ -466,8 +608,10 @@ std::vector<double> random_tensor(const TensorSpec& spec, const ModelConfig& con
       NormalStream stream(tensor_seed(seed, spec.name));
       for (auto& x : v) x = spec.init_std * stream.normal();
       // nn.Embedding(padding_idx=pad_token_id): transformers zeroes that row of BERT's word embeddings.
-      if (config.type == ModelType::Bert && spec.name == "embeddings.word_embeddings.weight" &&
-          config.pad_token_id >= 0 && config.pad_token_id < config.vocab_size) {
+      // LlamaModel's embed_tokens has padding_idx = pad_token_id too (usually null: no zero row).
+      const bool token_table = (config.type == ModelType::Bert && spec.name == "embeddings.word_embeddings.weight") ||
+                               (config.type == ModelType::Llama && spec.name == "model.embed_tokens.weight");
+      if (token_table && config.pad_token_id >= 0 && config.pad_token_id < config.vocab_size) {
         const std::int64_t d = spec.shape[1];
         std::fill_n(v.begin() + config.pad_token_id * d, d, 0.0);
       }
@@ -489,6 +633,17 @@ ModelWeights load_model(const ModelSource& source, const LoadOptions& options) {
     w.description = fmt::format("{} (seed {})", source.spec, options.seed);
     return w;
   }
+  if (source.format == CheckpointFormat::Llama2c) {
+    const Llama2cCheckpoint file = Llama2cCheckpoint::open(source.weight_files.at(0));
+    ModelWeights w = assemble(source.config, options, [&](const TensorSpec& spec) {
+      const Llama2cTensor* t = file.find(spec.name);
+      if (t && t->shape != spec.shape)  // the header implies both: a mismatch is lipattn's bug
+        throw std::logic_error(fmt::format("llama2.c tensor {} does not have the shape of {}", t->name, spec.name));
+      return file.values(spec.name);
+    });
+    w.description = source.weight_files[0].string();
+    return w;
+  }
   const Checkpoint checkpoint(source);
   ModelWeights w = assemble(source.config, options, [&](const TensorSpec& spec) { return checkpoint.values(spec); });
   w.description = source.folder.string();
@@ -504,6 +659,12 @@ std::vector<StoredTensor> list_tensors(const ModelSource& source) {
   const auto layout = checkpoint_layout(source.config);
   if (source.random) {
     for (const auto& spec : layout) out.push_back({spec.name, "F64", spec.shape, "", spec.name});
+    return out;
+  }
+  if (source.format == CheckpointFormat::Llama2c) {
+    const Llama2cCheckpoint file = Llama2cCheckpoint::open(source.weight_files.at(0));
+    const std::string name = source.weight_files[0].filename().string();
+    for (const auto& t : file.tensors()) out.push_back({t.name, "F32", t.shape, name, t.role});
     return out;
   }
   const Checkpoint checkpoint(source);

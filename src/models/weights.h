@@ -1,6 +1,6 @@
-// GPT-2 and BERT weights in float64, in the layouts lipattn's maps use (nn.Linear (out, in)), loaded
-// from a Hugging Face folder, a cached model name, or initialised at random as transformers does
-// (docs/formats.md, "Model folders").
+// GPT-2, BERT and LLaMA-family weights in float64, in the layouts lipattn's maps use (nn.Linear
+// (out, in)), loaded from a Hugging Face folder, a cached model name, a llama2.c checkpoint, or
+// initialised at random as transformers does (docs/formats.md, "Model folders", "llama2.c checkpoints").
 #pragma once
 
 #include <cstdint>
@@ -25,9 +25,17 @@ struct TensorSpec {
   double init_std = 0;  // random init: N(0, init_std²) for Matrix and Embedding
 };
 
-// Every tensor BertModel / GPT2Model reads, in checkpoint order, with the shapes the config implies.
+// Every tensor BertModel / GPT2Model / LlamaForCausalLM reads, in checkpoint order, with the shapes
+// the config implies. LLaMA names are Hugging Face's in full ("model.layers.0.self_attn.q_proj.weight",
+// "lm_head.weight" only when the embeddings are not tied).
 // With `layers` ≥ 0 only the first `layers` blocks (and no final LayerNorm) are listed.
 std::vector<TensorSpec> checkpoint_layout(const ModelConfig& config, int layers = -1);
+
+// How a checkpoint's weights are stored.
+enum class CheckpointFormat {
+  Safetensors,  // a Hugging Face folder: model.safetensors or the shards of its index
+  Llama2c,      // a llama2.c .bin (legacy or version 1), models/llama2c.h
+};
 
 // Where a MODEL argument points.
 struct ModelSource {
@@ -35,11 +43,13 @@ struct ModelSource {
   bool random = false;               // random:gpt2, random:bert-base-uncased, random:CONFIG.json
   std::string random_name;           // "gpt2", "bert-base-uncased", or the config path
   std::filesystem::path folder;      // the checkpoint folder (a cache snapshot for cached names)
-  std::vector<std::filesystem::path> weight_files;  // model.safetensors or the shards of its index
+  std::vector<std::filesystem::path> weight_files;  // model.safetensors or the shards of its index, or the .bin
+  CheckpointFormat format = CheckpointFormat::Safetensors;
   ModelConfig config;
 };
 
-// Resolves MODEL: "random:…", an existing folder, or a name in the Hugging Face cache
+// Resolves MODEL: "random:…", an existing folder, a llama2.c checkpoint FILE.bin (folder = its
+// directory), or a name in the Hugging Face cache
 // ($HF_HUB_CACHE, else $HF_HOME/hub, else $XDG_CACHE_HOME/huggingface/hub, else
 // ~/.cache/huggingface/hub; models--NAME/snapshots/<refs/main or any>/, '/' in NAME → '--').
 // InputError saying how to get the files when nothing is found, or when a folder holds only
@@ -101,7 +111,8 @@ ModelWeights load_model(const std::string& model, const LoadOptions& options = {
 
 // Transformers' _init_weights, seeded: Linear/Conv1D weights and embeddings N(0, initializer_range²)
 // (GPT-2's attn.c_proj and mlp.c_proj weights N(0, (initializer_range/√(2·n_layer))²)), biases 0,
-// LayerNorm weight 1 and bias 0, BERT's padding row of word_embeddings 0. Each tensor draws from
+// LayerNorm and RMSNorm weights 1 and biases 0, the padding row (pad_token_id) of BERT's and
+// LLaMA's token embeddings 0. Each tensor draws from
 // its own stream seeded by (seed, canonical name), so a tensor does not depend on which others are made.
 ModelWeights random_model(const ModelConfig& config, std::uint64_t seed, const LoadOptions& options = {});
 // The values random_model gives the tensor `spec` (row-major), exposed for tests and `inspect`.

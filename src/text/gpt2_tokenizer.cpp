@@ -9,7 +9,6 @@
 #include <fstream>
 #include <functional>
 #include <mutex>
-#include <queue>
 #include <sstream>
 #include <stdexcept>
 #include <unordered_map>
@@ -18,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "text/bpe.h"
 #include "text/file_text.h"
 #include "text/utf8.h"
 
@@ -45,22 +45,6 @@ std::array<UChar32, 256> byte_to_unicode_table() {
   return table;
 }
 
-struct PairHash {
-  std::size_t operator()(std::uint64_t key) const noexcept {
-    return std::hash<std::uint64_t>{}(key * 0x9E3779B97F4A7C15ULL);
-  }
-};
-
-std::uint64_t pair_key(int left, int right) {
-  return (static_cast<std::uint64_t>(static_cast<std::uint32_t>(left)) << 32) |
-         static_cast<std::uint32_t>(right);
-}
-
-struct Merge {
-  int rank;
-  int merged_id;
-};
-
 struct StringHash {
   using is_transparent = void;
   std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
@@ -73,7 +57,7 @@ struct Gpt2Tokenizer::Impl {
   std::vector<std::string> token_bytes;  // the bytes each token stands for
   std::unordered_map<std::string, int, StringHash, std::equal_to<>> token_ids;
   std::array<int, 256> byte_ids{};       // id of the one-character token of each byte
-  std::unordered_map<std::uint64_t, Merge, PairHash> merges;
+  detail::BpeMerges merges;
   int end_of_text = -1;
 
   pcre2_code* pretoken_regex = nullptr;
@@ -196,7 +180,8 @@ void Gpt2Tokenizer::Impl::load_merges(const std::filesystem::path& path) {
       }
     }
     // A repeated pair keeps its first (highest-priority) rank.
-    merges.try_emplace(pair_key(left_id->second, right_id->second), Merge{rank, merged_id->second});
+    merges.try_emplace(detail::bpe_pair_key(left_id->second, right_id->second),
+                       detail::BpeMerge{rank, merged_id->second});
     ++rank;
   }
 }
@@ -255,54 +240,9 @@ void Gpt2Tokenizer::Impl::bpe(std::string_view piece, std::vector<int>& out) con
     }
   }
 
-  // Symbols form a linked list over the piece's bytes; a min-heap of candidate pairs ordered by
-  // (rank, position) applies the lowest-ranked merge first and, among equal ranks, the leftmost,
-  // which is what OpenAI's loop "merge every occurrence of the best pair, left to right" does.
-  // Each merge only grows a symbol, so a heap entry whose two ids still match is still current.
-  const int n = static_cast<int>(piece.size());
-  std::vector<int> ids(static_cast<std::size_t>(n));
-  std::vector<int> next(static_cast<std::size_t>(n));
-  std::vector<int> prev(static_cast<std::size_t>(n));
-  for (int i = 0; i < n; ++i) {
-    ids[static_cast<std::size_t>(i)] = byte_ids[static_cast<unsigned char>(piece[static_cast<std::size_t>(i)])];
-    next[static_cast<std::size_t>(i)] = i + 1 < n ? i + 1 : -1;
-    prev[static_cast<std::size_t>(i)] = i - 1;
-  }
-  struct Candidate {
-    int rank, position, left_id, right_id, merged_id;
-    bool operator>(const Candidate& other) const {
-      return rank != other.rank ? rank > other.rank : position > other.position;
-    }
-  };
-  std::priority_queue<Candidate, std::vector<Candidate>, std::greater<>> heap;
-  const auto push_pair = [&](int left) {
-    const int right = next[static_cast<std::size_t>(left)];
-    if (right < 0) return;
-    const int left_id = ids[static_cast<std::size_t>(left)];
-    const int right_id = ids[static_cast<std::size_t>(right)];
-    const auto found = merges.find(pair_key(left_id, right_id));
-    if (found != merges.end()) heap.push({found->second.rank, left, left_id, right_id, found->second.merged_id});
-  };
-  for (int i = 0; i + 1 < n; ++i) push_pair(i);
-  while (!heap.empty()) {
-    const Candidate candidate = heap.top();
-    heap.pop();
-    const auto left = static_cast<std::size_t>(candidate.position);
-    const int right = next[left];
-    if (ids[left] != candidate.left_id || right < 0 ||
-        ids[static_cast<std::size_t>(right)] != candidate.right_id) {
-      continue;  // stale: one side was merged since this entry was pushed
-    }
-    ids[left] = candidate.merged_id;
-    ids[static_cast<std::size_t>(right)] = -1;
-    next[left] = next[static_cast<std::size_t>(right)];
-    if (next[left] >= 0) prev[static_cast<std::size_t>(next[left])] = candidate.position;
-    if (prev[left] >= 0) push_pair(prev[left]);
-    push_pair(candidate.position);
-  }
-
-  std::vector<int> result;
-  for (int i = 0; i >= 0; i = next[static_cast<std::size_t>(i)]) result.push_back(ids[static_cast<std::size_t>(i)]);
+  std::vector<int> symbols(piece.size());
+  for (std::size_t i = 0; i < piece.size(); ++i) symbols[i] = byte_ids[static_cast<unsigned char>(piece[i])];
+  std::vector<int> result = detail::apply_bpe_merges(std::move(symbols), merges);
   out.insert(out.end(), result.begin(), result.end());
   if (cacheable) {
     std::lock_guard lock(cache_mutex);

@@ -1,0 +1,386 @@
+#include "experiments/catalogue.h"
+
+#include <fmt/core.h>
+
+namespace lipattn::experiments {
+
+namespace {
+
+using nlohmann::json;
+
+// The model an experiment runs on: the one given with --gpt2/--bert, else the random one.
+enum class Slot { Gpt2, Bert, RandomGpt2, Toy };
+// Which runs include an experiment.
+enum class When { Always, FullOnly, PretrainedGpt2 };
+
+struct Reference {
+  const char* text = nullptr;
+  double constant = 0, exponent = 0;
+};
+
+// One experiment. Texts may name {model} (the model in words), {source} (the inputs in words) and
+// {starts} (the attack's random starts). The spec fields are JSON, "$seed" standing for --seed. Every
+// spec gets "name", "model" and "model_seed"; window specs get their input ("text" or "ids_seed"); specs
+// with a paper_radius get R: the paper's R on a pretrained head (and from 100 up: random GPT-2 layer 6
+// head 0, as in the paper), else R from n* = 10⁶ (a random head's eigenvalues are not the pretrained
+// head's; docs/experiments.md).
+struct Definition {
+  const char* name;
+  ExperimentGroup group;
+  Slot model;
+  When when = When::Always;
+  const char* title;
+  const char* setting = nullptr;  // nullptr: the adversarial setting, from head, layer and R
+  const char* spec;   // fields of every run
+  const char* quick;  // fields of --quick
+  const char* full;   // fields of the full run
+  Reference pretrained = {};
+  Reference random = {};    // with a random model; no text: as pretrained
+  double paper_radius = 0;  // adversarial and attack: the paper's R
+};
+
+// The real-data protocol's grid: n = 2..98 step 2, 10 windows per n (quick: step 16, 2 windows). The
+// bounds experiment is coarser: local_bounds costs about 8× the solve at n = 98 (docs/experiments.md,
+// "Upper bounds"). Long windows run to n = 502, as far as the text allows.
+constexpr const char* kRealQuick = R"({"n": {"from": 2.0, "to": 98.0, "step": 16.0}, "samples": 2})";
+constexpr const char* kRealFull = R"({"n": {"from": 2.0, "to": 98.0, "step": 2.0}, "samples": 10})";
+constexpr const char* kBoundsQuick = R"({"n": {"from": 2.0, "to": 98.0, "step": 32.0}, "samples": 1})";
+constexpr const char* kBoundsFull = R"({"n": {"from": 2.0, "to": 98.0, "step": 8.0}, "samples": 2})";
+constexpr const char* kLongQuick = R"({"n": {"from": 2.0, "to": 502.0, "step": 125.0}, "samples": 1})";
+constexpr const char* kLongFull = R"({"n": {"from": 2.0, "to": 502.0, "step": 10.0}, "samples": 10})";
+
+constexpr Reference kBertLayer0 = {"14.3·n^0.24 (pretrained BERT, layer 0)", 14.3, 0.24};
+constexpr Reference kRandomGpt2Layer6 = {"0.445·n^0.25 (random GPT-2, layer 6)", 0.445, 0.25};
+
+constexpr const char* kAdversarialGrid = R"({"n": {"from": 2.0, "to": 97.0, "step": 5.0}})";
+
+// clang-format off: one definition per block, one field per line.
+const Definition kCatalogue[] = {
+    // Real-data protocol.
+    {.name = "real-gpt2-l0",
+     .group = ExperimentGroup::Real,
+     .model = Slot::Gpt2,
+     .title = "{model}, layer 0, h[0].attn",
+     .setting = "GPT-2 attention h[0].attn (causal, with c_proj) on the output of ln_1, {source}",
+     .spec = R"({"kind": "window", "layer": 0, "block": "attn", "causal": true, "bounds": false})",
+     .quick = kRealQuick,
+     .full = kRealFull,
+     .pretrained = {"35.3·n^0.26 (pretrained GPT-2, layer 0)", 35.3, 0.26}},
+    {.name = "real-gpt2-l6",
+     .group = ExperimentGroup::Real,
+     .model = Slot::Gpt2,
+     .title = "{model}, layer 6, h[6].attn",
+     .setting = "GPT-2 attention h[6].attn (causal, with c_proj) on the output of ln_1, {source}",
+     .spec = R"({"kind": "window", "layer": 6, "block": "attn", "causal": true, "bounds": false})",
+     .quick = kRealQuick,
+     .full = kRealFull,
+     .pretrained = {"25.0·n^0.51 (pretrained GPT-2, layer 6)", 25.0, 0.51},
+     .random = kRandomGpt2Layer6},
+    {.name = "real-random-gpt2-l6",
+     .group = ExperimentGroup::Real,
+     .model = Slot::RandomGpt2,
+     .when = When::PretrainedGpt2,
+     .title = "{model}, layer 6, h[6].attn",
+     .setting = "random GPT-2 attention h[6].attn, {source}",
+     .spec = R"({"kind": "window", "layer": 6, "block": "attn", "causal": true, "bounds": false})",
+     .quick = kRealQuick,
+     .full = kRealFull,
+     .pretrained = kRandomGpt2Layer6},
+    {.name = "real-bert-l0-attention",
+     .group = ExperimentGroup::Real,
+     .model = Slot::Bert,
+     .title = "{model}, layer 0, BertAttention",
+     .setting = "BertAttention (self-attention, W_O, residual, LayerNorm) of layer 0, {source}",
+     .spec = R"({"kind": "window", "layer": 0, "block": "attention", "causal": false, "bounds": false})",
+     .quick = kRealQuick,
+     .full = kRealFull,
+     .pretrained = kBertLayer0},
+    {.name = "real-bert-l0-self",
+     .group = ExperimentGroup::Real,
+     .model = Slot::Bert,
+     .when = When::FullOnly,
+     .title = "{model}, layer 0, BertSelfAttention",
+     .setting = "BertSelfAttention (12 heads, no W_O) of layer 0, {source}",
+     .spec = R"({"kind": "window", "layer": 0, "block": "self", "causal": false, "bounds": false})",
+     .quick = kRealQuick,
+     .full = kRealFull,
+     .pretrained = kBertLayer0},
+    {.name = "real-bert-l6-attention",
+     .group = ExperimentGroup::Real,
+     .model = Slot::Bert,
+     .title = "{model}, layer 6, BertAttention",
+     .setting = "BertAttention of layer 6, {source}",
+     .spec = R"({"kind": "window", "layer": 6, "block": "attention", "causal": false, "bounds": false})",
+     .quick = kRealQuick,
+     .full = kRealFull},
+    {.name = "real-bert-l6-self",
+     .group = ExperimentGroup::Real,
+     .model = Slot::Bert,
+     .when = When::FullOnly,
+     .title = "{model}, layer 6, BertSelfAttention",
+     .setting = "BertSelfAttention of layer 6, {source}",
+     .spec = R"({"kind": "window", "layer": 6, "block": "self", "causal": false, "bounds": false})",
+     .quick = kRealQuick,
+     .full = kRealFull},
+    {.name = "real-bert-decoder-l6",
+     .group = ExperimentGroup::Real,
+     .model = Slot::Bert,
+     .title = "{model} as a decoder (causal), layer 6, BertAttention",
+     .setting = "BertAttention of layer 6 with truly causal self-attention (the BERT decoder), {source}",
+     .spec = R"({"kind": "window", "layer": 6, "block": "attention", "causal": true, "bounds": false})",
+     .quick = kRealQuick,
+     .full = kRealFull,
+     .pretrained = {"6.44·n^0.25 (pretrained BERT decoder, layer 6)", 6.44, 0.25}},
+    // Real-data upper bounds: every local bound at each window over the exact constant at the same X.
+    {.name = "bounds-real-gpt2-l0",
+     .group = ExperimentGroup::Bounds,
+     .model = Slot::Gpt2,
+     .title = "{model}, layer 0, h[0].attn: local bounds",
+     .setting = "GPT-2 attention h[0].attn (causal, with c_proj) on the output of ln_1 with every local upper bound of "
+                "src/bounds at X, {source}",
+     .spec = R"({"kind": "window", "layer": 0, "block": "attn", "causal": true, "bounds": true})",
+     .quick = kBoundsQuick,
+     .full = kBoundsFull},
+    // BERT encoder on long windows.
+    {.name = "long-bert-l0",
+     .group = ExperimentGroup::Long,
+     .model = Slot::Bert,
+     .title = "{model}, layer 0, BertAttention, long windows",
+     .setting = "BertAttention of layer 0 on windows up to 502 tokens, {source}",
+     .spec = R"({"kind": "window", "layer": 0, "block": "attention", "causal": false, "bounds": false})",
+     .quick = kLongQuick,
+     .full = kLongFull},
+    {.name = "long-bert-l6",
+     .group = ExperimentGroup::Long,
+     .model = Slot::Bert,
+     .when = When::FullOnly,
+     .title = "{model}, layer 6, BertAttention, long windows",
+     .setting = "BertAttention of layer 6 on windows up to 502 tokens, {source}",
+     .spec = R"({"kind": "window", "layer": 6, "block": "attention", "causal": false, "bounds": false})",
+     .quick = kLongQuick,
+     .full = kLongFull},
+    // Adversarial: the paper's construction on one head, n = 2..97 step 5 (the setting says which R).
+    {.name = "adv-bert-l0h0",
+     .group = ExperimentGroup::Adversarial,
+     .model = Slot::Bert,
+     .title = "{model}, layer 0, head 0",
+     .spec = R"({"kind": "construction", "layer": 0, "head": 0, "causal": false})",
+     .quick = kAdversarialGrid,
+     .full = kAdversarialGrid,
+     .pretrained = {"C·√n with C = 4.39 (BERT layer 0 head 0, R = 15.5)", 4.39, 0.5},
+     .paper_radius = 15.5},
+    {.name = "adv-bert-decoder-l6h7",
+     .group = ExperimentGroup::Adversarial,
+     .model = Slot::Bert,
+     .title = "{model} decoder (causal), layer 6, head 7",
+     .spec = R"({"kind": "construction", "layer": 6, "head": 7, "causal": true})",
+     .quick = kAdversarialGrid,
+     .full = kAdversarialGrid,
+     .pretrained = {"C·√n with C = 5.73 (BERT decoder layer 6 head 7, R = 21.5)", 5.73, 0.5},
+     .paper_radius = 21.5},
+    {.name = "adv-random-gpt2-l6h0",
+     .group = ExperimentGroup::Adversarial,
+     .model = Slot::RandomGpt2,
+     .title = "random GPT-2, layer 6, head 0",
+     .spec = R"({"kind": "construction", "layer": 6, "head": 0, "causal": true})",
+     .quick = kAdversarialGrid,
+     .full = kAdversarialGrid,
+     .pretrained = {"C·√n with C = 0.92 (random GPT-2 layer 6 head 0, R = 100)", 0.92, 0.5},
+     .paper_radius = 100},
+    {.name = "adv-gpt2-l0h0",
+     .group = ExperimentGroup::Adversarial,
+     .model = Slot::Gpt2,
+     .title = "{model}, layer 0, head 0",
+     .spec = R"({"kind": "construction", "layer": 0, "head": 0, "causal": true})",
+     .quick = kAdversarialGrid,
+     .full = kAdversarialGrid,
+     .pretrained = {"C·√n with C = 46.9 (GPT-2 layer 0 head 0, R = 10)", 46.9, 0.5},
+     .paper_radius = 10},
+    // The optimised attack from the construction (and random starts) on a few n.
+    {.name = "attack-bert-l0h0",
+     .group = ExperimentGroup::Attack,
+     .model = Slot::Bert,
+     .title = "{model}, layer 0, head 0: optimised attack",
+     .setting = "projected gradient ascent of σ_max(Df(X)) over B_R^n from the paper's construction "
+                "(both branches){starts}, same head and R as above",
+     .spec = R"({"kind": "construction", "layer": 0, "head": 0, "causal": false})",
+     .quick = R"({"n": [2, 8, 32], "attack_steps": 10, "attack_restarts": 0})",
+     .full = R"({"n": [2, 8, 16, 32, 64, 97], "attack_steps": 40, "attack_restarts": 2})",
+     .paper_radius = 15.5},
+    // Mean-field regime: the construction at fixed R (n* = 30) far past n*, unmasked (the exact 2-point
+    // reduction, any n) and masked (the full n-token computation); i.i.d. tokens on the toy head.
+    {.name = "mf-construction",
+     .group = ExperimentGroup::Meanfield,
+     .model = Slot::Bert,
+     .title = "construction at fixed R past n* (unmasked)",
+     .setting = "{model}, layer 0, head 0 (no W_O), R fixed so that n* = 30; n up to 10⁶ by the exact 2-point "
+                "reduction (src/meanfield), the full n-token computation up to n = 128",
+     .spec = R"({"kind": "regime", "regime": "construction", "layer": 0, "head": 0, "n_star": 30, "full_max": 128})",
+     .quick = R"({"n": {"log_from": 2.0, "log_to": 1000000.0, "count": 16}})",
+     .full = R"({"n": {"log_from": 2.0, "log_to": 1000000.0, "count": 31}})"},
+    {.name = "mf-construction-masked",
+     .group = ExperimentGroup::Meanfield,
+     .model = Slot::Bert,
+     .title = "construction at fixed R past n* (masked)",
+     .setting = "the same head as a causal head (BERT decoder), R from n* = 30; the full n-token computation",
+     .spec = R"({"kind": "regime", "regime": "construction", "layer": 0, "head": 0, "n_star": 30, "causal": true})",
+     .quick = R"({"n": {"log_from": 2.0, "log_to": 512.0, "count": 9}})",
+     .full = R"({"n": {"log_from": 2.0, "log_to": 2048.0, "count": 13}})"},
+    {.name = "mf-iid",
+     .group = ExperimentGroup::Meanfield,
+     .model = Slot::Toy,
+     .title = "i.i.d. tokens (unmasked)",
+     .setting = "the toy head (paper form, d = 4, A = (G + Gᵀ)/√8, V = I) on the first n tokens of one i.i.d. "
+                "sample uniform on the sphere of radius R = 2",
+     .spec = R"({"kind": "regime", "regime": "iid", "d": 4, "seed": "$seed", "radius": 2.0, "tol": 1e-7,
+                 "law": "sphere"})",
+     .quick = R"({"n": {"log_from": 2.0, "log_to": 2048.0, "count": 12}})",
+     .full = R"({"n": {"log_from": 2.0, "log_to": 10000.0, "count": 17}})"},
+    {.name = "mf-iid-masked",
+     .group = ExperimentGroup::Meanfield,
+     .model = Slot::Toy,
+     .title = "i.i.d. tokens (masked)",
+     .setting = "the same toy head, causal",
+     .spec = R"({"kind": "regime", "regime": "iid", "d": 4, "seed": "$seed", "radius": 2.0, "tol": 1e-7,
+                 "law": "sphere", "causal": true})",
+     .quick = R"({"n": {"log_from": 2.0, "log_to": 1024.0, "count": 11}})",
+     .full = R"({"n": {"log_from": 2.0, "log_to": 4096.0, "count": 14}})"},
+};
+// clang-format on
+
+// The models and inputs of one run, in arguments and in words.
+struct Models {
+  std::string gpt2, bert, gpt2_words, bert_words, source;
+  bool pretrained_gpt2 = false, pretrained_bert = false;
+
+  explicit Models(const ReproduceOptions& o)
+      : gpt2(o.gpt2.empty() ? "random:gpt2" : model_argument(o.gpt2)),
+        bert(o.bert.empty() ? "random:bert-base-uncased" : model_argument(o.bert)),
+        gpt2_words(o.gpt2.empty() ? "random GPT-2 (random:gpt2)" : "GPT-2 (" + gpt2 + ")"),
+        bert_words(o.bert.empty() ? "random BERT (random:bert-base-uncased)" : "BERT (" + bert + ")"),
+        source(o.text.empty() ? "seeded random token ids" : "windows of " + o.text),
+        pretrained_gpt2(!o.gpt2.empty()),
+        pretrained_bert(!o.bert.empty()) {}
+
+  std::string argument(Slot s) const {
+    switch (s) {
+      case Slot::Gpt2:
+        return gpt2;
+      case Slot::Bert:
+        return bert;
+      case Slot::RandomGpt2:
+        return "random:gpt2";
+      case Slot::Toy:
+        return "toy";
+    }
+    return {};
+  }
+  std::string words(Slot s) const {
+    return s == Slot::Gpt2 ? gpt2_words : s == Slot::Bert ? bert_words : "random GPT-2 (random:gpt2)";
+  }
+  bool pretrained(Slot s) const { return (s == Slot::Gpt2 && pretrained_gpt2) || (s == Slot::Bert && pretrained_bert); }
+};
+
+bool included(const Definition& d, const ReproduceOptions& o) {
+  if (d.when == When::FullOnly && o.quick) return false;
+  if (d.when == When::PretrainedGpt2 && o.gpt2.empty()) return false;
+  if (o.only.empty()) return true;
+  for (const auto& prefix : o.only)
+    if (std::string(d.name).rfind(prefix, 0) == 0) return true;
+  return false;
+}
+
+// Replaces the placeholder "$seed" in a spec's values.
+void substitute_seed(json& spec, std::uint64_t seed) {
+  for (auto& [key, value] : spec.items())
+    if (value == "$seed") value = seed;
+}
+
+std::string words(const char* text, const std::string& model, const std::string& source, const json& spec) {
+  const int restarts = spec.value("attack_restarts", 0);
+  const std::string starts = restarts > 0 ? fmt::format(" and {} random starts", restarts) : "";
+  return fmt::format(fmt::runtime(text), fmt::arg("model", model), fmt::arg("source", source),
+                     fmt::arg("starts", starts));
+}
+
+// R for a construction: the paper's, or from n* = 10⁶ (see Definition); the setting says which.
+void set_radius(Experiment& e, const Definition& d, bool pretrained) {
+  const int head = e.spec.value("head", 0);
+  if (pretrained || d.paper_radius >= 100) {
+    e.spec["radius"] = d.paper_radius;
+    if (!d.setting)
+      e.setting = fmt::format("head {} of layer {} (its Q, K, V slice, no W_O), the paper's input at R = {}", head,
+                              e.layer, d.paper_radius);
+    return;
+  }
+  e.spec["n_star"] = 1e6;
+  if (!d.setting)
+    e.setting = fmt::format(
+        "head {} of layer {} (its Q, K, V slice, no W_O), the paper's input with R chosen so that n* = 10⁶ "
+        "(a random head's eigenvalues are not the pretrained head's, so the paper's R = {} would put n* elsewhere)",
+        head, e.layer, d.paper_radius);
+}
+
+Experiment make_experiment(const Definition& d, const Models& m, const ReproduceOptions& o) {
+  Experiment e;
+  e.name = d.name;
+  e.group = d.group;
+  e.model = m.argument(d.model);
+  e.spec = json::parse(d.spec);
+  e.spec.update(json::parse(o.quick ? d.quick : d.full));
+  e.spec["name"] = e.name;
+  e.spec["model"] = e.model;
+  e.spec["model_seed"] = o.seed;
+  substitute_seed(e.spec, o.seed);
+  e.layer = e.spec.value("layer", -1);
+  e.title = words(d.title, m.words(d.model), m.source, e.spec);
+  if (d.setting) e.setting = words(d.setting, m.words(d.model), m.source, e.spec);
+  if (e.spec["kind"] == "window") {
+    if (o.text.empty())
+      e.spec["ids_seed"] = o.seed;
+    else
+      e.spec["text"] = std::filesystem::absolute(o.text).string();
+  }
+  const bool pretrained = m.pretrained(d.model);
+  if (d.paper_radius > 0) set_radius(e, d, pretrained);
+  e.paper_radius = d.paper_radius;
+  const Reference& ref = pretrained || !d.random.text ? d.pretrained : d.random;
+  if (ref.text) e.reference = PaperReference{ref.text, ref.constant, ref.exponent};
+  return e;
+}
+
+}  // namespace
+
+std::string to_string(ExperimentGroup group) {
+  switch (group) {
+    case ExperimentGroup::Real:
+      return "real";
+    case ExperimentGroup::Bounds:
+      return "bounds";
+    case ExperimentGroup::Long:
+      return "long";
+    case ExperimentGroup::Adversarial:
+      return "adversarial";
+    case ExperimentGroup::Attack:
+      return "attack";
+    case ExperimentGroup::Meanfield:
+      return "meanfield";
+  }
+  return "?";
+}
+
+std::string model_argument(const std::string& model) {
+  std::error_code ec;
+  if (model.empty() || !std::filesystem::is_directory(model, ec)) return model;
+  return std::filesystem::absolute(model).lexically_normal().string();
+}
+
+std::vector<Experiment> reproduce_experiments(const ReproduceOptions& options) {
+  const Models models(options);
+  std::vector<Experiment> out;
+  for (const Definition& d : kCatalogue)
+    if (included(d, options)) out.push_back(make_experiment(d, models, options));
+  return out;
+}
+
+}  // namespace lipattn::experiments

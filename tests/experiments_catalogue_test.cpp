@@ -1,0 +1,83 @@
+// The experiment catalogue of `lipattn reproduce` (src/experiments/catalogue.cpp): every definition
+// makes a sweep that plans, of the kind its group reads, under a unique name; --quick drops the
+// full-only experiments and coarsens the grids; --only keeps the prefixes asked for.
+#include <map>
+#include <set>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "experiments/catalogue.h"
+#include "experiments/jobs.h"
+
+namespace lipattn::experiments {
+namespace {
+
+std::string kind_of(ExperimentGroup group) {
+  switch (group) {
+    case ExperimentGroup::Real:
+    case ExperimentGroup::Bounds:
+    case ExperimentGroup::Long:
+      return "window";
+    case ExperimentGroup::Adversarial:
+    case ExperimentGroup::Attack:
+      return "construction";
+    case ExperimentGroup::Meanfield:
+      return "regime";
+  }
+  return "?";
+}
+
+TEST(Catalogue, EveryExperimentPlansUnderAUniqueNameWithItsGroupsKind) {
+  std::map<std::string, std::size_t> jobs[2];
+  for (const bool quick : {false, true}) {
+    ReproduceOptions o;
+    o.quick = quick;
+    std::set<std::string> names;
+    for (const auto& e : reproduce_experiments(o)) {
+      EXPECT_TRUE(names.insert(e.name).second) << e.name;
+      EXPECT_EQ(e.spec["name"], e.name);
+      EXPECT_EQ(e.spec["kind"], kind_of(e.group)) << e.name;
+      EXPECT_EQ(e.spec["model"], e.model) << e.name;
+      EXPECT_FALSE(e.title.empty()) << e.name;
+      EXPECT_EQ(e.title.find('{'), std::string::npos) << e.title;  // every placeholder filled
+      EXPECT_EQ(e.setting.find('{'), std::string::npos) << e.setting;
+      EXPECT_EQ(e.spec.dump().find('$'), std::string::npos) << e.spec.dump();
+      const PlannedSweep plan = plan_sweep(e.spec);
+      EXPECT_FALSE(plan.jobs.empty()) << e.name;
+      jobs[quick][e.name] = plan.jobs.size();
+    }
+  }
+  EXPECT_EQ(jobs[0].size(), 19u);  // docs/experiments.md: 19 experiments in the full default run
+  EXPECT_EQ(jobs[1].size(), 16u);
+  std::size_t full = 0;
+  for (const auto& [name, count] : jobs[0]) full += count;
+  EXPECT_EQ(full, 4637u);  // docs/experiments.md: the full default run's 4,637 jobs
+  for (const auto& [name, count] : jobs[1]) EXPECT_LE(count, jobs[0].at(name)) << name;
+  EXPECT_FALSE(jobs[1].count("real-bert-l0-self"));
+  EXPECT_FALSE(jobs[1].count("long-bert-l6"));
+}
+
+TEST(Catalogue, OnlyKeepsThePrefixesAskedFor) {
+  ReproduceOptions o;
+  o.quick = true;
+  o.only = {"adv-", "mf-iid"};
+  std::set<std::string> names;
+  for (const auto& e : reproduce_experiments(o)) names.insert(e.name);
+  EXPECT_EQ(names, (std::set<std::string>{"adv-bert-l0h0", "adv-bert-decoder-l6h7", "adv-random-gpt2-l6h0",
+                                          "adv-gpt2-l0h0", "mf-iid", "mf-iid-masked"}));
+}
+
+TEST(Catalogue, SeedsReachEveryJob) {
+  ReproduceOptions o;
+  o.quick = true;
+  o.seed = 7;
+  for (const auto& e : reproduce_experiments(o)) {
+    EXPECT_EQ(e.spec["model_seed"], 7) << e.name;
+    if (e.spec["kind"] == "window") EXPECT_EQ(e.spec["ids_seed"], 7) << e.name;
+    if (e.spec.value("regime", "") == "iid") EXPECT_EQ(e.spec["seed"], 7) << e.name;
+  }
+}
+
+}  // namespace
+}  // namespace lipattn::experiments
