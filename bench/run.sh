@@ -39,7 +39,7 @@ log "start $(date -Is)"
 
 build() {  # build DIR [extra cmake args]
   local dir=$1; shift
-  cmake -S "$SRC" -B "$dir" -DCMAKE_BUILD_TYPE=Release "$@" > "$OUT/cmake-$(basename "$dir").log"
+  cmake -S "$SRC" -B "$dir" -DCMAKE_BUILD_TYPE=Release -DLIPATTN_BUILD_BENCH=ON "$@" > "$OUT/cmake-$(basename "$dir").log"
   cmake --build "$dir" --target jtj_bench -j2 >> "$OUT/cmake-$(basename "$dir").log"
 }
 log "building $BUILD_DIR"

@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Configures and builds lipattn into build/ (Release). Installs dependencies first.
+# With CI=true (as .ci/run sets it) compiler warnings are errors (-DLIPATTN_WERROR=ON).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 mkdir -p build
-if ! { cmake -S . -B build -DCMAKE_BUILD_TYPE=Release && cmake --build build -j"$(nproc)"; } > build/build.log 2>&1; then
+werror=OFF
+[ "${CI:-}" = true ] && werror=ON
+if ! { cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DLIPATTN_WERROR=$werror &&
+       cmake --build build -j"$(nproc)"; } > build/build.log 2>&1; then
   tail -n 60 build/build.log >&2
   echo "build: failed; the full log is build/build.log" >&2
   exit 1

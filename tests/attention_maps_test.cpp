@@ -219,7 +219,7 @@ TEST(Structure, CausalJacobianIsBlockLowerTriangular) {
   for (const auto& c : all_cases(rng)) {
     if (!c.spec.attention.causal) continue;
     const auto map = build_map<double>(c.spec);
-    const Index n = 6, d = map->input_dim(), e = map->output_dim();
+    const Index n = 6, d = map->input_dim();
     const MatrixD X = random_matrix(rng, n, d);
     const auto cache = map->forward(X);
     for (Index j = 0; j < n; ++j)

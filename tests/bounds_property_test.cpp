@@ -158,8 +158,9 @@ void expect_local_bounds_hold(const LayerSpec& spec, const MatrixD& X, const std
   const double ex = exact(spec, X);
   const BoundReport local = local_bounds(spec, X);
   for (const auto& [name, value] : local.bounds)
-    if (proved(local, name))
+    if (proved(local, name)) {
       EXPECT_GE(value, ex * (1 - 1e-9) - 1e-12) << name << " at " << what << "\nX =\n" << X;
+    }
   // The set bounds on the smallest ball holding the attention's tokens.
   const MatrixD Z = attention_input(spec, X);
   const BoundReport set = set_bounds(spec, {X.rows(), Z.rowwise().norm().maxCoeff()});

@@ -63,7 +63,9 @@ TEST(BoundsFindings, ReleasedCodeDataDependentBoundIsRefutedInEitherConvention) 
     }
     EXPECT_NE(r.status.at(bound_names::kReleasedCodeDataDependent), "proved");
     for (const auto& [name, value] : r.bounds)
-      if (r.status.at(name) == "proved") EXPECT_GE(value, ex * (1 - 1e-9)) << name;
+      if (r.status.at(name) == "proved") {
+        EXPECT_GE(value, ex * (1 - 1e-9)) << name;
+      }
   }
 }
 

@@ -25,7 +25,7 @@ struct Fixture : LayerFiles {
 
 // A 2-head layer (d = 6) with W_O, biases and LayerNorm weights for a pre-norm.
 Fixture make_fixture(const std::string& name) {
-  Fixture f{write_layer_files(name, 7, 0.6, /*with_pre_norm=*/false)};
+  Fixture f{write_layer_files(name, 7, 0.6, /*with_pre_norm=*/false), {}};
   f.weights_norm = f.dir / "layer_norm.safetensors";
   io::write_safetensors(f.weights_norm, layer_tensors(f.w, f.pre), io::DType::F64);
   return f;
@@ -34,7 +34,7 @@ Fixture make_fixture(const std::string& name) {
 nlohmann::json run_json(const std::string& args) {
   const bool attack = args.rfind("attack", 0) == 0;  // only attack has --quiet (no progress on stderr)
   const CommandResult r = run_cli(args + (attack ? " --json --quiet" : " --json"));
-  EXPECT_EQ(r.exit_code, 0) << args << "\n" << r.out;
+  EXPECT_EQ(r.code, 0) << args << "\n" << r.err;
   const auto line = r.out.substr(0, r.out.find('\n'));
   return nlohmann::json::parse(line, nullptr, false);
 }
@@ -61,7 +61,9 @@ TEST(CliAttack, BallWitnessIsInTheSetAndMeasuresToTheReportedValue) {
   EXPECT_GE(lower, j.at("construction").get<double>());
   EXPECT_EQ(j.at("constructions").size(), 2u);
   EXPECT_TRUE(j.contains("n_star") && j.contains("upper"));
-  if (!j.at("upper").is_null()) EXPECT_GE(j.at("upper").get<double>(), lower);
+  if (!j.at("upper").is_null()) {
+    EXPECT_GE(j.at("upper").get<double>(), lower);
+  }
   // The witness: every token of norm ≤ R (to 1e-12), and `measure` on it says `lower`.
   const MatrixD X = io::read_npy_matrix(witness);
   ASSERT_EQ(X.rows(), 7);
@@ -121,8 +123,8 @@ TEST(CliAttack, PaperOnlyIsTheConstruction) {
 // The message must mention every string given (the flag, and the value when it matters).
 void expect_input_error(const std::string& args, const std::vector<std::string>& must_mention) {
   const CommandResult r = run_cli(args + " --quiet");
-  EXPECT_EQ(r.exit_code, 2) << args << "\n" << r.out;
-  for (const auto& text : must_mention) EXPECT_NE(r.out.find(text), std::string::npos) << args << "\n" << r.out;
+  EXPECT_EQ(r.code, 2) << args << "\n" << r.err;
+  for (const auto& text : must_mention) EXPECT_NE(r.err.find(text), std::string::npos) << args << "\n" << r.err;
 }
 void expect_input_error(const std::string& args, const std::string& must_mention) {
   expect_input_error(args, std::vector<std::string>{must_mention});

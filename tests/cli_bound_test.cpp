@@ -31,7 +31,7 @@ struct Fixture : LayerFiles {
 
 // 2 heads, W_O, biases, causal, pre-LayerNorm, residual.
 Fixture make_fixture(const std::string& name) {
-  Fixture f{write_layer_files(name, 4, 0.6)};
+  Fixture f{write_layer_files(name, 4, 0.6), {}};
   f.spec.attention = f.w;
   f.spec.pre_norm = f.pre;
   f.spec.residual = true;
@@ -42,7 +42,7 @@ const std::string kLayerFlags = " --heads 2 --causal --pre-norm layernorm --resi
 
 nlohmann::json run_json(const std::string& args) {
   const CommandResult r = run_cli(args);
-  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_EQ(r.code, 0) << r.err;
   return nlohmann::json::parse(r.out);
 }
 
@@ -58,7 +58,9 @@ TEST(CliBound, LocalJsonMatchesLibraryAndExactMatchesMeasure) {
   ASSERT_EQ(j.at("bounds").size(), lib.bounds.size());
   for (const auto& [name, value] : lib.bounds) {
     EXPECT_NEAR(j.at("bounds").at(name).get<double>(), value, 1e-12 * value) << name;
-    if (lib.status.at(name) == "proved") EXPECT_GE(value, ex * (1 - 1e-9)) << name;
+    if (lib.status.at(name) == "proved") {
+      EXPECT_GE(value, ex * (1 - 1e-9)) << name;
+    }
   }
   EXPECT_EQ(j.at("best").at("name"), bound_names::kStructured);
   EXPECT_FALSE(j.at("notes").empty());
@@ -81,7 +83,7 @@ TEST(CliBound, TextTableShowsRatios) {
   const Fixture f = make_fixture("bound-text");
   const CommandResult r =
       run_cli("bound --weights " + f.weights.string() + " --input " + f.input.string() + kLayerFlags + " --exact");
-  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("structured"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("/exact"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("refuted"), std::string::npos) << r.out;
@@ -111,7 +113,9 @@ TEST(CliBound, SavedCounterexampleRefutesTheReleasedCodeDataDependentBound) {
   EXPECT_NE(j.at("status").at(bound_names::kReleasedCodeDataDependent).get<std::string>().find("refuted"),
             std::string::npos);
   for (const auto& [name, value] : j.at("bounds").items())
-    if (j.at("status").at(name) == "proved") EXPECT_GE(value.get<double>(), ex * (1 - 1e-9)) << name;
+    if (j.at("status").at(name) == "proved") {
+      EXPECT_GE(value.get<double>(), ex * (1 - 1e-9)) << name;
+    }
 }
 
 // How far the structured bound (5) can be above the exact value (docs/theory.md §5, U.5): a seeded
@@ -217,8 +221,8 @@ TEST(CliBound, SweepAndHardmaxLimit) {
 
 void expect_input_error(const std::string& args, const std::string& must_mention) {
   const CommandResult r = run_cli(args);
-  EXPECT_EQ(r.exit_code, 2) << args << "\n" << r.out;
-  EXPECT_NE(r.out.find(must_mention), std::string::npos) << args << "\n" << r.out;
+  EXPECT_EQ(r.code, 2) << args << "\n" << r.err;
+  EXPECT_NE(r.err.find(must_mention), std::string::npos) << args << "\n" << r.err;
 }
 
 TEST(CliBound, BadInputExitsWithTwo) {

@@ -32,9 +32,9 @@ std::string flags(const Fixture& f) {
 
 void expect_input_error(const std::string& args, const std::string& must_mention) {
   const CommandResult r = run_cli(args);
-  EXPECT_EQ(r.exit_code, 2) << args << "\n" << r.out;
-  EXPECT_NE(r.out.find(must_mention), std::string::npos) << "message should mention '" << must_mention << "':\n" << r.out;
-  EXPECT_EQ(r.out.find("internal error"), std::string::npos) << r.out;
+  EXPECT_EQ(r.code, 2) << args << "\n" << r.err;
+  EXPECT_NE(r.err.find(must_mention), std::string::npos) << "message should mention '" << must_mention << "':\n" << r.err;
+  EXPECT_EQ(r.err.find("internal error"), std::string::npos) << r.err;
 }
 
 }  // namespace
@@ -51,7 +51,7 @@ TEST(CliMeasure, JsonMatchesTheLibraryForEveryMethod) {
   const double exact = measure_local_lipschitz(spec, f.X, o).lipschitz;
   for (std::string method : {"dense", "lanczos", "power", "auto"}) {
     const CommandResult r = run_cli(flags(f) + " --json --method " + method);
-    ASSERT_EQ(r.exit_code, 0) << r.out;
+    ASSERT_EQ(r.code, 0) << r.err;
     const auto j = nlohmann::json::parse(r.out);
     for (const char* key : {"lipschitz", "lower", "method", "matvecs", "converged", "relative_residual", "seconds",
                             "n", "d", "heads", "causal"})
@@ -65,7 +65,7 @@ TEST(CliMeasure, JsonMatchesTheLibraryForEveryMethod) {
     EXPECT_TRUE(j["converged"].get<bool>());
   }
   const CommandResult f32 = run_cli(flags(f) + " --json --dtype f32 --method lanczos");
-  ASSERT_EQ(f32.exit_code, 0) << f32.out;
+  ASSERT_EQ(f32.code, 0) << f32.err;
   EXPECT_NEAR(nlohmann::json::parse(f32.out)["lipschitz"].get<double>(), exact, 1e-5 * exact);
 }
 
@@ -93,7 +93,7 @@ TEST(CliMeasure, HalfPrecisionFilesAndTheReadableSummary) {
   for (io::DType dtype : {io::DType::F32, io::DType::F16, io::DType::BF16}) {
     const Fixture f = make_fixture("dtype" + io::to_string(dtype), dtype);
     const CommandResult r = run_cli(flags(f));
-    EXPECT_EQ(r.exit_code, 0) << r.out;
+    EXPECT_EQ(r.code, 0) << r.err;
     EXPECT_NE(r.out.find("lipschitz"), std::string::npos) << r.out;
   }
 }
@@ -110,17 +110,45 @@ TEST(CliMeasure, PaperFormFile) {
   const double exact = measure_local_lipschitz(spec, X, o).lipschitz;
   const CommandResult r = run_cli("measure --weights " + (dir / "paper.safetensors").string() + " --input " +
                                   (dir / "x.npy").string() + " --json");
-  ASSERT_EQ(r.exit_code, 0) << r.out;
+  ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NEAR(nlohmann::json::parse(r.out)["lipschitz"].get<double>(), exact, 1e-9 * exact);
 }
 
 TEST(CliMeasure, EmbeddedDefaultRuns) {
   const CommandResult r = run_cli("measure --demo-n 16 --json");
-  ASSERT_EQ(r.exit_code, 0) << r.out;
+  ASSERT_EQ(r.code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["d"], 768);
   EXPECT_EQ(j["heads"], 12);
   EXPECT_GT(j["lipschitz"].get<double>(), 0);
+}
+
+// With --json, stdout holds the JSON object and nothing else; a warning (here: the solver stops
+// before --tol) goes to stderr, which --quiet does not silence.
+TEST(CliMeasure, JsonStdoutHoldsOnlyJsonWarningsGoToStderr) {
+  const Fixture f = make_fixture("stdout");
+  for (const std::string quiet : {"", " --quiet"}) {
+    const CommandResult r = run_cli(flags(f) + " --json --method power --max-iter 1 --tol 1e-15" + quiet);
+    ASSERT_EQ(r.code, 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out);  // throws on anything but one JSON value
+    EXPECT_FALSE(j["converged"].get<bool>());
+    EXPECT_NE(r.err.find("warning: the solver did not reach --tol"), std::string::npos) << r.err;
+  }
+}
+
+// --quiet leaves stderr empty on a successful run, whatever its duration, and every subcommand takes it.
+TEST(CliMeasure, QuietLeavesStderrEmpty) {
+  const Fixture f = make_fixture("quiet");
+  const CommandResult r = run_cli(flags(f) + " --json --quiet");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.err, "");
+  EXPECT_GT(nlohmann::json::parse(r.out)["lipschitz"].get<double>(), 0);
+  for (const char* command : {"attack", "bound", "forward", "inspect", "meanfield", "measure", "reproduce", "sweep",
+                              "tokenize"}) {
+    const CommandResult help = run_cli(std::string(command) + " --help");
+    EXPECT_EQ(help.code, 0) << command;
+    EXPECT_NE(help.out.find("--quiet"), std::string::npos) << command << "\n" << help.out;
+  }
 }
 
 TEST(CliMeasure, MissingTensor) {

@@ -1,6 +1,4 @@
 // `lipattn inspect`, `tokenize` and `forward` run as a user runs them, on checkpoints written here.
-#include <sys/wait.h>
-
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -8,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "bytes_support.h"
+#include "cli_support.h"
 #include "io/npy.h"
 #include "llama_fixture.h"
 #include "llama_tokenizer_fixture.h"
@@ -17,24 +16,9 @@ namespace {
 
 namespace fs = std::filesystem;
 using fixture::Checkpoint;
+using lipattn::testing::CommandResult;
 using lipattn::testing::read_bytes;
-
-struct Outcome {
-  int code = -1;
-  std::string out, err;
-};
-
-Outcome run(const std::string& args, const fs::path& scratch) {
-  const fs::path out = scratch / "stdout.txt", err = scratch / "stderr.txt";
-  const std::string command =
-      std::string("'") + LIPATTN_BINARY + "' " + args + " >'" + out.string() + "' 2>'" + err.string() + "'";
-  const int status = std::system(command.c_str());
-  Outcome r;
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = read_bytes(out);
-  r.err = read_bytes(err);
-  return r;
-}
+using lipattn::testing::run_cli;
 
 std::string q(const fs::path& p) { return "'" + p.string() + "'"; }
 
@@ -55,14 +39,14 @@ TEST(CliModels, InspectListsConfigAndTensors) {
   o.prefix = "transformer.";
   const Checkpoint c = fixture::make(o);
   const fs::path dir = fixture::write(c, lipattn::io::DType::BF16, "cli_inspect");
-  Outcome r = run("inspect " + q(dir), dir);
+  CommandResult r = run_cli("inspect " + q(dir));
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("transformer.wte.weight"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("BF16"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("[16, 48]"), std::string::npos) << r.out;  // c_attn
   EXPECT_NE(r.out.find("d = 16, 4 heads of 4, 2 layers"), std::string::npos) << r.out;
 
-  r = run("inspect " + q(dir) + " --json", dir);
+  r = run_cli("inspect " + q(dir) + " --json");
   ASSERT_EQ(r.code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j.at("config").at("hidden_size"), 16);
@@ -72,7 +56,7 @@ TEST(CliModels, InspectListsConfigAndTensors) {
   auto bad = c.config;
   bad["model_type"] = "t5";  // (llama is read since issue 14: LlamaCheckpointsAndTokenizers below)
   fixture::write_config(dir, bad);
-  r = run("inspect " + q(dir), dir);
+  r = run_cli("inspect " + q(dir));
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("t5"), std::string::npos) << r.err;
   fs::remove_all(dir);
@@ -86,7 +70,7 @@ TEST(CliModels, ForwardDumpsEveryLayerAsTheReferenceComputesIt) {
     const fs::path dir = fixture::write(c, lipattn::io::DType::F32, "cli_forward");
     const std::vector<int> ids{3, 17, 49, 0, 22, 8, 8};
     const auto ref = fixture::reference_forward(c, ids);
-    Outcome r = run("forward --model " + q(dir) + " --ids 3,17,49,0,22,8,8 --dump " + q(dir / "dump"), dir);
+    CommandResult r = run_cli("forward --model " + q(dir) + " --ids 3,17,49,0,22,8,8 --dump " + q(dir / "dump"));
     ASSERT_EQ(r.code, 0) << r.err;
     EXPECT_LT(gap(lipattn::io::read_npy(dir / "dump" / "hidden.npy"), ref.hidden), 1e-12) << type;
     for (int l = 0; l < o.layers; ++l) {
@@ -97,7 +81,7 @@ TEST(CliModels, ForwardDumpsEveryLayerAsTheReferenceComputesIt) {
       EXPECT_LT(gap(lipattn::io::read_npy(base.string() + ".attn_in.npy"), ref.attn_in[l]), 1e-12) << type;
       EXPECT_LT(gap(lipattn::io::read_npy(base.string() + ".attn_out.npy"), ref.attn_out[l]), 1e-12) << type;
     }
-    r = run("forward --model " + q(dir) + " --ids 3,17,49 --dtype f32 --dump " + q(dir / "f32"), dir);
+    r = run_cli("forward --model " + q(dir) + " --ids 3,17,49 --dtype f32 --dump " + q(dir / "f32"));
     ASSERT_EQ(r.code, 0) << r.err;
     EXPECT_LT(gap(lipattn::io::read_npy(dir / "f32" / "hidden.npy"),
                   fixture::reference_forward(c, {3, 17, 49}).hidden),
@@ -106,10 +90,10 @@ TEST(CliModels, ForwardDumpsEveryLayerAsTheReferenceComputesIt) {
     // n beyond the model's 32 positions, and an id outside its vocabulary of 50.
     std::string many = "1";
     for (int i = 1; i < 33; ++i) many += ",1";
-    r = run("forward --model " + q(dir) + " --ids " + many + " --dump " + q(dir / "x"), dir);
+    r = run_cli("forward --model " + q(dir) + " --ids " + many + " --dump " + q(dir / "x"));
     EXPECT_EQ(r.code, 2);
     EXPECT_NE(r.err.find("32 positions"), std::string::npos) << r.err;
-    r = run("forward --model " + q(dir) + " --ids 1,50 --dump " + q(dir / "x"), dir);
+    r = run_cli("forward --model " + q(dir) + " --ids 1,50 --dump " + q(dir / "x"));
     EXPECT_EQ(r.code, 2);
     EXPECT_NE(r.err.find("token id 50"), std::string::npos) << r.err;
     fs::remove_all(dir);
@@ -118,7 +102,7 @@ TEST(CliModels, ForwardDumpsEveryLayerAsTheReferenceComputesIt) {
 
 TEST(CliModels, MissingModelsSayHowToGetThem) {
   const fs::path scratch = fixture::temp_dir("cli_missing");
-  const Outcome r = run("forward --model no-such-model-xyz --ids 1,2 --dump " + q(scratch / "d"), scratch);
+  const CommandResult r = run_cli("forward --model no-such-model-xyz --ids 1,2 --dump " + q(scratch / "d"));
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("huggingface-cli download no-such-model-xyz"), std::string::npos) << r.err;
   fs::remove_all(scratch);
@@ -128,11 +112,12 @@ TEST(CliModels, TokenizeAndForwardOnText) {
   if (!fs::exists(kData / "gpt2" / "vocab.json")) GTEST_SKIP() << "no shared data at " << kData;
   const fs::path dir = fixture::temp_dir("cli_text");
   std::ofstream(dir / "hello.txt") << "Hello world";
-  Outcome r = run("tokenize --model random:gpt2 --tokenizer " + q(kData / "gpt2") + " --text " + q(dir / "hello.txt"), dir);
+  CommandResult r =
+      run_cli("tokenize --model random:gpt2 --tokenizer " + q(kData / "gpt2") + " --text " + q(dir / "hello.txt"));
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.out, "15496 995\n");
-  r = run("tokenize --model random:gpt2 --json --tokenizer " + q(kData / "gpt2") + " --text " + q(dir / "hello.txt"),
-          dir);
+  r = run_cli("tokenize --model random:gpt2 --json --tokenizer " + q(kData / "gpt2") + " --text " +
+              q(dir / "hello.txt"));
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(nlohmann::json::parse(r.out), nlohmann::json({15496, 995}));
 
@@ -140,22 +125,19 @@ TEST(CliModels, TokenizeAndForwardOnText) {
   fixture::Options o;
   o.vocab = 50257;
   fixture::write_config(dir, fixture::make(o).config);
-  r = run("forward --model random:" + q(dir / "config.json") + " --seed 4 --tokenizer " + q(kData / "gpt2") +
-              " --text " + q(kData / "text" / "carroll-alice.txt") + " --n 5 --dump " + q(dir / "dump"),
-          dir);
+  r = run_cli("forward --model random:" + q(dir / "config.json") + " --seed 4 --tokenizer " + q(kData / "gpt2") +
+              " --text " + q(kData / "text" / "carroll-alice.txt") + " --n 5 --dump " + q(dir / "dump"));
   ASSERT_EQ(r.code, 0) << r.err;
   const auto a = lipattn::io::read_npy(dir / "dump" / "layer1.attn_in.npy");
   EXPECT_EQ(a.shape, (std::vector<std::int64_t>{5, 16}));
   // The same seed gives the same model; another seed another one.
-  r = run("forward --model random:" + q(dir / "config.json") + " --seed 4 --tokenizer " + q(kData / "gpt2") +
-              " --text " + q(kData / "text" / "carroll-alice.txt") + " --n 5 --dump " + q(dir / "again"),
-          dir);
+  r = run_cli("forward --model random:" + q(dir / "config.json") + " --seed 4 --tokenizer " + q(kData / "gpt2") +
+              " --text " + q(kData / "text" / "carroll-alice.txt") + " --n 5 --dump " + q(dir / "again"));
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(lipattn::io::read_npy(dir / "again" / "hidden.npy").values,
             lipattn::io::read_npy(dir / "dump" / "hidden.npy").values);
-  r = run("forward --model random:" + q(dir / "config.json") + " --seed 5 --tokenizer " + q(kData / "gpt2") +
-              " --text " + q(kData / "text" / "carroll-alice.txt") + " --n 5 --dump " + q(dir / "other"),
-          dir);
+  r = run_cli("forward --model random:" + q(dir / "config.json") + " --seed 5 --tokenizer " + q(kData / "gpt2") +
+              " --text " + q(kData / "text" / "carroll-alice.txt") + " --n 5 --dump " + q(dir / "other"));
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(lipattn::io::read_npy(dir / "other" / "hidden.npy").values,
             lipattn::io::read_npy(dir / "dump" / "hidden.npy").values);
@@ -165,7 +147,7 @@ TEST(CliModels, TokenizeAndForwardOnText) {
 TEST(CliModels, LlamaCheckpointsAndTokenizers) {
   const fs::path dir = fixture::temp_dir("cli_llama");
   const std::string bin = llama_fixture::kStoriesBin;
-  Outcome r = run("inspect " + q(bin), dir);
+  CommandResult r = run_cli("inspect " + q(bin));
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("llama (llama2.c"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("d = 64, 8 heads of 8 (4 K/V heads), 5 layers, MLP 172, vocab 512, 512 positions"),
@@ -174,7 +156,7 @@ TEST(CliModels, LlamaCheckpointsAndTokenizers) {
   EXPECT_NE(r.out.find("interleaved"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("wq[4]"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("freq_cis_real"), std::string::npos) << r.out;
-  r = run("inspect " + q(bin) + " --json", dir);
+  r = run_cli("inspect " + q(bin) + " --json");
   ASSERT_EQ(r.code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j.at("format"), "llama2.c");
@@ -183,7 +165,7 @@ TEST(CliModels, LlamaCheckpointsAndTokenizers) {
 
   // tokenize finds tok512.bin beside the .bin; the HF copy with a converted tokenizer.json agrees.
   std::ofstream(dir / "story.txt") << "Once upon a time, there was a little girl named Lily.";
-  r = run("tokenize --model " + q(bin) + " --text " + q(dir / "story.txt") + " --json", dir);
+  r = run_cli("tokenize --model " + q(bin) + " --text " + q(dir / "story.txt") + " --json");
   ASSERT_EQ(r.code, 0) << r.err;
   const auto expected = nlohmann::json({1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315, 421, 395, 317, 426});
   EXPECT_EQ(nlohmann::json::parse(r.out), expected);
@@ -191,11 +173,11 @@ TEST(CliModels, LlamaCheckpointsAndTokenizers) {
   llama_fixture::write_tokenizer_json(
       hf / "tokenizer.json",
       llama_fixture::tokenizer_json(llama_fixture::read_tokenizer_bin(llama_fixture::kStoriesTokenizer)));
-  r = run("inspect " + q(hf), dir);
+  r = run_cli("inspect " + q(hf));
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("rotate_half"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("model.layers.4.mlp.gate_proj.weight"), std::string::npos) << r.out;
-  r = run("tokenize --model " + q(hf) + " --text " + q(dir / "story.txt") + " --json", dir);
+  r = run_cli("tokenize --model " + q(hf) + " --text " + q(dir / "story.txt") + " --json");
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(nlohmann::json::parse(r.out), expected);
 
@@ -203,15 +185,15 @@ TEST(CliModels, LlamaCheckpointsAndTokenizers) {
   std::vector<char> cut = llama_fixture::read_all(bin);
   cut.resize(cut.size() - 100);
   llama_fixture::write_bytes(dir / "cut.bin", cut);
-  r = run("inspect " + q(dir / "cut.bin"), dir);
+  r = run_cli("inspect " + q(dir / "cut.bin"));
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("needs 1056540 bytes, the file has 1056440 bytes"), std::string::npos) << r.err;
   EXPECT_TRUE(r.out.empty()) << r.out;
   auto small = llama_fixture::read_tokenizer_bin(llama_fixture::kStoriesTokenizer);
   small.pieces.resize(300);
   llama_fixture::write_tokenizer_json(dir / "small.json", llama_fixture::tokenizer_json(small));
-  r = run("tokenize --model " + q(bin) + " --tokenizer " + q(dir / "small.json") + " --text " + q(dir / "story.txt"),
-          dir);
+  r = run_cli("tokenize --model " + q(bin) + " --tokenizer " + q(dir / "small.json") + " --text " +
+              q(dir / "story.txt"));
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("300 tokens"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("vocabulary of 512"), std::string::npos) << r.err;

@@ -34,6 +34,7 @@ using testing::CommandResult;
 using testing::lines_of;
 using testing::read_bytes;
 using testing::run_cli;
+using testing::run_command;
 using testing::scratch_dir;
 
 std::string find_mpirun() {
@@ -64,18 +65,6 @@ constexpr bool kBuiltWithMpi = false;
 void allow_root() {
   ::setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
   ::setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
-}
-
-CommandResult run_command(const std::string& command) {
-  CommandResult r;
-  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
-  if (!pipe) return r;
-  std::array<char, 4096> buffer;
-  size_t got;
-  while ((got = fread(buffer.data(), 1, buffer.size(), pipe)) > 0) r.out.append(buffer.data(), got);
-  const int status = pclose(pipe);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
 }
 
 std::string mpi_sweep(const std::string& mpirun, int ranks, const std::string& arguments) {
@@ -173,15 +162,15 @@ TEST(CliMpi, ThreeRanksGiveTheSingleProcessResults) {
   const auto t0 = std::chrono::steady_clock::now();
   const auto plain = run_cli("sweep " + spec.string() + " --out " + single.string() + " --no-progress");
   const auto t1 = std::chrono::steady_clock::now();
-  ASSERT_EQ(plain.exit_code, 0) << plain.out;
+  ASSERT_EQ(plain.code, 0) << plain.err;
   const auto mpi = run_command(mpi_sweep(mpirun, 3, spec.string() + " --out " + shared.string()));
   const auto t2 = std::chrono::steady_clock::now();
-  ASSERT_EQ(mpi.exit_code, 0) << mpi.out;
+  ASSERT_EQ(mpi.code, 0) << mpi.err;
   std::cout << "single process " << std::chrono::duration<double>(t1 - t0).count() << " s, 3 ranks "
             << std::chrono::duration<double>(t2 - t1).count() << " s\n";
-  EXPECT_NE(mpi.out.find(std::to_string(cheap + 1) + " jobs ran, 0 already done, 0 failed"), std::string::npos)
-      << mpi.out;
-  EXPECT_NE(mpi.out.find("3 ranks"), std::string::npos) << mpi.out;  // rank 0's progress bar and summary
+  EXPECT_NE(mpi.err.find(std::to_string(cheap + 1) + " jobs ran, 0 already done, 0 failed"), std::string::npos)
+      << mpi.err;
+  EXPECT_NE(mpi.err.find("3 ranks"), std::string::npos) << mpi.err;  // rank 0's progress bar and summary
   EXPECT_TRUE(part_files(shared).empty()) << "part files left after the merge";
 
   std::size_t single_lines = 0, mpi_lines = 0;
@@ -304,12 +293,12 @@ TEST(CliMpi, KilledRankLosesOnlyUnfinishedJobsAndARerunCompletes) {
   EXPECT_GE(ranks_before.size(), 2u) << "the jobs were not shared before the kill";
 
   const auto rerun = run_command(mpi_sweep(mpirun, 3, spec.string() + " --out " + results.string() + " --no-progress"));
-  ASSERT_EQ(rerun.exit_code, 0) << rerun.out;
-  EXPECT_NE(rerun.out.find("part files of an interrupted run"), std::string::npos) << rerun.out;
-  EXPECT_NE(rerun.out.find(std::to_string(total - before.size()) + " jobs ran, " + std::to_string(before.size()) +
+  ASSERT_EQ(rerun.code, 0) << rerun.err;
+  EXPECT_NE(rerun.err.find("part files of an interrupted run"), std::string::npos) << rerun.err;
+  EXPECT_NE(rerun.err.find(std::to_string(total - before.size()) + " jobs ran, " + std::to_string(before.size()) +
                            " already done, 0 failed"),
             std::string::npos)
-      << rerun.out;
+      << rerun.err;
   EXPECT_TRUE(part_files(results).empty());
   const auto lines = lines_of(results);
   EXPECT_EQ(lines.size(), static_cast<std::size_t>(total));
@@ -331,12 +320,12 @@ TEST(CliMpi, BadSweepFileEndsEveryRankWithExit2) {
   const auto dir = scratch_dir("mpi-bad");
   std::ofstream(dir / "bad.json") << R"({"kind": "nope", "model": "toy", "n": [2]})";
   const auto r = run_command(mpi_sweep(mpirun, 3, (dir / "bad.json").string() + " --out " + (dir / "r.jsonl").string()));
-  EXPECT_EQ(r.exit_code, 2) << r.out;
-  EXPECT_NE(r.out.find("unknown kind 'nope'"), std::string::npos) << r.out;
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find("unknown kind 'nope'"), std::string::npos) << r.err;
   // --list prints the jobs once, from rank 0.
   const auto spec = write_spec(dir, {}, 10, 3, 10);
   const auto list = run_command(mpi_sweep(mpirun, 3, spec.string() + " --list"));
-  ASSERT_EQ(list.exit_code, 0) << list.out;
+  ASSERT_EQ(list.code, 0) << list.err;
   std::size_t jobs = 0;
   for (std::size_t at = list.out.find("\"kind\""); at != std::string::npos; at = list.out.find("\"kind\"", at + 1)) ++jobs;
   EXPECT_EQ(jobs, 3u) << list.out;

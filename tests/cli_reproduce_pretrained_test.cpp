@@ -79,7 +79,7 @@ json last_json_line(const std::string& out) {
 
 std::vector<int> tokenize(const fs::path& model) {
   const auto r = run_cli("tokenize --model " + model.string() + " --text " + kAlice.string() + " --json");
-  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_EQ(r.code, 0) << r.err;
   return json::parse(r.out).get<std::vector<int>>();
 }
 
@@ -93,10 +93,13 @@ std::vector<int> window_of(const std::vector<int>& tokens, const json& job) {
 // `lipattn measure --model MODEL --layer L ... --ids ...`: the CLI's own path (measure_model).
 double measure(const std::string& model, int layer, const std::string& extra, const std::vector<int>& ids) {
   std::string list;
-  for (int id : ids) list += (list.empty() ? "" : ",") + std::to_string(id);
+  for (int id : ids) {
+    if (!list.empty()) list += ',';
+    list += std::to_string(id);
+  }
   const auto r = run_cli("measure --model " + model + " --layer " + std::to_string(layer) + " " + extra + " --ids " +
                          list);
-  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_EQ(r.code, 0) << r.err;
   const json j = last_json_line(r.out);
   EXPECT_TRUE(j.contains("lipschitz")) << r.out;
   return j.value("lipschitz", std::nan(""));
@@ -149,7 +152,7 @@ TEST(CliReproducePretrained, RunsThePaperProtocolOnTheGivenFolders) {
                          B.string() + " --text " + kAlice.string() +
                          " --only real-gpt2-l0 --only real-bert-l6-attention --only real-bert-decoder-l6"
                          " --only adv-gpt2-l0h0 --only bounds-real-gpt2-l0 --jobs 2 --no-progress");
-  ASSERT_EQ(r.exit_code, 0) << r.out;
+  ASSERT_EQ(r.code, 0) << r.err;
 
   // The folders' own tokenizers cut the windows: GPT-2 reads Alice as 39,622 tokens, BERT as 36,705
   // with [CLS] and [SEP] (shared/README.md), so 36,703 without (windows are cut from running text).
@@ -243,8 +246,9 @@ TEST(CliReproducePretrained, RunsThePaperProtocolOnTheGivenFolders) {
       ASSERT_TRUE(lb["best"].is_number()) << lb.dump();
       EXPECT_GE(lb["best"].get<double>(), L * (1 - 1e-8));
       for (auto it = lb["bounds"].begin(); it != lb["bounds"].end(); ++it)
-        if (it.value().is_number() && lb["status"].value(it.key(), std::string()) == "proved")
+        if (it.value().is_number() && lb["status"].value(it.key(), std::string()) == "proved") {
           EXPECT_GE(it.value().get<double>(), L * (1 - 1e-8)) << it.key();
+        }
     }
   }
 

@@ -84,8 +84,8 @@ TEST(CliSweep, KilledMidwayThenRerunHasEveryJobExactlyOnce) {
   ASSERT_LT(complete, total) << "the kill came too late to test a resume";
 
   const auto rerun = run_cli("sweep " + spec.string() + " --out " + results.string() + " --jobs 2");
-  ASSERT_EQ(rerun.exit_code, 0) << rerun.out;
-  EXPECT_NE(rerun.out.find("already done"), std::string::npos) << rerun.out;
+  ASSERT_EQ(rerun.code, 0) << rerun.err;
+  EXPECT_NE(rerun.err.find("already done"), std::string::npos) << rerun.err;
   const auto final_counts = count_jobs(results);
   EXPECT_EQ(final_counts.count(-1), 0u) << "a broken line survived";
   ASSERT_EQ(final_counts.size(), static_cast<std::size_t>(total));
@@ -100,7 +100,7 @@ TEST(CliSweep, CorruptLastLineIsRedone) {
   const auto spec = write_spec(dir, 4);
   const auto results = dir / "results.jsonl";
   auto r = run_cli("sweep " + spec.string() + " --out " + results.string() + " --no-progress");
-  ASSERT_EQ(r.exit_code, 0) << r.out;
+  ASSERT_EQ(r.code, 0) << r.err;
   auto lines = lines_of(results);
   ASSERT_EQ(lines.size(), 4u);
   const std::string last = lines.back();
@@ -110,9 +110,9 @@ TEST(CliSweep, CorruptLastLineIsRedone) {
     out << last.substr(0, last.size() - 20);  // a record cut short, no newline
   }
   r = run_cli("sweep " + spec.string() + " --out " + results.string() + " --no-progress");
-  ASSERT_EQ(r.exit_code, 0) << r.out;
-  EXPECT_NE(r.out.find("redone"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("1 jobs ran, 3 already done"), std::string::npos) << r.out;
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("redone"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("1 jobs ran, 3 already done"), std::string::npos) << r.err;
   lines = lines_of(results);
   ASSERT_EQ(lines.size(), 4u);
   EXPECT_EQ(nlohmann::json::parse(lines.back())["job"], nlohmann::json::parse(last)["job"]);
@@ -123,8 +123,8 @@ TEST(CliSweep, BadSpecIsAnInputError) {
   const auto dir = scratch_dir("sweep-bad");
   std::ofstream(dir / "bad.json") << R"({"kind": "nope", "model": "toy", "n": [2]})";
   const auto r = run_cli("sweep " + (dir / "bad.json").string() + " --out " + (dir / "r.jsonl").string());
-  EXPECT_EQ(r.exit_code, 2);
-  EXPECT_NE(r.out.find("unknown kind 'nope'"), std::string::npos) << r.out;
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("unknown kind 'nope'"), std::string::npos) << r.err;
 }
 
 // PNG width and height from the IHDR chunk (bytes 16..23, big-endian).
@@ -168,7 +168,7 @@ TEST(CliReproduce, SmallSubsetWritesAReportThatRendersInChromium) {
   const auto out = dir / "out";
   const auto r = run_cli("reproduce --out " + out.string() +
                          " --quick --only adv-bert-l0 --only mf-iid --only mf-construction-masked --no-progress");
-  ASSERT_EQ(r.exit_code, 0) << r.out;
+  ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("report.html"), std::string::npos) << r.out;
   for (const char* file : {"report.md", "report.html", "fits.json", "results/adv-bert-l0h0.jsonl",
                            "results/mf-iid.jsonl", "figures/adversarial-L-n.svg", "figures/adversarial-L-n.png"})

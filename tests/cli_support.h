@@ -1,7 +1,8 @@
-// Running the built CLI from tests: exit code and captured output; the layer files it reads.
+// Running the built CLI from tests: exit code, stdout and stderr apart; the layer files it reads.
 #pragma once
 
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <array>
 #include <cstdint>
@@ -11,29 +12,49 @@
 #include <vector>
 
 #include "attention/layer.h"
-#include "file_support.h"  // scratch_dir
+#include "bytes_support.h"  // read_bytes
+#include "file_support.h"   // scratch_dir
 #include "io/npy.h"
 #include "io/safetensors.h"
 #include "test_support.h"
 
 namespace lipattn::testing {
 
+// What a command printed, kept apart: stdout holds results (JSON with --json), stderr progress, notes
+// and errors, so a test that parses stdout also checks that nothing else went there.
 struct CommandResult {
-  int exit_code = -1;
-  std::string out;  // stdout and stderr together
+  int code = -1;    // exit code; -1 when killed by a signal (a crash)
+  std::string out;  // stdout
+  std::string err;  // stderr
 };
 
-inline CommandResult run_cli(const std::string& arguments) {
-  const std::string command = std::string(LIPATTN_BINARY) + " " + arguments + " 2>&1";
+// Runs a shell command line; its stderr goes to a temporary file read back after it exits.
+inline CommandResult run_command(const std::string& command) {
   CommandResult r;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (!pipe) return r;
-  std::array<char, 4096> buffer;
-  size_t got;
-  while ((got = fread(buffer.data(), 1, buffer.size(), pipe)) > 0) r.out.append(buffer.data(), got);
-  const int status = pclose(pipe);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;  // -1: killed by a signal (a crash)
+  char err_path[] = "/tmp/lipattn-test-stderr-XXXXXX";
+  const int fd = ::mkstemp(err_path);
+  if (fd < 0) return r;
+  ::close(fd);
+  FILE* pipe = popen(("{ " + command + " ; } 2>'" + err_path + "'").c_str(), "r");
+  if (pipe) {
+    std::array<char, 4096> buffer;
+    size_t got;
+    while ((got = fread(buffer.data(), 1, buffer.size(), pipe)) > 0) r.out.append(buffer.data(), got);
+    const int status = pclose(pipe);
+    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+  r.err = read_bytes(err_path);
+  std::filesystem::remove(err_path);
   return r;
+}
+
+// build/lipattn with `arguments` (shell syntax: quote paths that may hold spaces).
+inline CommandResult run_cli(const std::string& arguments) {
+  std::string command = "'";  // appended piece by piece: GCC 12's -Wrestrict misfires on "'" + std::string&&
+  command += LIPATTN_BINARY;
+  command += "' ";
+  command += arguments;
+  return run_command(command);
 }
 
 // A matrix (row-major, shape [rows, cols]) or a vector (shape [size]) as a tensor to write.
@@ -48,9 +69,8 @@ inline io::TensorToWrite tensor(const std::string& name, const VectorD& v) {
 // in that order; with `pre`, also its pre-norm (pre_norm.weight, pre_norm.bias). Spelled out here
 // rather than written by the library, so the tests also check the names the CLI expects.
 inline std::vector<io::TensorToWrite> layer_tensors(const AttentionWeights& w) {
-  return {tensor("q.weight", w.w_q), tensor("k.weight", w.w_k), tensor("v.weight", w.w_v),
-          tensor("o.weight", w.w_o), tensor("q.bias", w.b_q),   tensor("k.bias", w.b_k),
-          tensor("v.bias", w.b_v),   tensor("o.bias", w.b_o)};
+  return {tensor("q.weight", w.w_q), tensor("k.weight", w.w_k), tensor("v.weight", w.w_v), tensor("o.weight", w.w_o),
+          tensor("q.bias", w.b_q),   tensor("k.bias", w.b_k),   tensor("v.bias", w.b_v),   tensor("o.bias", w.b_o)};
 }
 inline std::vector<io::TensorToWrite> layer_tensors(const AttentionWeights& w, const NormWeights& pre) {
   std::vector<io::TensorToWrite> tensors = layer_tensors(w);

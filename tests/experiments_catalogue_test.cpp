@@ -74,8 +74,12 @@ TEST(Catalogue, SeedsReachEveryJob) {
   o.seed = 7;
   for (const auto& e : reproduce_experiments(o)) {
     EXPECT_EQ(e.spec["model_seed"], 7) << e.name;
-    if (e.spec["kind"] == "window") EXPECT_EQ(e.spec["ids_seed"], 7) << e.name;
-    if (e.spec.value("regime", "") == "iid") EXPECT_EQ(e.spec["seed"], 7) << e.name;
+    if (e.spec["kind"] == "window") {
+      EXPECT_EQ(e.spec["ids_seed"], 7) << e.name;
+    }
+    if (e.spec.value("regime", "") == "iid") {
+      EXPECT_EQ(e.spec["seed"], 7) << e.name;
+    }
   }
 }
 

@@ -212,9 +212,7 @@ TEST_F(SafetensorsTest, HalfPrecisionWritesTheNearestRepresentable) {
       const double err = std::abs(stored - values[i]);
       for (int delta : {-1, 1}) {
         const auto neighbour_bits = static_cast<std::uint16_t>(bits + delta);
-        const std::uint8_t nb[2] = {static_cast<std::uint8_t>(neighbour_bits & 0xff),
-                                    static_cast<std::uint8_t>(neighbour_bits >> 8)};
-        const double neighbour = decode_raw(nb, name);
+        const double neighbour = std::string(name) == "F16" ? decode_f16(neighbour_bits) : decode_bf16(neighbour_bits);
         if (std::isfinite(neighbour)) {
           EXPECT_LE(err, std::abs(neighbour - values[i])) << "value " << values[i] << " bits " << bits;
         }

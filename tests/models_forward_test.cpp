@@ -365,7 +365,9 @@ TEST(MeasureModel, AgreesWithAFiniteDifferenceJacobian) {
     const double one_head = records.at(0).at("lipschitz").get<double>();
     EXPECT_GT(one_head, 0);
     // BertSelfAttention's head h is a subset of its output coordinates: a row block of J.
-    if (block == "self") EXPECT_LE(one_head, expected * (1 + 1e-6));
+    if (block == "self") {
+      EXPECT_LE(one_head, expected * (1 + 1e-6));
+    }
     fs::remove_all(m.dir);
   }
 }

@@ -188,7 +188,9 @@ TEST(ModelLoading, BertPrefixesLayerNormNamingsDtypes) {
         o.prefix = prefix;
         o.gamma_beta = gamma_beta;
         const Checkpoint c = fixture::make(o);
-        if (gamma_beta) ASSERT_EQ(c.stored_name.at("embeddings.LayerNorm.weight"), prefix + "embeddings.LayerNorm.gamma");
+        if (gamma_beta) {
+          ASSERT_EQ(c.stored_name.at("embeddings.LayerNorm.weight"), prefix + "embeddings.LayerNorm.gamma");
+        }
         const fs::path dir = fixture::write(c, dtype, "bert");
         SCOPED_TRACE("prefix '" + prefix + "' gamma/beta " + std::to_string(gamma_beta) + " dtype " +
                      io::to_string(dtype));

@@ -183,7 +183,9 @@ TEST_F(WordPieceTest, CasedModeKeepsCaseAndAccents) {
   EXPECT_EQ(cased.encode("Hello"), greedy_ascii("Hello"));
   const bool has_e_acute = vocab->count("\xC3\xA9") > 0;
   const std::vector<int> cafe = cased.encode("caf\xC3\xA9");
-  if (!has_e_acute) EXPECT_EQ(cafe, std::vector<int>{100});
+  if (!has_e_acute) {
+    EXPECT_EQ(cafe, std::vector<int>{100});
+  }
   EXPECT_NE(cafe, std::vector<int>{v("cafe")});
 }
 

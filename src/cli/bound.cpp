@@ -11,6 +11,7 @@
 #include "cli/common.h"
 #include "common/error.h"
 #include "common/json.h"
+#include "common/progress.h"
 #include "io/npy.h"
 #include "spectral/result_json.h"
 
@@ -59,6 +60,7 @@ int run(const BoundFlags& f) {
   if (f.exact) exact = measure_local_lipschitz(spec, X, f.solver.options(), f.solver.precision());
   std::vector<SweepPoint> sweep;
   if (!f.sweep.empty()) sweep = hardmax_sweep(spec, X, f.sweep, f.solver.options());
+  progress::end_line();
 
   if (f.json) {
     nlohmann::json j;

@@ -6,6 +6,7 @@
 #include <fmt/core.h>
 
 #include "common/error.h"
+#include "common/progress.h"
 
 namespace lipattn::cli {
 
@@ -41,12 +42,12 @@ SpectralOptions SolverFlags::options() const {
   o.seed = seed;
   if (krylov < 3) throw InputError(fmt::format("krylov_dim must be at least 3, got {}", krylov), "krylov_dim");
   o.krylov_dim = krylov;
-  // Progress on stderr once products get slow (streaming at large n): one line per product after
-  // the first 10 seconds of solving.
+  // Progress on stderr (common/progress.h) once a solve gets long: a live line on a terminal after
+  // 2 s, a plain line every 10 s after the first 10 s elsewhere. --quiet silences it.
   o.on_product = [](long products, double seconds) {
-    if (seconds < 10) return;
-    fmt::print(stderr, "lipattn: {} products, {:.0f} s ({:.1f} s per product)\n", products, seconds,
-               seconds / static_cast<double>(products));
+    if (seconds < (progress::stderr_is_terminal() ? 2 : 10)) return;
+    progress::update(fmt::format("{} products, {:.0f} s ({:.2f} s per product)", products, seconds,
+                                 seconds / static_cast<double>(products)));
   };
   return o;
 }

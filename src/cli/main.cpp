@@ -10,6 +10,7 @@
 #include "cli/common.h"
 #include "common/allocator.h"
 #include "common/error.h"
+#include "common/progress.h"
 
 namespace lipattn::cli {
 std::vector<Command>& registry() {
@@ -30,6 +31,9 @@ int main(int argc, char** argv) {
   for (auto& command : commands) {
     CLI::App* sub = app.add_subcommand(command.name, command.summary);
     actions.emplace_back(sub, command.setup(*sub));
+    // Every subcommand takes --quiet (a subcommand may define its own, with its own help).
+    if (!sub->get_option_no_throw("--quiet"))
+      sub->add_flag("--quiet")->description("no progress lines or notes on stderr (errors and warnings still print)");
   }
   try {
     app.parse(argc, argv);
@@ -39,13 +43,18 @@ int main(int argc, char** argv) {
   }
   for (auto& [sub, action] : actions) {
     if (!sub->parsed()) continue;
+    progress::set_quiet(sub->get_option("--quiet")->count() > 0);
     try {
-      return action();
+      const int code = action();
+      progress::end_line();
+      return code;
     } catch (const InputError& e) {
+      progress::end_line();
       // Library errors name the field; the subcommand knows which of its flags set it.
       std::cerr << "lipattn: error: " << cli::input_error_message(*sub, e.what(), e.field()) << "\n";
       return 2;
     } catch (const std::exception& e) {
+      progress::end_line();
       std::cerr << "lipattn: internal error: " << e.what() << "\n";
       return 1;
     }

@@ -8,6 +8,7 @@
 #include "cli/command.h"
 #include "cli/common.h"
 #include "common/error.h"
+#include "common/progress.h"
 #include "io/npy.h"
 #include "models/measure_model.h"
 #include "spectral/result_json.h"
@@ -62,6 +63,7 @@ int run(const MeasureFlags& f) {
     request.causal_override = f.layer.causal;
     request.memory = f.solver.memory();
     models::measure_model(request, options, precision, [&](const nlohmann::json& record) {
+      progress::end_line();
       std::cout << record.dump() << std::endl;  // one line per window, flushed: nothing is lost on interrupt
     });
     return 0;
@@ -89,6 +91,7 @@ int run(const MeasureFlags& f) {
     what = spec.describe();
   }
   const SpectralResult r = measure_local_lipschitz(spec, X, options, precision, f.solver.memory());
+  progress::end_line();
   if (f.json) {
     nlohmann::json j = r;
     j["n"] = X.rows();

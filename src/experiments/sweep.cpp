@@ -21,6 +21,7 @@
 #include <fmt/core.h>
 
 #include "common/error.h"
+#include "common/progress.h"
 
 namespace lipattn::experiments {
 
@@ -261,7 +262,10 @@ std::string to_string(ParallelMode mode) {
 }
 
 ProgressBar::ProgressBar(std::string label, int total, bool enabled)
-    : label_(std::move(label)), total_(total), enabled_(enabled && total > 0), terminal_(::isatty(2) != 0) {
+    : label_(std::move(label)),
+      total_(total),
+      enabled_(enabled && total > 0 && !progress::quiet()),
+      terminal_(progress::stderr_is_terminal()) {
   start_ = last_print_ = std::chrono::steady_clock::now();
   if (enabled_) draw(false);
 }

@@ -3,6 +3,7 @@
 #include <fmt/core.h>
 
 #include "common/error.h"
+#include "common/threads.h"
 
 namespace lipattn {
 
@@ -11,6 +12,7 @@ Linearization<T>::Linearization(MapPtr<T> map, const MatrixD& X) : map_(std::mov
   if (X.cols() != map_->input_dim())
     throw InputError(fmt::format("the input has {} features per token, the layer expects {}", X.cols(),
                                  map_->input_dim()));
+  adapt_threads_to_load();  // products run on the cores other processes leave free (common/threads.h)
   cache_ = map_->forward(X.cast<T>());
 }
 
@@ -28,16 +30,19 @@ VectorD as_vector(const Matrix<T>& m) {
 
 template <class T>
 VectorD Linearization<T>::apply(const VectorD& v) const {
+  adapt_threads_to_load();
   return as_vector<T>(map_->jvp(*cache_, as_matrix<T>(v, n_, map_->input_dim())));
 }
 
 template <class T>
 VectorD Linearization<T>::apply_transpose(const VectorD& w) const {
+  adapt_threads_to_load();
   return as_vector<T>(map_->vjp(*cache_, as_matrix<T>(w, n_, map_->output_dim())));
 }
 
 template <class T>
 VectorD Linearization<T>::apply_normal(const VectorD& v) const {
+  adapt_threads_to_load();
   return as_vector<T>(map_->normal_product(*cache_, as_matrix<T>(v, n_, map_->input_dim())));
 }
 
