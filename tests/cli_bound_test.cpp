@@ -246,8 +246,8 @@ TEST(CliBound, BadInputExitsWithTwo) {
 TEST(CliBound, LibraryErrorsNameTheFlagThatSetTheField) {
   const Fixture f = make_fixture("bound-flag");
   const CommandResult r = run_cli("bound --weights " + f.weights.string() + kLayerFlags + " --n 3 --radius -1");
-  EXPECT_EQ(r.exit_code, 2) << r.out;
-  EXPECT_NE(r.out.find("lipattn: error: --radius: radius must be finite and ≥ 0, got -1"), std::string::npos) << r.out;
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find("lipattn: error: --radius: radius must be finite and ≥ 0, got -1"), std::string::npos) << r.err;
 }
 
 }  // namespace

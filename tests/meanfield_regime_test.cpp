@@ -111,7 +111,7 @@ TEST(Construction, DenseMethodHandlesTheDegenerateJacobians) {
     std::mt19937_64 head_rng(f.seed);
     LayerSpec one;
     one.attention = construction_head(head_rng);
-    const MatrixD Xf = construction_tokens(construction_points(one.attention, f.radius), f.n);
+    const MatrixD Xf = paper_construction(one.attention, 0, f.n, f.radius).X;
     const Linearization<double> at(build_map<double>(one), Xf);
     const double reference = Eigen::JacobiSVD<MatrixD>(assemble_dense(at)).singularValues()(0);
     SpectralOptions o;
@@ -123,7 +123,7 @@ TEST(Construction, DenseMethodHandlesTheDegenerateJacobians) {
   // The input is the degenerate one: at n = 64 the Jacobian has a singular value repeated dozens of times.
   LayerSpec spec;
   spec.attention = w;
-  const MatrixD X = construction_tokens(construction_points(w, 3.0), 64);
+  const MatrixD X = paper_construction(w, 0, 64, 3.0).X;
   const Linearization<double> lin(build_map<double>(spec), X);
   const VectorD s = Eigen::JacobiSVD<MatrixD>(assemble_dense(lin)).singularValues();
   Index largest_cluster = 1, run = 1;
