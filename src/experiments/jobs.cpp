@@ -65,7 +65,7 @@ std::string model_key(const nlohmann::json& job) {
 }
 
 std::vector<int> tokenize_text(const models::ModelSource& source, const std::string& path) {
-  const auto tokenizer = models::ModelTokenizer::load(source.config.type, models::tokenizer_dir(source, ""));
+  const auto tokenizer = models::ModelTokenizer::load(source, "");
   return tokenizer.encode(models::read_text(path), path);
 }
 

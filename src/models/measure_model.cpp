@@ -18,11 +18,13 @@ void measure_model(const ModelMeasureRequest& request, const SpectralOptions& op
   const ModelConfig& config = source.config;
   const Block block = parse_block(request.block, config.type);
   if (request.layer < 0 || request.layer >= config.num_layers)
-    throw InputError(fmt::format("--layer {} is out of range: the model has {} layers (0..{})", request.layer,
-                                 config.num_layers, config.num_layers - 1));
+    throw InputError(fmt::format("layer {} is out of range: the model has {} layers (0..{})", request.layer,
+                                 config.num_layers, config.num_layers - 1),
+                     "layer");
   if (request.head && (*request.head < 0 || *request.head >= config.num_heads))
-    throw InputError(fmt::format("--head {} is out of range: the layer has {} heads (0..{})", *request.head,
-                                 config.num_heads, config.num_heads - 1));
+    throw InputError(fmt::format("head {} is out of range: the layer has {} heads (0..{})", *request.head,
+                                 config.num_heads, config.num_heads - 1),
+                     "head");
 
   // The windows first, so that a text that runs out fails before the model is loaded.
   std::vector<text::Window> windows;
@@ -37,8 +39,10 @@ void measure_model(const ModelMeasureRequest& request, const SpectralOptions& op
     if (request.n < 1) throw InputError(fmt::format("--n must be at least 1, got {}", request.n));
     if (request.samples < 1) throw InputError(fmt::format("--samples must be at least 1, got {}", request.samples));
     if (request.n > config.max_positions)
-      throw InputError(fmt::format("--n {} is longer than the model's {} positions", request.n, config.max_positions));
-    const auto tokenizer = ModelTokenizer::load(config.type, tokenizer_dir(source, request.tokenizer_dir));
+      throw InputError(fmt::format("a window of n = {} tokens is longer than the model's limit of {} positions ({})",
+                                   request.n, config.max_positions, config.positions_key()),
+                       "n");
+    const auto tokenizer = ModelTokenizer::load(source, request.tokenizer_dir);
     const auto ids = tokenizer.encode(read_text(request.text_file), request.text_file);
     windows = text::make_windows(ids, {request.n}, request.samples);
   }
