@@ -18,13 +18,11 @@ void measure_model(const ModelMeasureRequest& request, const SpectralOptions& op
   const ModelConfig& config = source.config;
   const Block block = parse_block(request.block, config.type);
   if (request.layer < 0 || request.layer >= config.num_layers)
-    throw InputError(fmt::format("layer {} is out of range: the model has {} layers (0..{})", request.layer,
-                                 config.num_layers, config.num_layers - 1),
-                     "layer");
+    throw InputError(fmt::format("--layer {} is out of range: the model has {} layers (0..{})", request.layer,
+                                 config.num_layers, config.num_layers - 1));
   if (request.head && (*request.head < 0 || *request.head >= config.num_heads))
-    throw InputError(fmt::format("head {} is out of range: the layer has {} heads (0..{})", *request.head,
-                                 config.num_heads, config.num_heads - 1),
-                     "head");
+    throw InputError(fmt::format("--head {} is out of range: the layer has {} heads (0..{})", *request.head,
+                                 config.num_heads, config.num_heads - 1));
 
   // The windows first, so that a text that runs out fails before the model is loaded.
   std::vector<text::Window> windows;
