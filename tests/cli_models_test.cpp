@@ -359,10 +359,9 @@ TEST(CliModels, LlamaLayerFileMeasureBoundAttack) {
   auto t = [&](const char* file_name, const char* name, std::int64_t rows, std::int64_t cols) {
     return lipattn::io::TensorToWrite{file_name, {rows, cols}, llama_fixture::layer_slice(m.t.at(name), layer)};
   };
-  const std::vector<lipattn::io::TensorToWrite> tensors{t("q.weight", "wq", m.dim, m.dim),
-                                                        t("k.weight", "wk", m.kv_dim(), m.dim),
-                                                        t("v.weight", "wv", m.kv_dim(), m.dim),
-                                                        t("o.weight", "wo", m.dim, m.dim)};
+  const std::vector<lipattn::io::TensorToWrite> tensors{
+      t("q.weight", "wq", m.dim, m.dim), t("k.weight", "wk", m.kv_dim(), m.dim), t("v.weight", "wv", m.kv_dim(), m.dim),
+      t("o.weight", "wo", m.dim, m.dim)};
   lipattn::io::write_safetensors(dir / "rope.safetensors", tensors, lipattn::io::DType::F32,
                                  {{"rope", "interleaved"}, {"rope_theta", "10000"}});
   lipattn::io::write_safetensors(dir / "gqa.safetensors", tensors, lipattn::io::DType::F32);
@@ -387,8 +386,7 @@ TEST(CliModels, LlamaLayerFileMeasureBoundAttack) {
     EXPECT_TRUE(j.at("bounds").empty()) << file << r.out;
     const std::string status = j.at("status").at("structured").get<std::string>();
     EXPECT_EQ(status.rfind("not covered: ", 0), 0u) << status;
-    EXPECT_NE(status.find(std::string(file) == "rope.safetensors" ? "rotary" : "QK-norm"), std::string::npos)
-        << status;
+    EXPECT_NE(status.find(std::string(file) == "rope.safetensors" ? "rotary" : "QK-norm"), std::string::npos) << status;
     r = run(std::string("bound --weights ") + q(dir / file) + " --n 8 --radius 8 --heads 8 --causal --json", dir);
     ASSERT_EQ(r.code, 0) << r.err;
     EXPECT_TRUE(nlohmann::json::parse(r.out).at("bounds").empty()) << r.out;

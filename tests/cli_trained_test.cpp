@@ -67,9 +67,9 @@ TEST(CliTrained, ReproduceOpensWithTheAnswerAndItsWindowsAreMeasureModels) {
       EXPECT_EQ(f["points"], 7) << f.dump();
       EXPECT_TRUE(f["exponent"].is_number()) << f.dump();
     }
-  EXPECT_EQ(quantities, (std::set<std::string>{"lipschitz", "authors", "lipschitz_head0", "authors_head0",
-                                               "lipschitz_no_rope", "authors_no_rope", "lipschitz_no_rope_head0",
-                                               "authors_no_rope_head0"}));
+  EXPECT_EQ(quantities,
+            (std::set<std::string>{"lipschitz", "authors", "lipschitz_head0", "authors_head0", "lipschitz_no_rope",
+                                   "authors_no_rope", "lipschitz_no_rope_head0", "authors_no_rope_head0"}));
 
   // A whole-layer window as trained: measure --model on the same ids (tokenize's, from the record's
   // start) gives the same L; the RoPE-removed record of the same window differs.

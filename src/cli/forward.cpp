@@ -62,8 +62,8 @@ int run(const ForwardFlags& f) {
     io::write_npy(dir / "logits.npy", result.logits);
     ++files;
   }
-  fmt::print("{}: {} tokens through {} layers in {}; wrote {} files to {}\n", f.model, ids.size(),
-             result.layers.size(), to_string(options.precision), files, dir.string());
+  fmt::print("{}: {} tokens through {} layers in {}; wrote {} files to {}\n", f.model, ids.size(), result.layers.size(),
+             to_string(options.precision), files, dir.string());
   return 0;
 }
 

@@ -671,8 +671,8 @@ std::string trained_answer(const std::vector<std::pair<FitRecord, FitRecord>>& l
     authors_quarter_in += A.ci_low <= 0.25 && 0.25 <= A.ci_high;
     lo = std::min(lo, L.exponent), hi = std::max(hi, L.exponent);
     alo = std::min(alo, A.exponent), ahi = std::max(ahi, A.exponent);
-    list += fmt::format("{}layer {}: ‖J‖₂ n^{}, released quantity n^{}", list.empty() ? "" : "; ", L.layer,
-                        interval(L), interval(A));
+    list += fmt::format("{}layer {}: ‖J‖₂ n^{}, released quantity n^{}", list.empty() ? "" : "; ", L.layer, interval(L),
+                        interval(A));
   }
   const int k = static_cast<int>(layers.size());
   return fmt::format(
@@ -711,7 +711,8 @@ Section trained_section(Analysis& a) {
                          bound_ratios(pts, window_local));
           continue;
         }
-        const std::string tag = (rope == "none" ? "_no_rope" : "") + (head < 0 ? std::string() : fmt::format("_head{}", head));
+        const std::string tag =
+            (rope == "none" ? "_no_rope" : "") + (head < 0 ? std::string() : fmt::format("_head{}", head));
         const auto fits = trained_fits(e, pts, tag);
         a.fits.push_back(fits.first);
         a.fits.push_back(fits.second);

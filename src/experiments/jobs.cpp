@@ -25,8 +25,8 @@ namespace lipattn::experiments {
 
 namespace {
 
-const std::vector<std::string> kAxisOrder = {"model", "model_seed", "regime", "layer", "block", "rope", "head", "causal",
-                                             "radius", "n_star", "n", "sample"};
+const std::vector<std::string> kAxisOrder = {"model", "model_seed", "regime", "layer",  "block", "rope",
+                                             "head",  "causal",     "radius", "n_star", "n",     "sample"};
 
 std::string require_string(const nlohmann::json& job, const char* field, const std::string& where) {
   if (!job.contains(field) || !job[field].is_string())

@@ -41,9 +41,10 @@ void load_llama_options(const io::SafetensorsFile& file, AttentionWeights& w) {
   const Index k = w.heads > 0 && w.w_q.rows() % w.heads == 0 ? w.w_q.rows() / w.heads : 0;
   if (k > 0 && w.w_k.rows() != w.w_q.rows()) {
     if (w.w_k.rows() % k != 0)
-      throw InputError(fmt::format("tensor 'k.weight' has {} rows: grouped K/V heads need a multiple of k = {} (q.weight "
-                                   "has {} rows for {} heads)",
-                                   w.w_k.rows(), k, w.w_q.rows(), w.heads));
+      throw InputError(
+          fmt::format("tensor 'k.weight' has {} rows: grouped K/V heads need a multiple of k = {} (q.weight "
+                      "has {} rows for {} heads)",
+                      w.w_k.rows(), k, w.w_q.rows(), w.heads));
     w.kv_heads = w.w_k.rows() / k;
   }
   auto number = [&](const std::string& key, double fallback) {
@@ -68,8 +69,9 @@ void load_llama_options(const io::SafetensorsFile& file, AttentionWeights& w) {
   if (!w.rope.enabled() && meta.count("rope_theta"))
     throw InputError("metadata 'rope_theta' is given but 'rope' is not: set 'rope' to interleaved or rotate_half");
   const bool q = file.has("q_norm.weight"), kn = file.has("k_norm.weight");
-  if (q != kn) throw InputError(fmt::format("QK-norm needs both 'q_norm.weight' and 'k_norm.weight'; '{}' is missing",
-                                            q ? "k_norm.weight" : "q_norm.weight"));
+  if (q != kn)
+    throw InputError(fmt::format("QK-norm needs both 'q_norm.weight' and 'k_norm.weight'; '{}' is missing",
+                                 q ? "k_norm.weight" : "q_norm.weight"));
   if (q) {
     const double eps = number("qk_norm_eps", 1e-6);
     for (auto [name, slot] : {std::pair{"q_norm.weight", &w.q_norm}, std::pair{"k_norm.weight", &w.k_norm}}) {
@@ -96,9 +98,10 @@ LayerSpec load(const io::SafetensorsFile& file, const LayerFileOptions& o) {
         throw InputError(fmt::format("the file holds both 'A'/'V' and '{}': use one form or the other", name));
     for (const char* key : {"rope", "rope_theta", "qk_norm_eps"})
       if (file.metadata().count(key))
-        throw InputError(fmt::format("metadata '{}' does not apply to the paper's form 'A'/'V' (no projections to "
-                                     "rotate or normalise): use q.weight, k.weight, v.weight",
-                                     key));
+        throw InputError(
+            fmt::format("metadata '{}' does not apply to the paper's form 'A'/'V' (no projections to "
+                        "rotate or normalise): use q.weight, k.weight, v.weight",
+                        key));
     spec.attention = AttentionWeights::paper_form(file.matrix("A"), file.matrix("V"), o.causal);
   } else {
     for (const char* name : {"q.weight", "k.weight", "v.weight"})
