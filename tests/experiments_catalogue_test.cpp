@@ -48,7 +48,7 @@ TEST(Catalogue, EveryExperimentPlansUnderAUniqueNameWithItsGroupsKind) {
       EXPECT_EQ(e.spec.dump().find('$'), std::string::npos) << e.spec.dump();
       const PlannedSweep plan = plan_sweep(e.spec);
       EXPECT_FALSE(plan.jobs.empty()) << e.name;
-      (e.group == ExperimentGroup::Trained ? trained : jobs)[quick][e.name] = plan.jobs.size();
+      (e.name.rfind("trained-", 0) == 0 ? trained : jobs)[quick][e.name] = plan.jobs.size();
     }
   }
   EXPECT_EQ(jobs[0].size(), 19u);  // docs/experiments.md: 19 experiments in the full default run
@@ -60,10 +60,12 @@ TEST(Catalogue, EveryExperimentPlansUnderAUniqueNameWithItsGroupsKind) {
   EXPECT_FALSE(jobs[1].count("real-bert-l0-self"));
   EXPECT_FALSE(jobs[1].count("long-bert-l6"));
   if (trained_model_file().empty() || trained_text_file().empty()) return;
-  // docs/experiments.md: trained-l0..l4 and trained-bounds-l0 in both runs. Per layer, full: 35 n × 2
-  // windows × 2 RoPE variants × 9 (the whole layer and 8 heads); quick: 7 n × 2 × 2.
-  EXPECT_EQ(trained[0].size(), 6u);
-  EXPECT_EQ(trained[1].size(), 6u);
+  // docs/experiments.md: trained-l0..l4, trained-bounds-l0, trained-adv-l0h0 and -l2h3 in both runs.
+  // Per layer, full: 35 n × 2 windows × 2 RoPE variants × 9 (the whole layer and 8 heads); quick: 7 n × 2 × 2.
+  EXPECT_EQ(trained[0].size(), 8u);
+  EXPECT_EQ(trained[1].size(), 8u);
+  EXPECT_EQ(trained[0].at("trained-adv-l0h0"), 20u);  // n = 2..97 step 5
+  EXPECT_EQ(trained[1].at("trained-adv-l2h3"), 20u);
   for (int l = 0; l < 5; ++l) {
     EXPECT_EQ(trained[0].at("trained-l" + std::to_string(l)), 35u * 2 * 2 * 9);
     EXPECT_EQ(trained[1].at("trained-l" + std::to_string(l)), 7u * 2 * 2);

@@ -212,6 +212,27 @@ const Definition kCatalogue[] = {
                  "rope": ["as_trained", "none"]})",
      .quick = R"({"n": {"from": 2.0, "to": 512.0, "step": 170.0}, "samples": 1})",
      .full = R"({"n": {"from": 2.0, "to": 512.0, "step": 51.0}, "samples": 1})"},
+    // The paper's construction on trained heads at R = 10, about the radius of the real attn_in (the
+    // trained-l* windows' median √(mean‖x_i‖²) is 9.1–10.6). The construction is built from W_Kᵀ W_Q
+    // and ignores RoPE; every value is still the exact constant at its input, a certified lower bound.
+    {.name = "trained-adv-l0h0",
+     .group = ExperimentGroup::Adversarial,
+     .model = Slot::Stories,
+     .when = When::TrainedData,
+     .title = "{model}, layer 0, head 0 (RoPE)",
+     .spec = R"({"kind": "construction", "layer": 0, "head": 0, "causal": true})",
+     .quick = kAdversarialGrid,
+     .full = kAdversarialGrid,
+     .paper_radius = 10},
+    {.name = "trained-adv-l2h3",
+     .group = ExperimentGroup::Adversarial,
+     .model = Slot::Stories,
+     .when = When::TrainedData,
+     .title = "{model}, layer 2, head 3 (RoPE)",
+     .spec = R"({"kind": "construction", "layer": 2, "head": 3, "causal": true})",
+     .quick = kAdversarialGrid,
+     .full = kAdversarialGrid,
+     .paper_radius = 10},
     // Real-data upper bounds: every local bound at each window over the exact constant at the same X.
     {.name = "bounds-real-gpt2-l0",
      .group = ExperimentGroup::Bounds,
