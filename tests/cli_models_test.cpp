@@ -1,8 +1,13 @@
 // `lipattn inspect`, `tokenize` and `forward` run as a user runs them, on checkpoints written here.
+#include <sys/wait.h>
+
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
+#include <fmt/core.h>
 #include <gtest/gtest.h>
 
 #include "bytes_support.h"
@@ -11,6 +16,8 @@
 #include "llama_fixture.h"
 #include "llama_tokenizer_fixture.h"
 #include "models_fixture.h"
+#include "models/tokenizer.h"
+#include "spectral/measure.h"
 
 namespace {
 
@@ -198,6 +205,209 @@ TEST(CliModels, LlamaCheckpointsAndTokenizers) {
   EXPECT_NE(r.err.find("300 tokens"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("vocabulary of 512"), std::string::npos) << r.err;
   fs::remove_all(hf);
+  fs::remove_all(dir);
+}
+
+// argmax of row `row` of an n × vocab logits array.
+int argmax_row(const lipattn::io::NpyArray& a, std::size_t row) {
+  const std::size_t v = static_cast<std::size_t>(a.shape.at(1));
+  const auto first = a.values.begin() + static_cast<std::ptrdiff_t>(row * v);
+  return static_cast<int>(std::max_element(first, first + static_cast<std::ptrdiff_t>(v)) - first);
+}
+
+std::string join(const std::vector<int>& ids) {
+  std::string s;
+  for (int id : ids) s += (s.empty() ? "" : ",") + std::to_string(id);
+  return s;
+}
+
+// Greedy decoding from BOS, one `forward` per token, reading logits.npy: the published sample.
+TEST(CliModels, LlamaForwardLogitsDecodeThePublishedSample) {
+  const fs::path dir = fixture::temp_dir("cli_llama_forward");
+  const std::string bin = llama_fixture::kStoriesBin;
+  std::vector<int> ids{1};
+  for (int step = 0; step < 44; ++step) {  // 45 tokens with BOS, as models_llama_test decodes
+    const Outcome r = run("forward --model " + q(bin) + " --ids " + join(ids) + " --dump " + q(dir / "d"), dir);
+    ASSERT_EQ(r.code, 0) << r.err;
+    const auto logits = lipattn::io::read_npy(dir / "d" / "logits.npy");
+    ASSERT_EQ(logits.shape, (std::vector<std::int64_t>{static_cast<std::int64_t>(ids.size()), 512}));
+    ids.push_back(argmax_row(logits, ids.size() - 1));
+  }
+  for (int l = 0; l < 5; ++l)
+    for (const char* tap : {"block_in", "attn_in", "attn_out"})
+      EXPECT_TRUE(fs::exists(dir / "d" / fmt::format("layer{}.{}.npy", l, tap))) << l << tap;
+  EXPECT_TRUE(fs::exists(dir / "d" / "hidden.npy"));
+  const auto tokenizer = lipattn::models::ModelTokenizer::load(lipattn::models::resolve_model(bin), "");
+  EXPECT_EQ(tokenizer.decode(ids),
+            "Once upon a time, there was a little girl named Lily. She loved to play outside in the park. One day, "
+            "she saw a big, red ball.");
+
+  // A window longer than seq_len names n, the limit and where it came from.
+  std::vector<int> long_ids(513, 1);
+  Outcome r = run("forward --model " + q(bin) + " --ids " + join(long_ids) + " --dump " + q(dir / "x"), dir);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("n = 513"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("512 positions (seq_len)"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir / "x"));
+  // A tokenizer of the wrong size is refused by forward --text too.
+  auto small = llama_fixture::read_tokenizer_bin(llama_fixture::kStoriesTokenizer);
+  small.pieces.resize(300);
+  llama_fixture::write_tokenizer_json(dir / "small.json", llama_fixture::tokenizer_json(small));
+  std::ofstream(dir / "story.txt") << "Once upon a time, there was a little girl named Lily.";
+  r = run("forward --model " + q(bin) + " --tokenizer " + q(dir / "small.json") + " --text " + q(dir / "story.txt") +
+              " --n 4 --dump " + q(dir / "x"),
+          dir);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("vocabulary of 512"), std::string::npos) << r.err;
+  fs::remove_all(dir);
+}
+
+// measure --model on stories260K: the whole attention block (attn), without W_O (self), and one
+// query head with the K/V head of its group, each against a dense SVD of a layer built here from the
+// raw llama2.c tensors at the attn_in that forward dumps.
+TEST(CliModels, LlamaMeasureAgreesWithDenseJacobian) {
+  const fs::path dir = fixture::temp_dir("cli_llama_measure");
+  const std::string bin = llama_fixture::kStoriesBin;
+  const std::string ids = "1,403,407,261,378,432,383,286,261,376";
+  const int layer = 2;
+  Outcome r = run("forward --model " + q(bin) + " --ids " + ids + " --dump " + q(dir / "d"), dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto x = lipattn::io::read_npy(dir / "d" / fmt::format("layer{}.attn_in.npy", layer));
+  lipattn::MatrixD X(x.shape[0], x.shape[1]);
+  for (Eigen::Index i = 0; i < X.rows(); ++i)
+    for (Eigen::Index j = 0; j < X.cols(); ++j) X(i, j) = x.values[i * X.cols() + j];
+
+  const llama_fixture::Llama2c m = llama_fixture::read_stories();
+  auto rows = [&](const char* name, int first, int count) {
+    const auto w = llama_fixture::layer_slice(m.t.at(name), layer);
+    lipattn::MatrixD out(count, m.dim);
+    for (int i = 0; i < count; ++i)
+      for (int j = 0; j < m.dim; ++j) out(i, j) = w[(first + i) * m.dim + j];
+    return out;
+  };
+  auto reference = [&](std::optional<int> head, bool with_o) {
+    lipattn::LayerSpec spec;
+    auto& a = spec.attention;
+    const int k = m.head_dim();
+    a.heads = head ? 1 : m.heads;
+    a.kv_heads = head ? 1 : m.kv_heads;
+    a.w_q = head ? rows("wq", *head * k, k) : rows("wq", 0, m.dim);
+    const int g = head ? *head / (m.heads / m.kv_heads) : 0;  // the group's K/V head
+    a.w_k = head ? rows("wk", g * k, k) : rows("wk", 0, m.kv_dim());
+    a.w_v = head ? rows("wv", g * k, k) : rows("wv", 0, m.kv_dim());
+    if (with_o) {
+      lipattn::MatrixD o = rows("wo", 0, m.dim);
+      a.w_o = head ? lipattn::MatrixD(o.middleCols(*head * k, k)) : o;
+    }
+    a.causal = true;
+    a.rope.style = lipattn::RopeStyle::Interleaved;
+    lipattn::SpectralOptions dense;
+    dense.method = lipattn::SpectralMethod::Dense;
+    return lipattn::measure_local_lipschitz(spec, X, dense).lipschitz;
+  };
+  struct Case {
+    std::string flags;
+    std::optional<int> head;
+    bool with_o;
+  };
+  for (const Case& c : {Case{"", std::nullopt, true}, Case{" --block self", std::nullopt, false},
+                        Case{" --head 5", 5, true}, Case{" --block self --head 3", 3, false}}) {
+    r = run("measure --model " + q(bin) + " --layer 2 --ids " + ids + c.flags + " --json", dir);
+    ASSERT_EQ(r.code, 0) << c.flags << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j.at("block"), c.with_o ? "attn" : "self");
+    EXPECT_EQ(j.at("n"), 10);
+    EXPECT_TRUE(j.at("converged").get<bool>());
+    EXPECT_NEAR(j.at("lipschitz").get<double>(), reference(c.head, c.with_o), 1e-9) << c.flags;
+  }
+  r = run("measure --model " + q(bin) + " --layer 5 --ids " + ids, dir);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("5 layers"), std::string::npos) << r.err;
+  r = run("measure --model " + q(bin) + " --block attention --ids " + ids, dir);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("'attention' does not exist in LLaMA"), std::string::npos) << r.err;
+  fs::remove_all(dir);
+}
+
+// A stories260K attention layer as a layer file for `measure --weights`, `bound` and `attack`: K/V
+// heads from k.weight's rows, RoPE from the metadata, optional QK-norm tensors.
+TEST(CliModels, LlamaLayerFileMeasureBoundAttack) {
+  const fs::path dir = fixture::temp_dir("cli_llama_layer");
+  const std::string bin = llama_fixture::kStoriesBin;
+  const std::string ids = "1,403,407,261,378,432,383,286,261,376";
+  const int layer = 1;
+  Outcome r = run("forward --model " + q(bin) + " --ids " + ids + " --dump " + q(dir / "d"), dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const fs::path x = dir / "d" / fmt::format("layer{}.attn_in.npy", layer);
+  const llama_fixture::Llama2c m = llama_fixture::read_stories();
+  auto t = [&](const char* file_name, const char* name, std::int64_t rows, std::int64_t cols) {
+    return lipattn::io::TensorToWrite{file_name, {rows, cols}, llama_fixture::layer_slice(m.t.at(name), layer)};
+  };
+  const std::vector<lipattn::io::TensorToWrite> tensors{
+      t("q.weight", "wq", m.dim, m.dim), t("k.weight", "wk", m.kv_dim(), m.dim), t("v.weight", "wv", m.kv_dim(), m.dim),
+      t("o.weight", "wo", m.dim, m.dim)};
+  lipattn::io::write_safetensors(dir / "rope.safetensors", tensors, lipattn::io::DType::F32,
+                                 {{"rope", "interleaved"}, {"rope_theta", "10000"}});
+  lipattn::io::write_safetensors(dir / "gqa.safetensors", tensors, lipattn::io::DType::F32);
+  auto qk = tensors;
+  qk.push_back({"q_norm.weight", {m.head_dim()}, std::vector<double>(m.head_dim(), 1.5)});
+  qk.push_back({"k_norm.weight", {m.head_dim()}, std::vector<double>(m.head_dim(), 0.5)});
+  lipattn::io::write_safetensors(dir / "qknorm.safetensors", qk, lipattn::io::DType::F32, {{"rope", "interleaved"}});
+
+  // The layer file with RoPE is the model's block: the same number as measure --model.
+  r = run("measure --weights " + q(dir / "rope.safetensors") + " --input " + q(x) + " --heads 8 --causal --json", dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const double from_file = nlohmann::json::parse(r.out).at("lipschitz").get<double>();
+  r = run("measure --model " + q(bin) + " --layer 1 --ids " + ids + " --json", dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NEAR(from_file, nlohmann::json::parse(r.out).at("lipschitz").get<double>(), 1e-9);
+
+  // bound: RoPE and QK-norm are not covered (no number); grouped K/V heads are, and bound ≥ exact.
+  for (const char* file : {"rope.safetensors", "qknorm.safetensors"}) {
+    r = run(std::string("bound --weights ") + q(dir / file) + " --input " + q(x) + " --heads 8 --causal --json", dir);
+    ASSERT_EQ(r.code, 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    EXPECT_TRUE(j.at("bounds").empty()) << file << r.out;
+    const std::string status = j.at("status").at("structured").get<std::string>();
+    EXPECT_EQ(status.rfind("not covered: ", 0), 0u) << status;
+    EXPECT_NE(status.find(std::string(file) == "rope.safetensors" ? "rotary" : "QK-norm"), std::string::npos) << status;
+    r = run(std::string("bound --weights ") + q(dir / file) + " --n 8 --radius 8 --heads 8 --causal --json", dir);
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_TRUE(nlohmann::json::parse(r.out).at("bounds").empty()) << r.out;
+  }
+  r = run("bound --weights " + q(dir / "gqa.safetensors") + " --input " + q(x) + " --heads 8 --causal --exact --json",
+          dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  ASSERT_FALSE(j.at("bounds").empty()) << r.out;
+  EXPECT_EQ(j.at("status").at("structured"), "proved");
+  EXPECT_GE(j.at("best").at("value").get<double>(), j.at("exact").get<double>());
+
+  // attack on the RoPE + QK-norm layer: a certified lower bound, equal to measure at its witness.
+  r = run("attack --weights " + q(dir / "qknorm.safetensors") + " --heads 8 --causal --n 4 --radius 8 --restarts 1 " +
+              "--steps 5 --quiet --json --out " + q(dir / "w.npy"),
+          dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  j = nlohmann::json::parse(r.out);
+  EXPECT_GT(j.at("lower").get<double>(), 0);
+  EXPECT_TRUE(j.at("upper").is_null()) << r.out;
+  r = run("measure --weights " + q(dir / "qknorm.safetensors") + " --input " + q(dir / "w.npy") +
+              " --heads 8 --causal --json",
+          dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NEAR(nlohmann::json::parse(r.out).at("lipschitz").get<double>(), j.at("lower").get<double>(),
+              1e-8 * j.at("lower").get<double>());
+
+  // Bad options name the metadata key or tensor.
+  lipattn::io::write_safetensors(dir / "bad.safetensors", tensors, lipattn::io::DType::F32, {{"rope", "spiral"}});
+  r = run("measure --weights " + q(dir / "bad.safetensors") + " --input " + q(x) + " --heads 8", dir);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("metadata 'rope'"), std::string::npos) << r.err;
+  qk.pop_back();
+  lipattn::io::write_safetensors(dir / "half.safetensors", qk, lipattn::io::DType::F32);
+  r = run("measure --weights " + q(dir / "half.safetensors") + " --input " + q(x) + " --heads 8", dir);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("'k_norm.weight' is missing"), std::string::npos) << r.err;
   fs::remove_all(dir);
 }
 

@@ -24,12 +24,15 @@ std::string kind_of(ExperimentGroup group) {
       return "construction";
     case ExperimentGroup::Meanfield:
       return "regime";
+    case ExperimentGroup::Trained:
+      return "window";
   }
   return "?";
 }
 
 TEST(Catalogue, EveryExperimentPlansUnderAUniqueNameWithItsGroupsKind) {
-  std::map<std::string, std::size_t> jobs[2];
+  // The trained-model experiments (present when the shared data are) are counted apart.
+  std::map<std::string, std::size_t> jobs[2], trained[2];
   for (const bool quick : {false, true}) {
     ReproduceOptions o;
     o.quick = quick;
@@ -45,7 +48,7 @@ TEST(Catalogue, EveryExperimentPlansUnderAUniqueNameWithItsGroupsKind) {
       EXPECT_EQ(e.spec.dump().find('$'), std::string::npos) << e.spec.dump();
       const PlannedSweep plan = plan_sweep(e.spec);
       EXPECT_FALSE(plan.jobs.empty()) << e.name;
-      jobs[quick][e.name] = plan.jobs.size();
+      (e.name.rfind("trained-", 0) == 0 ? trained : jobs)[quick][e.name] = plan.jobs.size();
     }
   }
   EXPECT_EQ(jobs[0].size(), 19u);  // docs/experiments.md: 19 experiments in the full default run
@@ -56,6 +59,19 @@ TEST(Catalogue, EveryExperimentPlansUnderAUniqueNameWithItsGroupsKind) {
   for (const auto& [name, count] : jobs[1]) EXPECT_LE(count, jobs[0].at(name)) << name;
   EXPECT_FALSE(jobs[1].count("real-bert-l0-self"));
   EXPECT_FALSE(jobs[1].count("long-bert-l6"));
+  if (trained_model_file().empty() || trained_text_file().empty()) return;
+  // docs/experiments.md: trained-l0..l4, trained-bounds-l0, trained-adv-l0h0 and -l2h3 in both runs.
+  // Per layer, full: 35 n × 2 windows × 2 RoPE variants × 9 (the whole layer and 8 heads); quick: 7 n × 2 × 2.
+  EXPECT_EQ(trained[0].size(), 8u);
+  EXPECT_EQ(trained[1].size(), 8u);
+  EXPECT_EQ(trained[0].at("trained-adv-l0h0"), 20u);  // n = 2..97 step 5
+  EXPECT_EQ(trained[1].at("trained-adv-l2h3"), 20u);
+  for (int l = 0; l < 5; ++l) {
+    EXPECT_EQ(trained[0].at("trained-l" + std::to_string(l)), 35u * 2 * 2 * 9);
+    EXPECT_EQ(trained[1].at("trained-l" + std::to_string(l)), 7u * 2 * 2);
+  }
+  EXPECT_EQ(trained[0].at("trained-bounds-l0"), 11u * 2);
+  EXPECT_EQ(trained[1].at("trained-bounds-l0"), 4u * 2);
 }
 
 TEST(Catalogue, OnlyKeepsThePrefixesAskedFor) {
@@ -74,7 +90,7 @@ TEST(Catalogue, SeedsReachEveryJob) {
   o.seed = 7;
   for (const auto& e : reproduce_experiments(o)) {
     EXPECT_EQ(e.spec["model_seed"], 7) << e.name;
-    if (e.spec["kind"] == "window") {
+    if (e.spec["kind"] == "window" && e.group != ExperimentGroup::Trained) {
       EXPECT_EQ(e.spec["ids_seed"], 7) << e.name;
     }
     if (e.spec.value("regime", "") == "iid") {

@@ -368,8 +368,38 @@ double norm_global_factor(const NormWeights& norm) {
 
 // ---- reports --------------------------------------------------------------------------------
 
+namespace {
+
+// Why the proofs of docs/theory.md §5 (U.0–U.6) do not cover this attention, or "" when they do. They take the
+// scores as ⟨A x_i + c, x_j⟩ with one A per head; RoPE makes A depend on i − j and QK-norm makes the
+// scores a nonlinear function of q and k (§2.6; U.8). Grouped K/V heads are covered: the map is the
+// one with each K/V head repeated for its query heads, which is what head(h) gives every bound.
+std::string not_covered_reason(const AttentionWeights& w) {
+  std::string why;
+  if (w.rope.enabled()) why = "rotary position embeddings (the scores' A depends on i − j)";
+  if (w.q_norm) why += std::string(why.empty() ? "" : " and ") + "QK-norm (the scores are not bilinear in x)";
+  return why;
+}
+
+// A report with no numbers: every bound marked "not covered: <reason>", and a note saying so.
+BoundReport not_covered_report(const std::string& why, Index n, double radius) {
+  BoundReport r;
+  for (const char* name : {bound_names::kPaperCompact, bound_names::kPaperDataDependent, bound_names::kDataDependent,
+                           bound_names::kNIndependent, bound_names::kNIndependentSharp, bound_names::kStructured})
+    r.status[name] = "not covered: " + why;
+  r.notes.push_back("no bound reported: the proofs (docs/theory.md §5) do not cover " + why);
+  r.factors.tokens = n;
+  r.factors.attention_radius = radius;
+  r.best = kInf;
+  return r;
+}
+
+}  // namespace
+
 BoundReport local_bounds(const LayerSpec& spec, const MatrixD& X) {
   check_input(spec, X);
+  if (const std::string why = not_covered_reason(spec.attention); !why.empty())
+    return not_covered_report(why, X.rows(), X.rowwise().norm().maxCoeff());
   const AttentionWeights& w = spec.attention;
   BoundReport r;
   const Index n = X.rows();
@@ -469,6 +499,8 @@ BoundReport set_bounds(const LayerSpec& spec, const TokenBall& ball) {
   if (ball.n < 1) throw InputError(fmt::format("n must be at least 1, got {}", ball.n), "n");
   if (!(ball.radius >= 0) || !std::isfinite(ball.radius))
     throw InputError(fmt::format("radius must be finite and ≥ 0, got {}", ball.radius), "radius");
+  if (const std::string why = not_covered_reason(spec.attention); !why.empty())
+    return not_covered_report(why, ball.n, ball.radius);
   const AttentionWeights& w = spec.attention;
   BoundReport r;
   CompositionFactors& f = r.factors;
@@ -525,6 +557,10 @@ std::optional<HardmaxLimit> hardmax_limit(const LayerSpec& spec, const MatrixD& 
   check_input(spec, X);
   if (spec.pre_norm || spec.post_norm) {
     if (why_not) *why_not = "not applicable with a norm (a norm makes f(rX) scale-invariant, so ‖Df(rX)‖ → residual)";
+    return std::nullopt;
+  }
+  if (const std::string why = not_covered_reason(spec.attention); !why.empty()) {
+    if (why_not) *why_not = "not covered: " + why;
     return std::nullopt;
   }
   const AttentionWeights& w = spec.attention;

@@ -32,8 +32,7 @@ int run(const ForwardFlags& f) {
   } else {
     if (f.text.empty()) throw InputError("forward needs --text FILE --n N or --ids 1,2,3");
     if (f.n < 1) throw InputError(fmt::format("--n must be at least 1 with --text, got {}", f.n));
-    const auto tokenizer =
-        models::ModelTokenizer::load(source.config.type, models::tokenizer_dir(source, f.tokenizer));
+    const auto tokenizer = models::ModelTokenizer::load(source, f.tokenizer);  // checks the vocabulary size
     ids = text::make_windows(tokenizer.encode(models::read_text(f.text), f.text), {f.n}, 1).at(0).ids;
   }
   models::check_ids(source.config, ids);
@@ -44,6 +43,7 @@ int run(const ForwardFlags& f) {
   const models::ModelWeights model = models::load_model(source, load);
   models::ForwardOptions options;
   options.precision = parse_precision(f.dtype);
+  options.logits = true;  // only forward computes them: measure and the experiments stop at their layer
   const models::ForwardResult result = models::run_forward(model, ids, options);
 
   const std::filesystem::path dir = f.dump;
@@ -57,8 +57,13 @@ int run(const ForwardFlags& f) {
     io::write_npy(dir / fmt::format("layer{}.attn_in.npy", l), taps.attn_in);
     io::write_npy(dir / fmt::format("layer{}.attn_out.npy", l), taps.attn_out);
   }
-  fmt::print("{}: {} tokens through {} layers in {}; wrote {} files to {}\n", f.model, ids.size(),
-             result.layers.size(), to_string(options.precision), 1 + 3 * result.layers.size(), dir.string());
+  std::size_t files = 1 + 3 * result.layers.size();
+  if (result.logits.size()) {  // every model with an LM head (GPT-2's tied wte, LLaMA's classifier)
+    io::write_npy(dir / "logits.npy", result.logits);
+    ++files;
+  }
+  fmt::print("{}: {} tokens through {} layers in {}; wrote {} files to {}\n", f.model, ids.size(), result.layers.size(),
+             to_string(options.precision), files, dir.string());
   return 0;
 }
 
@@ -72,7 +77,8 @@ const Register reg{{"forward", "run a model on text or ids and dump every layer'
                           ->delimiter(',');
                       sub.add_option("--tokenizer", f->tokenizer, "tokenizer folder (default: the model's)");
                       sub.add_option("--dump", f->dump,
-                                     "output folder: hidden.npy and layer{L}.{block_in,attn_in,attn_out}.npy")
+                                     "output folder: hidden.npy, logits.npy (models with an LM head) and "
+                                     "layer{L}.{block_in,attn_in,attn_out}.npy")
                           ->required();
                       sub.add_option("--seed", f->seed, "random init seed (random: models)");
                       sub.add_option("--dtype", f->dtype, "compute precision: f64 or f32 (files are float64)");

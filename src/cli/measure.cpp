@@ -117,10 +117,12 @@ const Register registered{{"measure", "the local Lipschitz constant ‖Df(X)‖�
                              f->solver.add_to(app);
                              app.add_flag("--json", f->json, "print one JSON object (one per window with --model)");
                              app.add_option("--model", f->model,
-                                            "model folder, cached name, random:gpt2, random:bert-base-uncased");
+                                            "model folder, llama2.c FILE.bin, cached name, random:gpt2, "
+                                            "random:bert-base-uncased, random:CONFIG.json");
                              app.add_option("--layer", f->layer_index, "layer L of --model")->capture_default_str();
                              app.add_option("--head", f->head, "measure one head's map (default: all heads)");
-                             app.add_option("--block", f->block, "attn (GPT-2) | attention | self (BERT)");
+                             app.add_option("--block", f->block,
+                                            "attn (GPT-2, LLaMA) | attention (BERT) | self (BERT, LLaMA: no W_O)");
                              app.add_option("--text", f->text, "text file cut into windows of --n tokens");
                              app.add_option("--n", f->n, "tokens per window");
                              app.add_option("--samples", f->samples, "windows per n")->capture_default_str();

@@ -60,6 +60,9 @@ Section bounds_section(const Analysis& a);
 Section meanfield_section(Analysis& a);  // adds the slopes below n*/10, above 10 n* and over the last decade
 Section masked_section(const Analysis& a);
 Section fits_section(const Analysis& a);
+// The trained model (stories260K) on TinyStories: opens with the answer (‖J‖₂ against the released
+// quantity, exponents with 95% CIs); adds the fits of every variant (whole layer, heads, RoPE removed).
+Section trained_section(Analysis& a);
 Section reproducibility_section(const Analysis& a, const std::vector<std::string>& notes);
 
 }  // namespace lipattn::experiments

@@ -2,6 +2,8 @@
 
 #include <fmt/core.h>
 
+#include "models/tokenizer.h"
+
 namespace lipattn::experiments {
 
 namespace {
@@ -9,9 +11,9 @@ namespace {
 using nlohmann::json;
 
 // The model an experiment runs on: the one given with --gpt2/--bert, else the random one.
-enum class Slot { Gpt2, Bert, RandomGpt2, Toy };
+enum class Slot { Gpt2, Bert, RandomGpt2, Toy, Stories };
 // Which runs include an experiment.
-enum class When { Always, FullOnly, PretrainedGpt2 };
+enum class When { Always, FullOnly, PretrainedGpt2, TrainedData };
 
 struct Reference {
   const char* text = nullptr;
@@ -48,6 +50,14 @@ constexpr const char* kBoundsQuick = R"({"n": {"from": 2.0, "to": 98.0, "step": 
 constexpr const char* kBoundsFull = R"({"n": {"from": 2.0, "to": 98.0, "step": 8.0}, "samples": 2})";
 constexpr const char* kLongQuick = R"({"n": {"from": 2.0, "to": 502.0, "step": 125.0}, "samples": 1})";
 constexpr const char* kLongFull = R"({"n": {"from": 2.0, "to": 502.0, "step": 10.0}, "samples": 10})";
+
+// The trained model (stories260K, seq_len 512) on its own text: every n's windows consecutive, the whole
+// layer and each head, as trained and with RoPE removed (docs/experiments.md, "Trained model").
+constexpr const char* kTrainedQuick =
+    R"({"n": {"from": 2.0, "to": 512.0, "step": 85.0}, "samples": 1, "head": [null, 0]})";
+constexpr const char* kTrainedFull =
+    R"({"n": {"from": 2.0, "to": 512.0, "step": 15.0}, "samples": 2, "head": [null, 0, 1, 2, 3, 4, 5, 6, 7]})";
+constexpr Reference kTrainedReference = {"≈ n^0.25 (the paper, pretrained GPT-2 and BERT)", 0, 0.25};
 
 constexpr Reference kBertLayer0 = {"14.3·n^0.24 (pretrained BERT, layer 0)", 14.3, 0.24};
 constexpr Reference kRandomGpt2Layer6 = {"0.445·n^0.25 (random GPT-2, layer 6)", 0.445, 0.25};
@@ -131,6 +141,98 @@ const Definition kCatalogue[] = {
      .quick = kRealQuick,
      .full = kRealFull,
      .pretrained = {"6.44·n^0.25 (pretrained BERT decoder, layer 6)", 6.44, 0.25}},
+    {.name = "trained-l0",
+     .group = ExperimentGroup::Trained,
+     .model = Slot::Stories,
+     .when = When::TrainedData,
+     .title = "{model}, layer 0, attention",
+     .setting = "layer 0's attention (causal, RoPE at positions 0..n−1, 8 query heads on 4 K/V heads, W_O) on "
+                "its RMSNorm's output, {source}; the whole layer and single heads, as trained and with RoPE removed",
+     .spec = R"({"kind": "window", "layer": 0, "block": "attn", "causal": true, "bounds": false,
+                 "rope": ["as_trained", "none"]})",
+     .quick = kTrainedQuick,
+     .full = kTrainedFull,
+     .pretrained = kTrainedReference},
+    {.name = "trained-l1",
+     .group = ExperimentGroup::Trained,
+     .model = Slot::Stories,
+     .when = When::TrainedData,
+     .title = "{model}, layer 1, attention",
+     .setting = "layer 1's attention (causal, RoPE at positions 0..n−1, 8 query heads on 4 K/V heads, W_O) on "
+                "its RMSNorm's output, {source}; the whole layer and single heads, as trained and with RoPE removed",
+     .spec = R"({"kind": "window", "layer": 1, "block": "attn", "causal": true, "bounds": false,
+                 "rope": ["as_trained", "none"]})",
+     .quick = kTrainedQuick,
+     .full = kTrainedFull,
+     .pretrained = kTrainedReference},
+    {.name = "trained-l2",
+     .group = ExperimentGroup::Trained,
+     .model = Slot::Stories,
+     .when = When::TrainedData,
+     .title = "{model}, layer 2, attention",
+     .setting = "layer 2's attention (causal, RoPE at positions 0..n−1, 8 query heads on 4 K/V heads, W_O) on "
+                "its RMSNorm's output, {source}; the whole layer and single heads, as trained and with RoPE removed",
+     .spec = R"({"kind": "window", "layer": 2, "block": "attn", "causal": true, "bounds": false,
+                 "rope": ["as_trained", "none"]})",
+     .quick = kTrainedQuick,
+     .full = kTrainedFull,
+     .pretrained = kTrainedReference},
+    {.name = "trained-l3",
+     .group = ExperimentGroup::Trained,
+     .model = Slot::Stories,
+     .when = When::TrainedData,
+     .title = "{model}, layer 3, attention",
+     .setting = "layer 3's attention (causal, RoPE at positions 0..n−1, 8 query heads on 4 K/V heads, W_O) on "
+                "its RMSNorm's output, {source}; the whole layer and single heads, as trained and with RoPE removed",
+     .spec = R"({"kind": "window", "layer": 3, "block": "attn", "causal": true, "bounds": false,
+                 "rope": ["as_trained", "none"]})",
+     .quick = kTrainedQuick,
+     .full = kTrainedFull,
+     .pretrained = kTrainedReference},
+    {.name = "trained-l4",
+     .group = ExperimentGroup::Trained,
+     .model = Slot::Stories,
+     .when = When::TrainedData,
+     .title = "{model}, layer 4, attention",
+     .setting = "layer 4's attention (causal, RoPE at positions 0..n−1, 8 query heads on 4 K/V heads, W_O) on "
+                "its RMSNorm's output, {source}; the whole layer and single heads, as trained and with RoPE removed",
+     .spec = R"({"kind": "window", "layer": 4, "block": "attn", "causal": true, "bounds": false,
+                 "rope": ["as_trained", "none"]})",
+     .quick = kTrainedQuick,
+     .full = kTrainedFull,
+     .pretrained = kTrainedReference},
+    {.name = "trained-bounds-l0",
+     .group = ExperimentGroup::Trained,
+     .model = Slot::Stories,
+     .when = When::TrainedData,
+     .title = "{model}, layer 0, attention: local bounds",
+     .setting = "layer 0's attention with every local upper bound of src/bounds at X, as trained (RoPE: not "
+                "covered by the proofs) and with RoPE removed, {source}",
+     .spec = R"({"kind": "window", "layer": 0, "block": "attn", "causal": true, "bounds": true,
+                 "rope": ["as_trained", "none"]})",
+     .quick = R"({"n": {"from": 2.0, "to": 512.0, "step": 170.0}, "samples": 1})",
+     .full = R"({"n": {"from": 2.0, "to": 512.0, "step": 51.0}, "samples": 1})"},
+    // The paper's construction on trained heads at R = 10, about the radius of the real attn_in (the
+    // trained-l* windows' median √(mean‖x_i‖²) is 9.1–10.6). The construction is built from W_Kᵀ W_Q
+    // and ignores RoPE; every value is still the exact constant at its input, a certified lower bound.
+    {.name = "trained-adv-l0h0",
+     .group = ExperimentGroup::Adversarial,
+     .model = Slot::Stories,
+     .when = When::TrainedData,
+     .title = "{model}, layer 0, head 0 (RoPE)",
+     .spec = R"({"kind": "construction", "layer": 0, "head": 0, "causal": true})",
+     .quick = kAdversarialGrid,
+     .full = kAdversarialGrid,
+     .paper_radius = 10},
+    {.name = "trained-adv-l2h3",
+     .group = ExperimentGroup::Adversarial,
+     .model = Slot::Stories,
+     .when = When::TrainedData,
+     .title = "{model}, layer 2, head 3 (RoPE)",
+     .spec = R"({"kind": "construction", "layer": 2, "head": 3, "causal": true})",
+     .quick = kAdversarialGrid,
+     .full = kAdversarialGrid,
+     .paper_radius = 10},
     // Real-data upper bounds: every local bound at each window over the exact constant at the same X.
     {.name = "bounds-real-gpt2-l0",
      .group = ExperimentGroup::Bounds,
@@ -250,7 +352,7 @@ const Definition kCatalogue[] = {
 
 // The models and inputs of one run, in arguments and in words.
 struct Models {
-  std::string gpt2, bert, gpt2_words, bert_words, source;
+  std::string gpt2, bert, gpt2_words, bert_words, source, stories, stories_words, stories_source;
   bool pretrained_gpt2 = false, pretrained_bert = false;
 
   explicit Models(const ReproduceOptions& o)
@@ -259,6 +361,10 @@ struct Models {
         gpt2_words(o.gpt2.empty() ? "random GPT-2 (random:gpt2)" : "GPT-2 (" + gpt2 + ")"),
         bert_words(o.bert.empty() ? "random BERT (random:bert-base-uncased)" : "BERT (" + bert + ")"),
         source(o.text.empty() ? "seeded random token ids" : "windows of " + o.text),
+        stories(trained_model_file().string()),
+        stories_words("stories260K (llama2.c, trained on TinyStories)"),
+        stories_source("consecutive windows of " + trained_text_file().string() +
+                       " (encoded whole as run.c does, BOS once at its head: a window starts mid-story)"),
         pretrained_gpt2(!o.gpt2.empty()),
         pretrained_bert(!o.bert.empty()) {}
 
@@ -272,18 +378,25 @@ struct Models {
         return "random:gpt2";
       case Slot::Toy:
         return "toy";
+      case Slot::Stories:
+        return stories;
     }
     return {};
   }
   std::string words(Slot s) const {
+    if (s == Slot::Stories) return stories_words;
     return s == Slot::Gpt2 ? gpt2_words : s == Slot::Bert ? bert_words : "random GPT-2 (random:gpt2)";
   }
-  bool pretrained(Slot s) const { return (s == Slot::Gpt2 && pretrained_gpt2) || (s == Slot::Bert && pretrained_bert); }
+  bool pretrained(Slot s) const {
+    return s == Slot::Stories || (s == Slot::Gpt2 && pretrained_gpt2) || (s == Slot::Bert && pretrained_bert);
+  }
+  const std::string& source_words(Slot s) const { return s == Slot::Stories ? stories_source : source; }
 };
 
 bool included(const Definition& d, const ReproduceOptions& o) {
   if (d.when == When::FullOnly && o.quick) return false;
   if (d.when == When::PretrainedGpt2 && o.gpt2.empty()) return false;
+  if (d.when == When::TrainedData && (trained_model_file().empty() || trained_text_file().empty())) return false;
   if (o.only.empty()) return true;
   for (const auto& prefix : o.only)
     if (std::string(d.name).rfind(prefix, 0) == 0) return true;
@@ -333,10 +446,12 @@ Experiment make_experiment(const Definition& d, const Models& m, const Reproduce
   e.spec["model_seed"] = o.seed;
   substitute_seed(e.spec, o.seed);
   e.layer = e.spec.value("layer", -1);
-  e.title = words(d.title, m.words(d.model), m.source, e.spec);
-  if (d.setting) e.setting = words(d.setting, m.words(d.model), m.source, e.spec);
+  e.title = words(d.title, m.words(d.model), m.source_words(d.model), e.spec);
+  if (d.setting) e.setting = words(d.setting, m.words(d.model), m.source_words(d.model), e.spec);
   if (e.spec["kind"] == "window") {
-    if (o.text.empty())
+    if (d.model == Slot::Stories)  // the trained model always reads its own kind of text
+      e.spec["text"] = trained_text_file().string();
+    else if (o.text.empty())
       e.spec["ids_seed"] = o.seed;
     else
       e.spec["text"] = std::filesystem::absolute(o.text).string();
@@ -365,6 +480,8 @@ std::string to_string(ExperimentGroup group) {
       return "attack";
     case ExperimentGroup::Meanfield:
       return "meanfield";
+    case ExperimentGroup::Trained:
+      return "trained";
   }
   return "?";
 }
@@ -373,6 +490,18 @@ std::string model_argument(const std::string& model) {
   std::error_code ec;
   if (model.empty() || !std::filesystem::is_directory(model, ec)) return model;
   return std::filesystem::absolute(model).lexically_normal().string();
+}
+
+std::filesystem::path trained_model_file() {
+  const std::filesystem::path root = models::default_data_root(), file = root / "stories260K" / "stories260K.bin";
+  std::error_code ec;
+  return !root.empty() && std::filesystem::is_regular_file(file, ec) ? file : std::filesystem::path();
+}
+
+std::filesystem::path trained_text_file() {
+  const std::filesystem::path root = models::default_data_root(), file = root / "text" / "tinystories-valid-head.txt";
+  std::error_code ec;
+  return !root.empty() && std::filesystem::is_regular_file(file, ec) ? file : std::filesystem::path();
 }
 
 std::vector<Experiment> reproduce_experiments(const ReproduceOptions& options) {

@@ -36,8 +36,9 @@ struct PaperReference {
 };
 
 // The groups of experiments; each has its report section.
-enum class ExperimentGroup { Real, Bounds, Long, Adversarial, Attack, Meanfield };
-std::string to_string(ExperimentGroup group);  // "real", "bounds", "long", "adversarial", "attack", "meanfield"
+enum class ExperimentGroup { Real, Bounds, Long, Adversarial, Attack, Meanfield, Trained };
+// "real", "bounds", "long", "adversarial", "attack", "meanfield", "trained"
+std::string to_string(ExperimentGroup group);
 
 // One experiment = one sweep (one results file) plus how to read it.
 struct Experiment {
@@ -53,6 +54,11 @@ struct Experiment {
 };
 
 std::vector<Experiment> reproduce_experiments(const ReproduceOptions& options);
+
+// The trained model and its text (docs/experiments.md, "Trained model"): llama2.c's stories260K and
+// the head of the TinyStories validation split, under models::default_data_root(); "" when absent.
+std::filesystem::path trained_model_file();
+std::filesystem::path trained_text_file();
 
 // A model folder given as a relative path, made absolute (as the text is): the jobs, and so the
 // results files a rerun resumes, must not depend on the directory reproduce runs from. Cached names

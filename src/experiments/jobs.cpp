@@ -25,8 +25,8 @@ namespace lipattn::experiments {
 
 namespace {
 
-const std::vector<std::string> kAxisOrder = {"model", "model_seed", "regime", "layer", "block", "head", "causal",
-                                             "radius", "n_star", "n", "sample"};
+const std::vector<std::string> kAxisOrder = {"model", "model_seed", "regime", "layer",  "block", "rope",
+                                             "head",  "causal",     "radius", "n_star", "n",     "sample"};
 
 std::string require_string(const nlohmann::json& job, const char* field, const std::string& where) {
   if (!job.contains(field) || !job[field].is_string())
@@ -65,7 +65,7 @@ std::string model_key(const nlohmann::json& job) {
 }
 
 std::vector<int> tokenize_text(const models::ModelSource& source, const std::string& path) {
-  const auto tokenizer = models::ModelTokenizer::load(source.config.type, models::tokenizer_dir(source, ""));
+  const auto tokenizer = models::ModelTokenizer::load(source, "");
   return tokenizer.encode(models::read_text(path), path);
 }
 
@@ -181,6 +181,10 @@ bool SweepPlanner::plan_window(nlohmann::json& job, const ResolvedModel& m, Job&
   set_default(job, "sample", 0);
   set_default(job, "tol", 1e-8);
   set_default(job, "bounds", false);
+  set_default(job, "rope", "as_trained");
+  if (job["rope"] != "as_trained" && job["rope"] != "none")
+    throw InputError(fmt::format("{}: rope must be \"as_trained\" or \"none\", got {}", where_, job["rope"].dump()),
+                     "rope");
   const models::Block block = models::parse_block(job.value("block", std::string()), m.config.type);
   job["block"] = models::to_string(block);
   job["causal"] = m.config.causal() || job.value("causal", false);
@@ -373,6 +377,9 @@ LayerSpec JobRunner::head_spec(const nlohmann::json& job) {
   std::optional<int> head;
   if (job.contains("head") && !job["head"].is_null()) head = job["head"].get<int>();
   LayerSpec spec = models::block_spec(*weights, job["layer"].get<int>(), block, head);
+  // "rope": "none" measures the same weights with the rotary embedding removed, to isolate what
+  // position encoding does (docs/experiments.md, "Trained model").
+  if (job.value("rope", std::string("as_trained")) == "none") spec.attention.rope.style = RopeStyle::None;
   if (job["kind"] != "window" && !job.value("with_wo", false)) {
     // The paper's single head f(X)_i = Σ_j P_ij V x_j: the head's value map without W_O.
     spec.attention.w_o.resize(0, 0);

@@ -12,6 +12,7 @@ ReproduceSummary analyse(const ReproduceOptions& o, const std::vector<Experiment
   Analysis a(o, experiments);
   std::filesystem::create_directories(a.figures_dir);
   // The sections that fit come first, in the order of fits.json: real data, adversarial, mean-field.
+  const Section trained = trained_section(a);
   const Section real = real_section(a);
   const Section adversarial = adversarial_section(a);
   const Section meanfield = meanfield_section(a);
@@ -26,6 +27,8 @@ ReproduceSummary analyse(const ReproduceOptions& o, const std::vector<Experiment
                      meanfield,
                      masked_section(a),
                      reproducibility_section(a, notes)};
+  // The trained model's answer comes right after the introduction, before the random models' fits.
+  if (a.has_group(ExperimentGroup::Trained)) report.sections.insert(report.sections.begin() + 1, trained);
 
   ReproduceSummary summary;
   summary.notes = notes;

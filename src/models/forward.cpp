@@ -84,9 +84,8 @@ ForwardResult forward_impl(const ModelWeights& model, const std::vector<int>& id
 void check_ids(const ModelConfig& config, const std::vector<int>& ids) {
   if (ids.empty()) throw InputError("no tokens to run: the window is empty");
   if (static_cast<Index>(ids.size()) > config.max_positions)
-    throw InputError(fmt::format("a window of n = {} tokens is longer than the model's {} positions ({})",
-                                 ids.size(), config.max_positions,
-                                 config.type == ModelType::Gpt2 ? "n_positions" : "max_position_embeddings"));
+    throw InputError(fmt::format("a window of n = {} tokens is longer than the model's limit of {} positions ({})",
+                                 ids.size(), config.max_positions, config.positions_key()));
   for (std::size_t i = 0; i < ids.size(); ++i) {
     if (ids[i] < 0 || ids[i] >= config.vocab_size)
       throw InputError(fmt::format("token id {} (position {}) is outside the model's vocabulary of {} ids", ids[i], i,

@@ -6,6 +6,7 @@
 #include <fmt/core.h>
 
 #include "common/error.h"
+#include "attention/weights.h"
 #include "io/safetensors.h"
 
 namespace lipattn::models {
@@ -32,6 +33,57 @@ NormWeights load_norm(const io::SafetensorsFile& file, const std::string& prefix
   return w;
 }
 
+// The LLaMA-family options of an nn.Linear-form layer (docs/formats.md, "Layer files"): K/V heads from
+// k.weight's rows, RoPE from the metadata keys `rope` and `rope_theta`, QK-norm from the tensors
+// q_norm.weight and k_norm.weight with the metadata key `qk_norm_eps` (default 1e-6, Qwen3's).
+void load_llama_options(const io::SafetensorsFile& file, AttentionWeights& w) {
+  const auto& meta = file.metadata();
+  const Index k = w.heads > 0 && w.w_q.rows() % w.heads == 0 ? w.w_q.rows() / w.heads : 0;
+  if (k > 0 && w.w_k.rows() != w.w_q.rows()) {
+    if (w.w_k.rows() % k != 0)
+      throw InputError(
+          fmt::format("tensor 'k.weight' has {} rows: grouped K/V heads need a multiple of k = {} (q.weight "
+                      "has {} rows for {} heads)",
+                      w.w_k.rows(), k, w.w_q.rows(), w.heads));
+    w.kv_heads = w.w_k.rows() / k;
+  }
+  auto number = [&](const std::string& key, double fallback) {
+    const auto it = meta.find(key);
+    if (it == meta.end()) return fallback;
+    try {
+      std::size_t used = 0;
+      const double v = std::stod(it->second, &used);
+      if (used == it->second.size()) return v;
+    } catch (const std::exception&) {
+    }
+    throw InputError(fmt::format("metadata '{}' must be a number, got '{}'", key, it->second));
+  };
+  if (const auto it = meta.find("rope"); it != meta.end()) {
+    try {
+      w.rope.style = parse_rope_style(it->second);
+    } catch (const InputError& e) {
+      throw InputError(fmt::format("metadata 'rope': {}", e.what()));
+    }
+  }
+  w.rope.theta = number("rope_theta", w.rope.theta);
+  if (!w.rope.enabled() && meta.count("rope_theta"))
+    throw InputError("metadata 'rope_theta' is given but 'rope' is not: set 'rope' to interleaved or rotate_half");
+  const bool q = file.has("q_norm.weight"), kn = file.has("k_norm.weight");
+  if (q != kn)
+    throw InputError(fmt::format("QK-norm needs both 'q_norm.weight' and 'k_norm.weight'; '{}' is missing",
+                                 q ? "k_norm.weight" : "q_norm.weight"));
+  if (q) {
+    const double eps = number("qk_norm_eps", 1e-6);
+    for (auto [name, slot] : {std::pair{"q_norm.weight", &w.q_norm}, std::pair{"k_norm.weight", &w.k_norm}}) {
+      NormWeights n;
+      n.kind = NormKind::RmsNorm;
+      n.eps = eps;
+      n.gamma = file.vector(name);
+      *slot = n;
+    }
+  }
+}
+
 LayerSpec load(const io::SafetensorsFile& file, const LayerFileOptions& o) {
   LayerSpec spec;
   const bool paper = file.has("A") || file.has("V");
@@ -42,9 +94,15 @@ LayerSpec load(const io::SafetensorsFile& file, const LayerFileOptions& o) {
     if (o.heads != 1)
       throw InputError(fmt::format("heads = {} does not apply: a file with 'A' and 'V' holds a single head", o.heads),
                        "heads");
-    for (const char* name : {"q.weight", "k.weight", "v.weight", "o.weight"})
+    for (const char* name : {"q.weight", "k.weight", "v.weight", "o.weight", "q_norm.weight", "k_norm.weight"})
       if (file.has(name))
         throw InputError(fmt::format("the file holds both 'A'/'V' and '{}': use one form or the other", name));
+    for (const char* key : {"rope", "rope_theta", "qk_norm_eps"})
+      if (file.metadata().count(key))
+        throw InputError(
+            fmt::format("metadata '{}' does not apply to the paper's form 'A'/'V' (no projections to "
+                        "rotate or normalise): use q.weight, k.weight, v.weight",
+                        key));
     spec.attention = AttentionWeights::paper_form(file.matrix("A"), file.matrix("V"), o.causal);
   } else {
     for (const char* name : {"q.weight", "k.weight", "v.weight"})
@@ -63,6 +121,7 @@ LayerSpec load(const io::SafetensorsFile& file, const LayerFileOptions& o) {
     if (file.has("k.bias")) w.b_k = file.vector("k.bias");
     if (file.has("v.bias")) w.b_v = file.vector("v.bias");
     if (file.has("o.bias")) w.b_o = file.vector("o.bias");
+    load_llama_options(file, w);
   }
   spec.attention.validate();
   const Index d = spec.attention.input_dim();

@@ -40,9 +40,10 @@ void measure_model(const ModelMeasureRequest& request, const SpectralOptions& op
     if (request.samples < 1)
       throw InputError(fmt::format("samples must be at least 1, got {}", request.samples), "samples");
     if (request.n > config.max_positions)
-      throw InputError(fmt::format("n = {} is longer than the model's {} positions", request.n, config.max_positions),
+      throw InputError(fmt::format("a window of n = {} tokens is longer than the model's limit of {} positions ({})",
+                                   request.n, config.max_positions, config.positions_key()),
                        "n");
-    const auto tokenizer = ModelTokenizer::load(config.type, tokenizer_dir(source, request.tokenizer_dir));
+    const auto tokenizer = ModelTokenizer::load(source, request.tokenizer_dir);
     const auto ids = tokenizer.encode(read_text(request.text_file), request.text_file);
     windows = text::make_windows(ids, {request.n}, request.samples);
   }
