@@ -20,7 +20,7 @@ namespace {
 // The weights dict written as a float64 layer file (exact for float32 and float64) and read back by
 // load_layer_file, so arrays are validated, named and laid out exactly as the CLI's files are
 // (docs/formats.md, "Layer files"). Messages name "weights" instead of the temporary file.
-LayerSpec layer_from_arrays(const py::dict& weights, const models::LayerFileOptions& options) {
+std::vector<io::TensorToWrite> tensors_of(const py::dict& weights) {
   std::vector<io::TensorToWrite> tensors;
   for (auto [key, value] : weights) {
     const std::string name = py::str(key);
@@ -29,6 +29,11 @@ LayerSpec layer_from_arrays(const py::dict& weights, const models::LayerFileOpti
     for (py::ssize_t i = 0; i < a.ndim(); ++i) t.shape.push_back(a.shape(i));
     tensors.push_back(std::move(t));
   }
+  return tensors;
+}
+
+LayerSpec layer_from_arrays(const py::dict& weights, const models::LayerFileOptions& options) {
+  const std::vector<io::TensorToWrite> tensors = tensors_of(weights);
   static std::atomic<int> counter{0};
   const auto path = std::filesystem::temp_directory_path() /
                     fmt::format("lipattn-py-{}-{}.safetensors", ::getpid(), counter++);
@@ -140,6 +145,14 @@ The solve releases the GIL; Ctrl-C stops it (KeyboardInterrupt). Bad input raise
         "residual"_a = false, "post_norm"_a = py::none(), "norm_eps"_a = 1e-5, "method"_a = "auto", "tol"_a = 1e-10,
         "max_iter"_a = 0, "krylov"_a = 20, "seed"_a = 0, "dtype"_a = "f64", "storage"_a = "auto",
         "max_memory"_a = py::none());
+  m.def(
+      "save_weights",
+      [](const std::string& path, py::dict weights, const std::string& dtype) {
+        io::write_safetensors(path, tensors_of(weights), io::parse_dtype(dtype));
+      },
+      "path"_a, "weights"_a, "dtype"_a = "F64",
+      "Writes a dict of arrays as a safetensors file (dtype 'F64', 'F32', 'F16' or 'BF16'), e.g. a layer file "
+      "for `lipattn measure --weights` (docs/formats.md).");
 }
 
 }  // namespace lipattn::python
