@@ -5,3 +5,4 @@ cd "$(dirname "$0")/.."
 scripts/build.sh
 cd build
 ctest --output-on-failure -j"$(nproc)" "$@"
+PYTHONPATH=python python3 -m pytest -q ../python/tests  # the Python module (docs/python.md)
