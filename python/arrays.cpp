@@ -32,8 +32,7 @@ MatrixD to_matrix(py::handle obj, const std::string& what) {
   MatrixD m(a.shape(0), a.shape(1));
   std::copy(a.data(), a.data() + a.size(), m.data());
   for (Index i = 0; i < m.size(); ++i)
-    if (!std::isfinite(m.data()[i]))
-      throw InputError(fmt::format("{}: element {} is not finite", what, i), what);
+    if (!std::isfinite(m.data()[i])) throw InputError(fmt::format("{}: element {} is not finite", what, i), what);
   return m;
 }
 

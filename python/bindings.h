@@ -31,8 +31,7 @@ py::object json_to_python(const nlohmann::json& j);
 
 // Solver options from the keyword arguments every solve takes; on_product checks Ctrl-C between
 // products (PyErr_CheckSignals with the GIL re-acquired briefly) and throws to stop the solve.
-SpectralOptions solver_options(const std::string& method, double tol, int max_iter, int krylov,
-                               std::uint64_t seed);
+SpectralOptions solver_options(const std::string& method, double tol, int max_iter, int krylov, std::uint64_t seed);
 AttentionMemory attention_memory(const std::string& storage, py::object max_memory);
 
 // The result object: `measure --json`'s fields as attributes, plus the top right singular vector.
@@ -40,5 +39,6 @@ py::object make_result(const nlohmann::json& fields, py::object right_vector);
 
 void bind_layer(py::module_& m);
 void bind_model(py::module_& m);
+void bind_torch_interop(py::module_& m);
 
 }  // namespace lipattn::python

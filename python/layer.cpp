@@ -35,8 +35,8 @@ std::vector<io::TensorToWrite> tensors_of(const py::dict& weights) {
 LayerSpec layer_from_arrays(const py::dict& weights, const models::LayerFileOptions& options) {
   const std::vector<io::TensorToWrite> tensors = tensors_of(weights);
   static std::atomic<int> counter{0};
-  const auto path = std::filesystem::temp_directory_path() /
-                    fmt::format("lipattn-py-{}-{}.safetensors", ::getpid(), counter++);
+  const auto path =
+      std::filesystem::temp_directory_path() / fmt::format("lipattn-py-{}-{}.safetensors", ::getpid(), counter++);
   struct Remove {
     std::filesystem::path p;
     ~Remove() { std::filesystem::remove(p); }

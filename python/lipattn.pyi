@@ -35,6 +35,9 @@ def measure(weights: Mapping[str, ArrayLike], X: ArrayLike, *, heads: int = 12, 
 def save_weights(path: str, weights: Mapping[str, ArrayLike], dtype: str = "F64") -> None:
     """Writes a dict of arrays as a safetensors file (a layer file for `lipattn measure --weights`)."""
 
+def torch_weights(state_dict: Mapping[str, ArrayLike]) -> dict[str, np.ndarray]:
+    """Layer-file arrays from a torch.nn.MultiheadAttention / GPT2Attention / BertAttention / q_proj... state_dict."""
+
 class Model:
     """A transformer loaded as `lipattn ... --model` loads it."""
     @staticmethod

@@ -50,10 +50,10 @@ py::dict forward(const Model& m, const std::vector<int>& ids, const std::string&
   return taps;
 }
 
-py::list measure(const Model& m, int layer, std::optional<int> head, const std::string& block,
-                 std::vector<int> ids, std::optional<std::string> text, int n, int samples, bool causal,
-                 const std::string& method, double tol, int max_iter, int krylov, const std::string& dtype,
-                 const std::string& storage, py::object max_memory, std::optional<std::string> tokenizer) {
+py::list measure(const Model& m, int layer, std::optional<int> head, const std::string& block, std::vector<int> ids,
+                 std::optional<std::string> text, int n, int samples, bool causal, const std::string& method,
+                 double tol, int max_iter, int krylov, const std::string& dtype, const std::string& storage,
+                 py::object max_memory, std::optional<std::string> tokenizer) {
   models::ModelMeasureRequest request;
   request.model = m.spec;
   request.seed = m.seed;
@@ -76,7 +76,9 @@ py::list measure(const Model& m, int layer, std::optional<int> head, const std::
   if (text) {
     text_file.path = std::filesystem::temp_directory_path() /
                      ("lipattn-py-text-" + std::to_string(reinterpret_cast<std::uintptr_t>(&text_file)) + ".txt");
-    py::module_::import("pathlib").attr("Path")(text_file.path.string()).attr("write_text")(*text, py::arg("encoding") = "utf-8");
+    py::module_::import("pathlib")
+        .attr("Path")(text_file.path.string())
+        .attr("write_text")(*text, py::arg("encoding") = "utf-8");
     request.text_file = text_file.path.string();
   }
   const SpectralOptions options = solver_options(method, tol, max_iter, krylov, m.seed);
@@ -104,7 +106,8 @@ void bind_model(py::module_& m) {
       .def_property_readonly(
           "config", [](const Model& m) { return json_to_python(m.source.config.to_json()); },
           "The model's configuration as a dict (lipattn's names, config.json-like).")
-      .def_property_readonly("spec", [](const Model& m) { return m.spec; }, "The spec it was loaded from.")
+      .def_property_readonly(
+          "spec", [](const Model& m) { return m.spec; }, "The spec it was loaded from.")
       .def(
           "tokenize",
           [](const Model& m, const std::string& text, std::optional<std::string> tokenizer) {

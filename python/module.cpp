@@ -34,7 +34,8 @@ void bind_result(py::module_& m) {
       .def(
           "to_dict", [](const Result& r) { return r.fields.attr("copy")(); },
           "The fields as a dict, exactly the JSON object `lipattn measure --json` prints.")
-      .def("keys", [](const Result& r) { return r.fields.attr("keys")(); }, "The field names.")
+      .def(
+          "keys", [](const Result& r) { return r.fields.attr("keys")(); }, "The field names.")
       .def("__dir__",
            [](const Result& r) {
              py::list names = py::list(r.fields.attr("keys")());
@@ -76,6 +77,7 @@ PYBIND11_MODULE(lipattn, m) {
   bind_result(m);
   bind_layer(m);
   bind_model(m);
+  bind_torch_interop(m);
 }
 
 }  // namespace lipattn::python
