@@ -9,6 +9,7 @@ packages=(
   libgtest-dev libbenchmark-dev
   gnuplot-nox chromium fonts-dejavu-core
   openmpi-bin libopenmpi-dev
+  python3-dev pybind11-dev python3-pybind11 python3-numpy python3-pytest python3-setuptools python3-pip python3-torch
 )
 missing=()
 for p in "${packages[@]}"; do

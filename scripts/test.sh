@@ -6,3 +6,6 @@ cd "$(dirname "$0")/.."
 scripts/build.sh
 cd build
 ctest --output-on-failure -j"$(nproc)" "$@"
+# The Python module (docs/python.md), with Debian's python3 (numpy, pytest, torch come from apt).
+PYTHON=/usr/bin/python3; [ -x "$PYTHON" ] || PYTHON=python3
+PYTHONPATH=python "$PYTHON" -m pytest -q ../python/tests

@@ -1,0 +1,53 @@
+// Array conversion between NumPy-likes and the library's Eigen matrices (docs/python.md, "Copies").
+#include <memory>
+
+#include <fmt/core.h>
+#include <pybind11/stl.h>
+
+#include "bindings.h"
+#include "common/error.h"
+
+namespace lipattn::python {
+
+py::array_t<double, py::array::c_style> to_float64_array(py::handle obj, const std::string& what) {
+  py::module_ np = py::module_::import("numpy");
+  py::object array;
+  // DLPack producers without __array__ (e.g. other frameworks' CPU tensors) go through from_dlpack.
+  if (!py::hasattr(obj, "__array__") && py::hasattr(obj, "__dlpack__") && !py::isinstance<py::array>(obj))
+    array = np.attr("from_dlpack")(obj);
+  else
+    array = np.attr("asarray")(obj);
+  const std::string kind = py::str(array.attr("dtype"));
+  if (kind != "float64" && kind != "float32")
+    throw InputError(fmt::format("{}: expected a float32 or float64 array, got dtype {}", what, kind), what);
+  return py::array_t<double, py::array::c_style>::ensure(array);
+}
+
+MatrixD to_matrix(py::handle obj, const std::string& what) {
+  auto a = to_float64_array(obj, what);
+  if (a.ndim() == 3 && a.shape(0) == 1) a = a.reshape({a.shape(1), a.shape(2)});
+  if (a.ndim() != 2)
+    throw InputError(fmt::format("{}: expected a 2-D array [n, d] (or [1, n, d]), got {} dimensions", what, a.ndim()),
+                     what);
+  MatrixD m(a.shape(0), a.shape(1));
+  std::copy(a.data(), a.data() + a.size(), m.data());
+  for (Index i = 0; i < m.size(); ++i)
+    if (!std::isfinite(m.data()[i])) throw InputError(fmt::format("{}: element {} is not finite", what, i), what);
+  return m;
+}
+
+py::array vector_to_numpy(VectorD&& v, Index rows, Index cols) {
+  auto* owned = new VectorD(std::move(v));
+  py::capsule owner(owned, [](void* p) { delete static_cast<VectorD*>(p); });
+  return py::array_t<double>({rows, cols}, owned->data(), owner);
+}
+
+py::array matrix_to_numpy(MatrixD&& m) {
+  auto* owned = new MatrixD(std::move(m));
+  py::capsule owner(owned, [](void* p) { delete static_cast<MatrixD*>(p); });
+  return py::array_t<double>({owned->rows(), owned->cols()}, owned->data(), owner);
+}
+
+py::object json_to_python(const nlohmann::json& j) { return py::module_::import("json").attr("loads")(j.dump()); }
+
+}  // namespace lipattn::python
