@@ -27,7 +27,12 @@ using lipattn::testing::CommandResult;
 using lipattn::testing::read_bytes;
 using lipattn::testing::run_cli;
 
-std::string q(const fs::path& p) { return "'" + p.string() + "'"; }
+std::string q(const fs::path& p) {
+  std::string s = "'";  // appended piece by piece: GCC 12's -Wrestrict misfires on "'" + std::string&&
+  s += p.string();
+  s += "'";
+  return s;
+}
 
 double gap(const lipattn::io::NpyArray& a, const fixture::Mat& b) {
   EXPECT_EQ(a.shape.size(), 2u);
@@ -217,7 +222,10 @@ int argmax_row(const lipattn::io::NpyArray& a, std::size_t row) {
 
 std::string join(const std::vector<int>& ids) {
   std::string s;
-  for (int id : ids) s += (s.empty() ? "" : ",") + std::to_string(id);
+  for (int id : ids) {
+    if (!s.empty()) s += ',';
+    s += std::to_string(id);
+  }
   return s;
 }
 
@@ -227,7 +235,7 @@ TEST(CliModels, LlamaForwardLogitsDecodeThePublishedSample) {
   const std::string bin = llama_fixture::kStoriesBin;
   std::vector<int> ids{1};
   for (int step = 0; step < 44; ++step) {  // 45 tokens with BOS, as models_llama_test decodes
-    const Outcome r = run("forward --model " + q(bin) + " --ids " + join(ids) + " --dump " + q(dir / "d"), dir);
+    const CommandResult r = run_cli("forward --model " + q(bin) + " --ids " + join(ids) + " --dump " + q(dir / "d"));
     ASSERT_EQ(r.code, 0) << r.err;
     const auto logits = lipattn::io::read_npy(dir / "d" / "logits.npy");
     ASSERT_EQ(logits.shape, (std::vector<std::int64_t>{static_cast<std::int64_t>(ids.size()), 512}));
@@ -244,7 +252,7 @@ TEST(CliModels, LlamaForwardLogitsDecodeThePublishedSample) {
 
   // A window longer than seq_len names n, the limit and where it came from.
   std::vector<int> long_ids(513, 1);
-  Outcome r = run("forward --model " + q(bin) + " --ids " + join(long_ids) + " --dump " + q(dir / "x"), dir);
+  CommandResult r = run_cli("forward --model " + q(bin) + " --ids " + join(long_ids) + " --dump " + q(dir / "x"));
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("n = 513"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("512 positions (seq_len)"), std::string::npos) << r.err;
@@ -254,9 +262,8 @@ TEST(CliModels, LlamaForwardLogitsDecodeThePublishedSample) {
   small.pieces.resize(300);
   llama_fixture::write_tokenizer_json(dir / "small.json", llama_fixture::tokenizer_json(small));
   std::ofstream(dir / "story.txt") << "Once upon a time, there was a little girl named Lily.";
-  r = run("forward --model " + q(bin) + " --tokenizer " + q(dir / "small.json") + " --text " + q(dir / "story.txt") +
-              " --n 4 --dump " + q(dir / "x"),
-          dir);
+  r = run_cli("forward --model " + q(bin) + " --tokenizer " + q(dir / "small.json") + " --text " + q(dir / "story.txt") +
+              " --n 4 --dump " + q(dir / "x"));
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("vocabulary of 512"), std::string::npos) << r.err;
   fs::remove_all(dir);
@@ -270,7 +277,7 @@ TEST(CliModels, LlamaMeasureAgreesWithDenseJacobian) {
   const std::string bin = llama_fixture::kStoriesBin;
   const std::string ids = "1,403,407,261,378,432,383,286,261,376";
   const int layer = 2;
-  Outcome r = run("forward --model " + q(bin) + " --ids " + ids + " --dump " + q(dir / "d"), dir);
+  CommandResult r = run_cli("forward --model " + q(bin) + " --ids " + ids + " --dump " + q(dir / "d"));
   ASSERT_EQ(r.code, 0) << r.err;
   const auto x = lipattn::io::read_npy(dir / "d" / fmt::format("layer{}.attn_in.npy", layer));
   lipattn::MatrixD X(x.shape[0], x.shape[1]);
@@ -312,7 +319,7 @@ TEST(CliModels, LlamaMeasureAgreesWithDenseJacobian) {
   };
   for (const Case& c : {Case{"", std::nullopt, true}, Case{" --block self", std::nullopt, false},
                         Case{" --head 5", 5, true}, Case{" --block self --head 3", 3, false}}) {
-    r = run("measure --model " + q(bin) + " --layer 2 --ids " + ids + c.flags + " --json", dir);
+    r = run_cli("measure --model " + q(bin) + " --layer 2 --ids " + ids + c.flags + " --json");
     ASSERT_EQ(r.code, 0) << c.flags << r.err;
     const auto j = nlohmann::json::parse(r.out);
     EXPECT_EQ(j.at("block"), c.with_o ? "attn" : "self");
@@ -320,10 +327,10 @@ TEST(CliModels, LlamaMeasureAgreesWithDenseJacobian) {
     EXPECT_TRUE(j.at("converged").get<bool>());
     EXPECT_NEAR(j.at("lipschitz").get<double>(), reference(c.head, c.with_o), 1e-9) << c.flags;
   }
-  r = run("measure --model " + q(bin) + " --layer 5 --ids " + ids, dir);
+  r = run_cli("measure --model " + q(bin) + " --layer 5 --ids " + ids);
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("5 layers"), std::string::npos) << r.err;
-  r = run("measure --model " + q(bin) + " --block attention --ids " + ids, dir);
+  r = run_cli("measure --model " + q(bin) + " --block attention --ids " + ids);
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("'attention' does not exist in LLaMA"), std::string::npos) << r.err;
   fs::remove_all(dir);
@@ -336,7 +343,7 @@ TEST(CliModels, LlamaLayerFileMeasureBoundAttack) {
   const std::string bin = llama_fixture::kStoriesBin;
   const std::string ids = "1,403,407,261,378,432,383,286,261,376";
   const int layer = 1;
-  Outcome r = run("forward --model " + q(bin) + " --ids " + ids + " --dump " + q(dir / "d"), dir);
+  CommandResult r = run_cli("forward --model " + q(bin) + " --ids " + ids + " --dump " + q(dir / "d"));
   ASSERT_EQ(r.code, 0) << r.err;
   const fs::path x = dir / "d" / fmt::format("layer{}.attn_in.npy", layer);
   const llama_fixture::Llama2c m = llama_fixture::read_stories();
@@ -355,28 +362,27 @@ TEST(CliModels, LlamaLayerFileMeasureBoundAttack) {
   lipattn::io::write_safetensors(dir / "qknorm.safetensors", qk, lipattn::io::DType::F32, {{"rope", "interleaved"}});
 
   // The layer file with RoPE is the model's block: the same number as measure --model.
-  r = run("measure --weights " + q(dir / "rope.safetensors") + " --input " + q(x) + " --heads 8 --causal --json", dir);
+  r = run_cli("measure --weights " + q(dir / "rope.safetensors") + " --input " + q(x) + " --heads 8 --causal --json");
   ASSERT_EQ(r.code, 0) << r.err;
   const double from_file = nlohmann::json::parse(r.out).at("lipschitz").get<double>();
-  r = run("measure --model " + q(bin) + " --layer 1 --ids " + ids + " --json", dir);
+  r = run_cli("measure --model " + q(bin) + " --layer 1 --ids " + ids + " --json");
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NEAR(from_file, nlohmann::json::parse(r.out).at("lipschitz").get<double>(), 1e-9);
 
   // bound: RoPE and QK-norm are not covered (no number); grouped K/V heads are, and bound ≥ exact.
   for (const char* file : {"rope.safetensors", "qknorm.safetensors"}) {
-    r = run(std::string("bound --weights ") + q(dir / file) + " --input " + q(x) + " --heads 8 --causal --json", dir);
+    r = run_cli(std::string("bound --weights ") + q(dir / file) + " --input " + q(x) + " --heads 8 --causal --json");
     ASSERT_EQ(r.code, 0) << r.err;
     const auto j = nlohmann::json::parse(r.out);
     EXPECT_TRUE(j.at("bounds").empty()) << file << r.out;
     const std::string status = j.at("status").at("structured").get<std::string>();
     EXPECT_EQ(status.rfind("not covered: ", 0), 0u) << status;
     EXPECT_NE(status.find(std::string(file) == "rope.safetensors" ? "rotary" : "QK-norm"), std::string::npos) << status;
-    r = run(std::string("bound --weights ") + q(dir / file) + " --n 8 --radius 8 --heads 8 --causal --json", dir);
+    r = run_cli(std::string("bound --weights ") + q(dir / file) + " --n 8 --radius 8 --heads 8 --causal --json");
     ASSERT_EQ(r.code, 0) << r.err;
     EXPECT_TRUE(nlohmann::json::parse(r.out).at("bounds").empty()) << r.out;
   }
-  r = run("bound --weights " + q(dir / "gqa.safetensors") + " --input " + q(x) + " --heads 8 --causal --exact --json",
-          dir);
+  r = run_cli("bound --weights " + q(dir / "gqa.safetensors") + " --input " + q(x) + " --heads 8 --causal --exact --json");
   ASSERT_EQ(r.code, 0) << r.err;
   auto j = nlohmann::json::parse(r.out);
   ASSERT_FALSE(j.at("bounds").empty()) << r.out;
@@ -384,28 +390,26 @@ TEST(CliModels, LlamaLayerFileMeasureBoundAttack) {
   EXPECT_GE(j.at("best").at("value").get<double>(), j.at("exact").get<double>());
 
   // attack on the RoPE + QK-norm layer: a certified lower bound, equal to measure at its witness.
-  r = run("attack --weights " + q(dir / "qknorm.safetensors") + " --heads 8 --causal --n 4 --radius 8 --restarts 1 " +
-              "--steps 5 --quiet --json --out " + q(dir / "w.npy"),
-          dir);
+  r = run_cli("attack --weights " + q(dir / "qknorm.safetensors") + " --heads 8 --causal --n 4 --radius 8 --restarts 1 " +
+              "--steps 5 --quiet --json --out " + q(dir / "w.npy"));
   ASSERT_EQ(r.code, 0) << r.err;
   j = nlohmann::json::parse(r.out);
   EXPECT_GT(j.at("lower").get<double>(), 0);
   EXPECT_TRUE(j.at("upper").is_null()) << r.out;
-  r = run("measure --weights " + q(dir / "qknorm.safetensors") + " --input " + q(dir / "w.npy") +
-              " --heads 8 --causal --json",
-          dir);
+  r = run_cli("measure --weights " + q(dir / "qknorm.safetensors") + " --input " + q(dir / "w.npy") +
+              " --heads 8 --causal --json");
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NEAR(nlohmann::json::parse(r.out).at("lipschitz").get<double>(), j.at("lower").get<double>(),
               1e-8 * j.at("lower").get<double>());
 
   // Bad options name the metadata key or tensor.
   lipattn::io::write_safetensors(dir / "bad.safetensors", tensors, lipattn::io::DType::F32, {{"rope", "spiral"}});
-  r = run("measure --weights " + q(dir / "bad.safetensors") + " --input " + q(x) + " --heads 8", dir);
+  r = run_cli("measure --weights " + q(dir / "bad.safetensors") + " --input " + q(x) + " --heads 8");
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("metadata 'rope'"), std::string::npos) << r.err;
   qk.pop_back();
   lipattn::io::write_safetensors(dir / "half.safetensors", qk, lipattn::io::DType::F32);
-  r = run("measure --weights " + q(dir / "half.safetensors") + " --input " + q(x) + " --heads 8", dir);
+  r = run_cli("measure --weights " + q(dir / "half.safetensors") + " --input " + q(x) + " --heads 8");
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("'k_norm.weight' is missing"), std::string::npos) << r.err;
   fs::remove_all(dir);

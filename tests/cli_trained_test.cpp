@@ -16,26 +16,16 @@
 #include <nlohmann/json.hpp>
 
 #include "bytes_support.h"
+#include "cli_support.h"
 #include "models_fixture.h"
 #include "shared_data.h"
 
 namespace {
 
 namespace fs = std::filesystem;
+using lipattn::testing::CommandResult;
 using lipattn::testing::read_bytes;
-
-struct Outcome {
-  int code = -1;
-  std::string out, err;
-};
-
-Outcome run(const std::string& args, const fs::path& scratch) {
-  const fs::path out = scratch / "stdout.txt", err = scratch / "stderr.txt";
-  const std::string command =
-      std::string("'") + LIPATTN_BINARY + "' " + args + " >'" + out.string() + "' 2>'" + err.string() + "'";
-  const int status = std::system(command.c_str());
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, read_bytes(out), read_bytes(err)};
-}
+using lipattn::testing::run_cli;
 
 const fs::path kData = lipattn::testing::kSharedData;
 const fs::path kModel = kData / "stories260K" / "stories260K.bin";
@@ -45,7 +35,7 @@ TEST(CliTrained, ReproduceOpensWithTheAnswerAndItsWindowsAreMeasureModels) {
   if (!fs::exists(kModel) || !fs::exists(kText)) GTEST_SKIP() << "no shared data at " << kData;
   const fs::path dir = fixture::temp_dir("cli_trained");
   const fs::path out = dir / "out";
-  Outcome r = run("reproduce --out '" + out.string() + "' --quick --only trained-l0 --no-progress", dir);
+  CommandResult r = run_cli("reproduce --out '" + out.string() + "' --quick --only trained-l0 --no-progress");
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("report.md"), std::string::npos) << r.out;
 
@@ -83,13 +73,16 @@ TEST(CliTrained, ReproduceOpensWithTheAnswerAndItsWindowsAreMeasureModels) {
   ASSERT_FALSE(with_rope.is_null());
   ASSERT_FALSE(without_rope.is_null());
   EXPECT_EQ(with_rope["job"]["start"], without_rope["job"]["start"]);
-  r = run("tokenize --model '" + kModel.string() + "' --text '" + kText.string() + "' --json", dir);
+  r = run_cli("tokenize --model '" + kModel.string() + "' --text '" + kText.string() + "' --json");
   ASSERT_EQ(r.code, 0) << r.err;
   const auto ids = nlohmann::json::parse(r.out).get<std::vector<int>>();
   const std::size_t start = with_rope["job"]["start"].get<std::size_t>();
   std::string window;
-  for (std::size_t i = start; i < start + 87; ++i) window += (window.empty() ? "" : ",") + std::to_string(ids.at(i));
-  r = run("measure --model '" + kModel.string() + "' --layer 0 --ids " + window + " --tol 1e-10 --json", dir);
+  for (std::size_t i = start; i < start + 87; ++i) {
+    if (!window.empty()) window += ',';
+    window += std::to_string(ids.at(i));
+  }
+  r = run_cli("measure --model '" + kModel.string() + "' --layer 0 --ids " + window + " --tol 1e-10 --json");
   ASSERT_EQ(r.code, 0) << r.err;
   const double L = nlohmann::json::parse(r.out).at("lipschitz").get<double>();
   EXPECT_NEAR(with_rope["result"]["lipschitz"].get<double>(), L, 1e-7 * L);

@@ -384,7 +384,7 @@ std::string not_covered_reason(const AttentionWeights& w) {
 // A report with no numbers: every bound marked "not covered: <reason>", and a note saying so.
 BoundReport not_covered_report(const std::string& why, Index n, double radius) {
   BoundReport r;
-  for (const char* name : {bound_names::kPaperCompact, bound_names::kPaperDataDependent, bound_names::kDataDependent,
+  for (const char* name : {bound_names::kPaperCompact, bound_names::kReleasedCodeDataDependent, bound_names::kDataDependent,
                            bound_names::kNIndependent, bound_names::kNIndependentSharp, bound_names::kStructured})
     r.status[name] = "not covered: " + why;
   r.notes.push_back("no bound reported: the proofs (docs/theory.md §5) do not cover " + why);
