@@ -91,7 +91,7 @@ RegimeCurve construction_curve(const AttentionWeights& weights, Index head, doub
       const Measure two = construction_two_point(curve.construction, n);
       const SpectralResult merged = meanfield_lipschitz(spec, two, o.spectral, o.memory);
       p.merged = merged.lipschitz;
-      p.query = n >= 3 ? Eigen::JacobiSVD<MatrixD>(query_jacobian(spec, two, 1, o.memory)).singularValues()(0) : 0.0;
+      p.query = n >= 3 ? top_singular_value(query_jacobian(spec, two, 1, o.memory)) : 0.0;
       p.lipschitz = std::max(p.merged, p.query);
       p.converged = merged.converged;
     }
