@@ -7,6 +7,8 @@
 
 #include <fmt/core.h>
 
+#include "common/json.h"
+
 namespace lipattn::experiments {
 
 namespace {
@@ -147,7 +149,6 @@ double fit_constant(const std::vector<double>& x, const std::vector<double>& y, 
 }
 
 nlohmann::json to_json(const PowerLawFit& fit) {
-  auto finite_or_null = [](double value) { return std::isfinite(value) ? nlohmann::json(value) : nlohmann::json(); };
   return {{"exponent", finite_or_null(fit.exponent)},
           {"ci_low", finite_or_null(fit.ci_low)},
           {"ci_high", finite_or_null(fit.ci_high)},

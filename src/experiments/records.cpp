@@ -6,6 +6,7 @@
 
 #include "bounds/bounds.h"
 #include "common/error.h"
+#include "common/json.h"
 #include "experiments/sweep.h"
 
 namespace lipattn::experiments {
@@ -16,7 +17,6 @@ using nlohmann::json;
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
-json number_or_null(double value) { return std::isfinite(value) ? json(value) : json(); }
 // Bounds are written as src/bounds reports them: a bound that does not apply is "inf".
 json number_or_inf(double value) { return std::isfinite(value) ? json(value) : json("inf"); }
 
@@ -188,7 +188,7 @@ void to_json(json& j, const ConstructionResult& r) {
             {"lambda_min", r.lambda_min},
             {"uses_lambda_max", r.uses_lambda_max},
             {"log_n_star", r.log_n_star},
-            {"n_star", number_or_null(r.n_star)},
+            {"n_star", finite_or_null(r.n_star)},
             {"authors", r.authors},
             {"output_norm", r.output_norm},
             {"value_norm", r.value_norm},
@@ -227,7 +227,7 @@ void to_json(json& j, const RegimeResult& r) {
       j["applies"] = r.applies;
       if (!r.applies) return;
       j.update({{"log_n_star", r.log_n_star},
-                {"n_star", number_or_null(r.n_star)},
+                {"n_star", finite_or_null(r.n_star)},
                 {"lambda_max", r.lambda_max},
                 {"lambda_min", r.lambda_min}});
       break;
@@ -242,10 +242,10 @@ void to_json(json& j, const RegimeResult& r) {
       j.update({{"law", "gaussian"}, {"sigma", r.sigma}});
       break;
   }
-  j.update({{"lipschitz", number_or_null(r.lipschitz)},
-            {"merged", number_or_null(r.merged)},
-            {"query", number_or_null(r.query)},
-            {"full", number_or_null(r.full)},
+  j.update({{"lipschitz", finite_or_null(r.lipschitz)},
+            {"merged", finite_or_null(r.merged)},
+            {"query", finite_or_null(r.query)},
+            {"full", finite_or_null(r.full)},
             {"converged", r.converged}});
 }
 
