@@ -30,7 +30,9 @@ std::vector<experiments::PlannedSweep> plan(py::object spec) {
   if (is_path(spec)) return experiments::plan_sweep_file(path_string(spec));
   if (!py::isinstance<py::dict>(spec))
     throw InputError("spec: expected a dict (a sweep, or {'sweeps': [...]}) or the path of a sweep file", "spec");
-  const std::string text = py::str(py::module_::import("json").attr("dumps")(spec));
+  // NumPy scalars and arrays in the spec (np.arange for an axis) become JSON through their tolist().
+  const py::object tolist = py::module_::import("operator").attr("methodcaller")("tolist");
+  const std::string text = py::str(py::module_::import("json").attr("dumps")(spec, "default"_a = tolist));
   return experiments::plan_sweeps(nlohmann::json::parse(text), "spec");
 }
 

@@ -37,6 +37,9 @@ def test_sweep_equals_cli(cli, tmp_path):
             assert_json_equal(g["result"], e["result"])
     again = lipattn.sweep(SPEC, out, quiet=True)  # a rerun skips every finished job
     assert (again.ran, again.skipped) == (0, 3)
+    import numpy as np
+    numpy_axis = lipattn.sweep(dict(SPEC, n=np.array([2, 8, 32]), d=np.int64(4)), out, quiet=True)
+    assert (numpy_axis.ran, numpy_axis.skipped) == (0, 3)  # the same jobs
 
 
 def test_sweep_progress_goes_to_stderr_and_quiet_silences_it(tmp_path):
