@@ -27,7 +27,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--build", default=str(ROOT / "build"))
-    p.add_argument("--n", type=int, default=384)
+    p.add_argument("--n", type=int, default=768)
     p.add_argument("--d", type=int, default=64)
     p.add_argument("--heads", type=int, default=4)
     p.add_argument("--repeats", type=int, default=7)
