@@ -143,7 +143,9 @@ LAYER.safetensors --input X.npy --json` makes, on arrays.
 weights: dict of arrays named and laid out as in a layer file (docs/formats.md): 'q.weight', 'k.weight',
   'v.weight' in nn.Linear layout (out, in), optionally 'o.weight', 'q.bias' ... 'o.bias', 'pre_norm.weight',
   'pre_norm.bias', 'post_norm.weight', 'post_norm.bias'; or 'A' and 'V' for the paper's single head.
-X: float32/float64 array-like [n, d] (or [1, n, d]): NumPy, __array__ (CPU torch tensors), DLPack.
+  Or the path of a layer file, read as the CLI reads it.
+X: float32/float64 array-like [n, d] (or [1, n, d]): NumPy, __array__ (CPU torch tensors), DLPack; or the
+  path of an .npy file, read as the CLI reads it.
 heads, causal, pre_norm ('layernorm'|'rmsnorm'|None), residual, post_norm, norm_eps: the layer.
 method ('auto'|'dense'|'lanczos'|'power'), tol, max_iter, krylov, seed, dtype ('f64'|'f32'),
 storage ('auto'|'stored'|'streaming'), max_memory (bytes or '2G'): the solver, as the CLI's flags.
