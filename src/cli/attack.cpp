@@ -5,13 +5,12 @@
 
 #include <fmt/core.h>
 
+#include "attack/report_json.h"
 #include "attack/run.h"
 #include "cli/command.h"
 #include "cli/common.h"
 #include "common/error.h"
-#include "common/json.h"
 #include "io/npy.h"
-#include "spectral/result_json.h"
 
 namespace lipattn::cli {
 namespace {
@@ -55,57 +54,6 @@ attack::AttackRequest make_request(const AttackFlags& f) {
   return r;
 }
 
-nlohmann::json construction_json(const attack::HeadConstruction& hc) {
-  const Construction& c = hc.construction;
-  nlohmann::json j = {{"head", hc.head}, {"applies", c.applies}};
-  if (c.applies)
-    j.update({{"lambda_max", c.lambda_max},
-              {"lambda_min", c.lambda_min},
-              {"branch", c.uses_lambda_max ? "lambda_max" : "lambda_min"},
-              {"log_n_star", c.log_n_star},
-              {"n_star", finite_or_null(c.n_star)},
-              {"value", hc.value}});
-  return j;
-}
-
-nlohmann::json report_json(const attack::AttackReport& r, const AttackFlags& f, double seconds) {
-  const attack::AttackResult& result = r.result;
-  nlohmann::json j;
-  j["lower"] = result.lower;
-  j["lipschitz"] = result.lipschitz;
-  j["construction"] = r.best_construction ? nlohmann::json(r.best_construction->value) : nlohmann::json(nullptr);
-  j["constructions"] = nlohmann::json::array();
-  for (const auto& hc : r.constructions) j["constructions"].push_back(construction_json(hc));
-  j["witness"] = f.out.empty() ? nlohmann::json(nullptr) : nlohmann::json(f.out);
-  j["upper"] = r.upper ? nlohmann::json(*r.upper) : nlohmann::json(nullptr);
-  j["upper_name"] = r.upper ? nlohmann::json(r.upper_name) : nlohmann::json(nullptr);
-  j["n"] = r.set.n;
-  j["d"] = r.set.d;
-  j["set"] = attack::to_string(r.set.kind);
-  j["radius"] = f.radius ? nlohmann::json(*f.radius) : nlohmann::json(nullptr);
-  j["eps"] = f.eps ? nlohmann::json(*f.eps) : nlohmann::json(nullptr);
-  j["n_star"] = nullptr;
-  j["log_n_star"] = nullptr;
-  j["regime"] = nullptr;
-  if (r.best_construction) {
-    const Construction& c = r.best_construction->construction;
-    j["n_star"] = finite_or_null(c.n_star);
-    j["log_n_star"] = c.log_n_star;
-    j["regime"] = c.below_n_star(r.set.n) ? "sqrt_n" : "saturated";
-  }
-  j["in_set"] = r.set.violation(result.witness);  // ≤ 1e-12
-  j["certificate"] = result.certificate;
-  j["starts"] = nlohmann::json::array();
-  for (const auto& s : result.starts)
-    j["starts"].push_back({{"name", s.name},
-                           {"start", s.start_value},
-                           {"final", s.final_value},
-                           {"steps_kept", s.accepted_steps},
-                           {"seconds", s.seconds}});
-  j["seconds"] = seconds;
-  return j;
-}
-
 void print_report(const attack::AttackReport& r, const AttackFlags& f, double seconds) {
   fmt::print("layer         {}\n", r.spec.describe());
   fmt::print("set           {} (n = {}, d = {}{})\n", attack::to_string(r.set.kind), r.set.n, r.set.d,
@@ -132,7 +80,7 @@ int run(const AttackFlags& f) {
   if (!f.out.empty()) io::write_npy(f.out, report.result.witness);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time).count();
   if (f.json)
-    std::cout << report_json(report, f, seconds).dump() << std::endl;
+    std::cout << attack::report_json(report, request, f.out, seconds).dump() << std::endl;
   else
     print_report(report, f, seconds);
   return 0;
