@@ -164,6 +164,11 @@ TEST(WholeBlocks, DenseJacobianAgreesWithFiniteDifferencesAndTheSolver) {
       const SpectralResult r32 = measure_local_lipschitz(builder, X, lanczos, Precision::F32);
       EXPECT_NEAR(r32.lipschitz, dense, 1e-4 * dense);
       EXPECT_LE(r32.lower, dense * (1 + 1e-12));  // certified in float64
+      AttentionMemory streaming;
+      streaming.storage = AttentionStorage::Streaming;
+      const SpectralResult streamed = measure_local_lipschitz(builder, X, lanczos, Precision::F64, streaming);
+      EXPECT_NEAR(streamed.lipschitz, dense, 1e-8 * dense);
+      EXPECT_EQ(streamed.storage, c.block == Block::Mlp ? "" : "streaming");  // the MLP holds no attention
     }
   }
 }
