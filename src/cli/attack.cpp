@@ -34,6 +34,49 @@ struct AttackFlags {
   std::uint64_t model_seed = 0;
 };
 
+nlohmann::json model_attack_json(const models::ModelAttackReport& r, const AttackFlags& f, double seconds) {
+  nlohmann::json j = {
+      {"model", r.model},
+      {"block", r.block},
+      {"layer", r.layer ? nlohmann::json(*r.layer) : nlohmann::json(nullptr)},
+      {"layers", r.layers ? nlohmann::json::array({r.layers->first, r.layers->last}) : nlohmann::json(nullptr)},
+      {"head", r.head ? nlohmann::json(*r.head) : nlohmann::json(nullptr)},
+      {"n", r.n},
+      {"d", r.center.cols()},
+      {"set", "around"},
+      {"eps", r.eps},
+      {"unperturbed", r.unperturbed},
+      {"lower", r.result.lower},
+      {"lipschitz", r.result.lipschitz},
+      {"distance", r.distance},
+      {"in_set", attack::ConstraintSet::around(r.center, r.eps).violation(r.result.witness)},
+      {"witness", f.out.empty() ? nlohmann::json(nullptr) : nlohmann::json(f.out)},
+      {"certificate", r.result.certificate},
+      {"seconds", seconds}};
+  j["starts"] = nlohmann::json::array();
+  for (const auto& s : r.result.starts)
+    j["starts"].push_back({{"name", s.name},
+                           {"start", s.start_value},
+                           {"final", s.final_value},
+                           {"steps_kept", s.accepted_steps},
+                           {"seconds", s.seconds}});
+  return j;
+}
+
+void print_model_attack(const models::ModelAttackReport& r, const AttackFlags& f, double seconds) {
+  fmt::print("block         {} {} of {}\n", r.block,
+             r.layers ? fmt::format("layers {}:{}", r.layers->first, r.layers->last) : fmt::format("layer {}", *r.layer),
+             r.model);
+  fmt::print("set           ‖X − X0‖_F ≤ ε = {:g} around the block's input (n = {}, d = {})\n", r.eps, r.n,
+             r.center.cols());
+  fmt::print("unperturbed   {:.12g}   σ_max at X0 (certified)\n", r.unperturbed);
+  fmt::print("lower         {:.12g}   σ_max at the witness (certified: ‖Jv‖ of a unit v), {:.4g}× X0's\n",
+             r.result.lower, r.result.lower / r.unperturbed);
+  fmt::print("distance      {:.6g}   ‖witness − X0‖_F\n", r.distance);
+  fmt::print("witness       {}\n", f.out.empty() ? "(not saved: pass --out WITNESS.npy)" : f.out);
+  fmt::print("time          {:.1f} s\n", seconds);
+}
+
 // attack --model: the request measure_model would get, and the ball ‖X − X0‖_F ≤ ε around the input.
 int run_model_attack(const AttackFlags& f, std::chrono::steady_clock::time_point start_time) {
   if (!f.weights.empty() || !f.around.empty() || f.radius || f.layernorm)
@@ -60,43 +103,10 @@ int run_model_attack(const AttackFlags& f, std::chrono::steady_clock::time_point
   const models::ModelAttackReport r = models::attack_model(request, *f.eps, options);
   if (!f.out.empty()) io::write_npy(f.out, r.result.witness);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time).count();
-  if (f.json) {
-    nlohmann::json j = {{"model", r.model},
-                        {"block", r.block},
-                        {"layer", r.layer ? nlohmann::json(*r.layer) : nlohmann::json(nullptr)},
-                        {"layers", r.layers ? nlohmann::json::array({r.layers->first, r.layers->last})
-                                            : nlohmann::json(nullptr)},
-                        {"head", r.head ? nlohmann::json(*r.head) : nlohmann::json(nullptr)},
-                        {"n", r.n},
-                        {"d", r.center.cols()},
-                        {"set", "around"},
-                        {"eps", r.eps},
-                        {"unperturbed", r.unperturbed},
-                        {"lower", r.result.lower},
-                        {"lipschitz", r.result.lipschitz},
-                        {"distance", r.distance},
-                        {"in_set", attack::ConstraintSet::around(r.center, r.eps).violation(r.result.witness)},
-                        {"witness", f.out.empty() ? nlohmann::json(nullptr) : nlohmann::json(f.out)},
-                        {"certificate", r.result.certificate},
-                        {"seconds", seconds}};
-    j["starts"] = nlohmann::json::array();
-    for (const auto& s : r.result.starts)
-      j["starts"].push_back({{"name", s.name}, {"start", s.start_value}, {"final", s.final_value},
-                             {"steps_kept", s.accepted_steps}, {"seconds", s.seconds}});
-    std::cout << j.dump() << std::endl;
-    return 0;
-  }
-  fmt::print("block         {} {} of {}\n", r.block,
-             r.layers ? fmt::format("layers {}:{}", r.layers->first, r.layers->last) : fmt::format("layer {}", *r.layer),
-             r.model);
-  fmt::print("set           ‖X − X0‖_F ≤ ε = {:g} around the block's input (n = {}, d = {})\n", r.eps, r.n,
-             r.center.cols());
-  fmt::print("unperturbed   {:.12g}   σ_max at X0 (certified)\n", r.unperturbed);
-  fmt::print("lower         {:.12g}   σ_max at the witness (certified: ‖Jv‖ of a unit v), {:.4g}× X0's\n",
-             r.result.lower, r.result.lower / r.unperturbed);
-  fmt::print("distance      {:.6g}   ‖witness − X0‖_F\n", r.distance);
-  fmt::print("witness       {}\n", f.out.empty() ? "(not saved: pass --out WITNESS.npy)" : f.out);
-  fmt::print("time          {:.1f} s\n", seconds);
+  if (f.json)
+    std::cout << model_attack_json(r, f, seconds).dump() << std::endl;
+  else
+    print_model_attack(r, f, seconds);
   return 0;
 }
 
