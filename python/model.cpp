@@ -50,7 +50,8 @@ py::dict forward(const Model& m, const std::vector<int>& ids, const std::string&
   return taps;
 }
 
-py::list measure(const Model& m, int layer, std::optional<int> head, const std::string& block, std::vector<int> ids,
+py::list measure(const Model& m, int layer, std::optional<int> head, const std::string& block,
+                 std::optional<std::pair<int, int>> layers, std::vector<int> ids,
                  std::optional<std::string> text, int n, int samples, bool causal, const std::string& method,
                  double tol, int max_iter, int krylov, const std::string& dtype, const std::string& storage,
                  py::object max_memory, std::optional<std::string> tokenizer) {
@@ -60,6 +61,7 @@ py::list measure(const Model& m, int layer, std::optional<int> head, const std::
   request.layer = layer;
   request.head = head;
   request.block = block;
+  if (layers) request.layers = models::LayerRange{layers->first, layers->second};
   request.ids = std::move(ids);
   request.n = n;
   request.samples = samples;
@@ -82,13 +84,14 @@ py::list measure(const Model& m, int layer, std::optional<int> head, const std::
     request.text_file = text_file.path.string();
   }
   const SpectralOptions options = solver_options(method, tol, max_iter, krylov, m.seed);
-  std::vector<nlohmann::json> records;
+  std::vector<models::BlockMeasurement> records;
   const Precision precision = parse_precision(dtype);
   run_interruptible([&] {
-    models::measure_model(request, options, precision, [&](const nlohmann::json& record) { records.push_back(record); });
+    models::measure_model(request, options, precision,
+                          [&](const models::BlockMeasurement& record) { records.push_back(record); });
   });
   py::list results;
-  for (const auto& r : records) results.append(make_result(r, py::none()));
+  for (const auto& r : records) results.append(make_result(nlohmann::json(r), py::none()));
   return results;
 }
 
@@ -121,13 +124,16 @@ void bind_model(py::module_& m) {
            "files: 'layer{L}.block_in', 'layer{L}.attn_in', 'layer{L}.attn_out', 'hidden', and 'logits' "
            "[n, vocab] where the model has a head (GPT-2, LLaMA) and logits=True.")
       .def("measure", &measure, py::kw_only(), "layer"_a = 0, "head"_a = py::none(), "block"_a = "",
+           "layers"_a = py::none(),
            "ids"_a = std::vector<int>{}, "text"_a = py::none(), "n"_a = 0, "samples"_a = 1, "causal"_a = false,
            "method"_a = "auto", "tol"_a = 1e-10, "max_iter"_a = 0, "krylov"_a = 20, "dtype"_a = "f64",
            "storage"_a = "auto", "max_memory"_a = py::none(), "tokenizer"_a = py::none(),
-           "The local Lipschitz constant of one attention block on the inputs it sees: `lipattn measure --model`. "
+           "The local Lipschitz constant of one block on the inputs it sees: `lipattn measure --model`. block: "
+           "'attn'/'attention'/'self', or the whole blocks 'mlp', 'layer', 'stack' (with layers=(A, B): layers "
+           "A..B-1) and 'model'. "
            "ids=[...] measures one window; text='...' with n and samples cuts consecutive windows. Returns a list "
            "of Result, one per window, with the CLI's fields (model, layer, head, block, n, sample, radius, "
-           "lipschitz, lower, matvecs, converged, seconds). Releases the GIL; Ctrl-C stops it.")
+           "lipschitz, lower, matvecs, converged, seconds, layers, concentration, composition). Releases the GIL; Ctrl-C stops it.")
       .def("__repr__", [](const Model& m) { return "lipattn.Model(" + m.weights->description + ")"; });
 }
 

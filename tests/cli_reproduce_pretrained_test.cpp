@@ -97,7 +97,7 @@ double measure(const std::string& model, int layer, const std::string& extra, co
     if (!list.empty()) list += ',';
     list += std::to_string(id);
   }
-  const auto r = run_cli("measure --model " + model + " --layer " + std::to_string(layer) + " " + extra + " --ids " +
+  const auto r = run_cli("measure --model " + model + " --layer " + std::to_string(layer) + " " + extra + " --json --ids " +
                          list);
   EXPECT_EQ(r.code, 0) << r.err;
   const json j = last_json_line(r.out);

@@ -71,9 +71,9 @@ TEST(WindowJob, MatchesMeasureModelOnTheSameIds) {
   SpectralOptions options;
   options.tol = 1e-10;
   double expected = 0, radius = 0;
-  models::measure_model(request, options, Precision::F64, [&](const nlohmann::json& r) {
-    expected = r["lipschitz"];
-    radius = r["radius"];
+  models::measure_model(request, options, Precision::F64, [&](const models::BlockMeasurement& r) {
+    expected = r.lipschitz;
+    radius = r.radius;
   });
   EXPECT_NEAR(result["lipschitz"].get<double>(), expected, 1e-6 * expected);
   EXPECT_NEAR(result["radius"].get<double>(), radius, 1e-12 * radius);

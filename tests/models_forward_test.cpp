@@ -265,7 +265,10 @@ TEST(ModelBlocks, DefaultBlocksReproduceTheTappedOutputs) {
 TEST(ModelBlocks, BlockNamesLayersAndHeadsAreChecked) {
   const Model m = make_model({}, "names");
   EXPECT_NE(error_of([] { parse_block("self", ModelType::Gpt2); }).find("'attn'"), std::string::npos);
-  EXPECT_NE(error_of([] { parse_block("mlp", ModelType::Bert); }).find("'self'"), std::string::npos);
+  EXPECT_NE(error_of([] { parse_block("ffn", ModelType::Bert); }).find("'self'"), std::string::npos);
+  EXPECT_NE(error_of([] { parse_block("ffn", ModelType::Bert); }).find("'stack'"), std::string::npos);
+  EXPECT_EQ(parse_block("mlp", ModelType::Bert), Block::Mlp);  // the whole blocks exist in every family
+  EXPECT_EQ(parse_block("model", ModelType::Llama), Block::Model);
   EXPECT_EQ(parse_block("self", ModelType::Bert), Block::Self);
   // The library names the field and its value; the CLI adds the flag (cli_models_test).
   EXPECT_NE(error_of([&] { block_spec(m.weights, 2, Block::Attn); }).find("layer 2"), std::string::npos);
@@ -338,7 +341,7 @@ TEST(MeasureModel, AgreesWithAFiniteDifferenceJacobian) {
     request.block = cs.block;
     request.ids = ids;
     std::vector<nlohmann::json> records;
-    measure_model(request, {}, Precision::F64, [&](const nlohmann::json& j) { records.push_back(j); });
+    measure_model(request, {}, Precision::F64, [&](const BlockMeasurement& b) { records.push_back(nlohmann::json(b)); });
     ASSERT_EQ(records.size(), 1u);
     const auto& r = records[0];
     const std::string block = std::string(cs.block).empty() ? (o.type == "gpt2" ? "attn" : "attention") : cs.block;
@@ -360,7 +363,7 @@ TEST(MeasureModel, AgreesWithAFiniteDifferenceJacobian) {
 
     request.head = 2;
     records.clear();
-    measure_model(request, {}, Precision::F64, [&](const nlohmann::json& j) { records.push_back(j); });
+    measure_model(request, {}, Precision::F64, [&](const BlockMeasurement& b) { records.push_back(nlohmann::json(b)); });
     EXPECT_EQ(records.at(0).at("head"), 2);
     const double one_head = records.at(0).at("lipschitz").get<double>();
     EXPECT_GT(one_head, 0);
@@ -390,7 +393,7 @@ TEST(MeasureModel, CutsWindowsFromTextWithTheModelsTokenizer) {
   request.n = 8;
   request.samples = 3;
   std::vector<nlohmann::json> records;
-  measure_model(request, {}, Precision::F64, [&](const nlohmann::json& j) { records.push_back(j); });
+  measure_model(request, {}, Precision::F64, [&](const BlockMeasurement& b) { records.push_back(nlohmann::json(b)); });
   ASSERT_EQ(records.size(), 3u);
   for (int s = 0; s < 3; ++s) {
     EXPECT_EQ(records[s].at("sample"), s);
@@ -404,23 +407,23 @@ TEST(MeasureModel, CutsWindowsFromTextWithTheModelsTokenizer) {
   request.layer = 0;
   std::string msg = error_of([&] {
     request.n = 65;
-    measure_model(request, {}, Precision::F64, [](const nlohmann::json&) {});
+    measure_model(request, {}, Precision::F64, [](const BlockMeasurement&) {});
   });
   EXPECT_NE(msg.find("65"), std::string::npos) << msg;
   EXPECT_NE(msg.find("64 positions"), std::string::npos) << msg;
   msg = error_of([&] {
     request.n = 60;
     request.samples = 100000;
-    measure_model(request, {}, Precision::F64, [](const nlohmann::json&) {});
+    measure_model(request, {}, Precision::F64, [](const BlockMeasurement&) {});
   });
   EXPECT_FALSE(msg.empty());
   msg = error_of([&] {
     request.samples = 1;
     request.layer = 2;
-    measure_model(request, {}, Precision::F64, [](const nlohmann::json&) {});
+    measure_model(request, {}, Precision::F64, [](const BlockMeasurement&) {});
   });
   EXPECT_NE(msg.find("layer 2"), std::string::npos) << msg;
-  EXPECT_EQ(field_of([&] { measure_model(request, {}, Precision::F64, [](const nlohmann::json&) {}); }), "layer");
+  EXPECT_EQ(field_of([&] { measure_model(request, {}, Precision::F64, [](const BlockMeasurement&) {}); }), "layer");
   fs::remove_all(dir);
 }
 

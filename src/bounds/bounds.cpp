@@ -366,6 +366,31 @@ double norm_global_factor(const NormWeights& norm) {
   return norm.eps > 0 ? g / std::sqrt(norm.eps) : kInf;
 }
 
+double activation_derivative_bound(Activation activation) {
+  switch (activation) {
+    case Activation::GeluErf:
+    case Activation::GeluTanh:
+      return 1.13;  // sup gelu' = Φ(√2) + √2 φ(√2) ≈ 1.12897; gelu_new's ≈ 1.1289 (§10.1)
+    case Activation::Silu:
+    case Activation::QuickGelu:
+      return 1.1;  // sup silu' ≈ 1.0998 at x ≈ 2.40
+    case Activation::Relu:
+    case Activation::Tanh:
+      return 1.0;
+  }
+  return kInf;
+}
+
+std::optional<double> mlp_global_bound(const MlpWeights& weights, std::string* why_not) {
+  if (weights.w_gate.size()) {
+    if (why_not)
+      *why_not = "a gated MLP (SwiGLU) multiplies two linear functions of its input: no global Lipschitz constant";
+    return std::nullopt;
+  }
+  return top_singular_value(weights.w_out) * activation_derivative_bound(weights.activation) *
+         top_singular_value(weights.w_in);
+}
+
 // ---- reports --------------------------------------------------------------------------------
 
 namespace {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "attention/layer.h"
+#include "attention/mlp.h"
 #include "spectral/spectral_norm.h"
 
 namespace lipattn {
@@ -93,6 +94,13 @@ struct SweepPoint {
 };
 std::vector<SweepPoint> hardmax_sweep(const LayerSpec& spec, const MatrixD& X, const std::vector<double>& factors,
                                       const SpectralOptions& options = {});
+
+// The MLP map (attention/mlp.h), globally (docs/theory.md §10.1): Lip(mlp) ≤ ‖W_out‖₂ · sup|act'| ·
+// ‖W_in‖₂ for an ungated MLP. A gated MLP (SwiGLU) is a product of two linear functions of x and has
+// no global constant: nullopt, with the reason in *why_not.
+std::optional<double> mlp_global_bound(const MlpWeights& weights, std::string* why_not = nullptr);
+// sup_x |act'(x)|, rounded up (gelu and gelu_new 1.13, silu and quick_gelu 1.1, relu and tanh 1).
+double activation_derivative_bound(Activation activation);
 
 // Pieces, exposed for the tests.
 // ‖C_n‖₂ of the Cesàro matrix (C_ij = 1/i for j ≤ i): ≤ 2 by Hardy's inequality (§U.3).

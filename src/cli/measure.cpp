@@ -24,7 +24,7 @@ struct MeasureFlags {
   // --model
   int layer_index = 0;
   std::optional<int> head;
-  std::string block, text, tokenizer;
+  std::string block, layers, text, tokenizer;
   int n = 0, samples = 1;
   std::vector<int> ids;
   // embedded default
@@ -44,6 +44,28 @@ void print_summary(const SpectralResult& r, const std::string& what, Index n, In
   if (!r.storage.empty()) fmt::print("attention  {} (--storage, --max-memory)\n", r.storage);
 }
 
+// One window's record of `measure --model` for a reader (the --json record holds the same).
+void print_block(const models::BlockMeasurement& m) {
+  const std::string where = m.layers ? fmt::format("layers {}:{}", m.layers->first, m.layers->last)
+                                     : fmt::format("layer {}", m.layer.value_or(0));
+  fmt::print("block      {} {}{} of {}\n", m.block, where, m.head ? fmt::format(", head {}", *m.head) : "", m.model);
+  fmt::print("window     n = {}, sample {}, input radius {:.6g} (√ mean ‖x_i‖²)\n", m.n, m.sample, m.radius);
+  fmt::print("lipschitz  {:.12g}   certified lower {:.12g}, {} products, {:.3f} s{}\n", m.lipschitz, m.lower,
+             m.matvecs, m.seconds, m.converged ? "" : " (NOT converged: raise --max-iter or --tol)");
+  std::string top;
+  for (const auto& t : m.concentration.top) top += fmt::format("  {} ({:.1f}%)", t.token, 100 * t.share);
+  fmt::print("tokens     {:.3g} effective of {} (1/Σp²); top:{}\n", m.concentration.effective_tokens, m.n, top);
+  if (!m.composition) return;
+  const models::Composition& c = *m.composition;
+  for (const auto& factor : c.factors)
+    fmt::print("  {:<12} {:.10g}   bound {}\n", factor.name, factor.lipschitz,
+               factor.bound ? fmt::format("{:.6g}", *factor.bound) : "none: " + factor.no_bound_reason);
+  fmt::print("product    {:.10g}   Π of the layers' constants ≥ exact; ratio {:.6g} (the cancellation)\n", c.product,
+             c.ratio);
+  fmt::print("bounds     {}\n", c.bound_product ? fmt::format("{:.6g}   Π of the layers' upper bounds", *c.bound_product)
+                                                 : "none: " + c.no_bound_reason);
+}
+
 int run(const MeasureFlags& f) {
   const SpectralOptions options = f.solver.options();
   const Precision precision = f.solver.precision();
@@ -55,6 +77,7 @@ int run(const MeasureFlags& f) {
     request.layer = f.layer_index;
     request.head = f.head;
     request.block = f.block;
+    if (!f.layers.empty()) request.layers = models::parse_layer_range(f.layers, "layers");
     request.text_file = f.text;
     request.tokenizer_dir = f.tokenizer;
     request.n = f.n;
@@ -62,9 +85,13 @@ int run(const MeasureFlags& f) {
     request.ids = f.ids;
     request.causal_override = f.layer.causal;
     request.memory = f.solver.memory();
-    models::measure_model(request, options, precision, [&](const nlohmann::json& record) {
+    models::measure_model(request, options, precision, [&](const models::BlockMeasurement& record) {
       progress::end_line();
-      std::cout << record.dump() << std::endl;  // one line per window, flushed: nothing is lost on interrupt
+      if (f.json)
+        std::cout << nlohmann::json(record).dump() << std::endl;  // one line per window, flushed
+      else
+        print_block(record);
+      std::cout.flush();
     });
     return 0;
   }
@@ -120,9 +147,12 @@ const Register registered{{"measure", "the local Lipschitz constant ‖Df(X)‖�
                                             "model folder, llama2.c FILE.bin, cached name, random:gpt2, "
                                             "random:bert-base-uncased, random:CONFIG.json");
                              app.add_option("--layer", f->layer_index, "layer L of --model")->capture_default_str();
-                             app.add_option("--head", f->head, "measure one head's map (default: all heads)");
+                             app.add_option("--head", f->head,
+                                            "measure one head's map (default: all heads; attention blocks only)");
                              app.add_option("--block", f->block,
-                                            "attn (GPT-2, LLaMA) | attention (BERT) | self (BERT, LLaMA: no W_O)");
+                                            "attn (GPT-2, LLaMA) | attention (BERT) | self (BERT, LLaMA: no W_O) | "
+                                            "mlp | layer | stack (with --layers) | model");
+                             app.add_option("--layers", f->layers, "A:B, the layers A..B-1 of --block stack");
                              app.add_option("--text", f->text, "text file cut into windows of --n tokens");
                              app.add_option("--n", f->n, "tokens per window");
                              app.add_option("--samples", f->samples, "windows per n")->capture_default_str();

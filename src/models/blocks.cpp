@@ -2,6 +2,9 @@
 
 #include <fmt/core.h>
 
+#include <stdexcept>
+#include <utility>
+
 #include "common/error.h"
 
 namespace lipattn::models {
@@ -11,29 +14,96 @@ std::string to_string(Block block) {
     case Block::Attn: return "attn";
     case Block::BertAttention: return "attention";
     case Block::Self: return "self";
+    case Block::Mlp: return "mlp";
+    case Block::Layer: return "layer";
+    case Block::Stack: return "stack";
+    case Block::Model: return "model";
   }
   return "?";
 }
 
+bool is_attention_block(Block block) {
+  return block == Block::Attn || block == Block::BertAttention || block == Block::Self;
+}
+
 Block parse_block(const std::string& name, ModelType type) {
+  for (Block whole : {Block::Mlp, Block::Layer, Block::Stack, Block::Model})
+    if (name == to_string(whole)) return whole;
+  constexpr const char* kWhole = "; or a whole block: 'mlp', 'layer', 'stack' (with layers A:B) or 'model'";
   if (type == ModelType::Gpt2) {
     if (name.empty() || name == "attn") return Block::Attn;
-    throw InputError(fmt::format("block '{}' does not exist in GPT-2; its attention block is 'attn'", name), "block");
+    throw InputError(fmt::format("block '{}' does not exist in GPT-2; its attention block is 'attn'{}", name, kWhole),
+                     "block");
   }
   if (type == ModelType::Llama) {
     if (name.empty() || name == "attn") return Block::Attn;
     if (name == "self") return Block::Self;
     throw InputError(fmt::format("block '{}' does not exist in LLaMA; choose 'attn' (self_attn with o_proj) or "
-                                 "'self' (the heads without o_proj)",
-                                 name),
+                                 "'self' (the heads without o_proj){}",
+                                 name, kWhole),
                      "block");
   }
   if (name.empty() || name == "attention") return Block::BertAttention;
   if (name == "self") return Block::Self;
   throw InputError(fmt::format("block '{}' does not exist in BERT; choose 'attention' (BertAttention) or 'self' "
-                               "(BertSelfAttention)",
-                               name),
+                               "(BertSelfAttention){}",
+                               name, kWhole),
                    "block");
+}
+
+std::string to_string(const LayerRange& range) { return fmt::format("{}:{}", range.first, range.last); }
+
+LayerRange parse_layer_range(const std::string& text, const std::string& field) {
+  const auto colon = text.find(':');
+  const auto fail = [&] {
+    return InputError(fmt::format("layers must be A:B (layers A..B−1, integers), got '{}'", text), field);
+  };
+  if (colon == std::string::npos) throw fail();
+  LayerRange range;
+  for (auto [part, out] : {std::pair{text.substr(0, colon), &range.first}, {text.substr(colon + 1), &range.last}}) {
+    std::size_t used = 0;
+    try {
+      *out = std::stoi(part, &used);
+    } catch (const std::exception&) {
+      throw fail();
+    }
+    if (used != part.size() || part.empty()) throw fail();
+  }
+  return range;
+}
+
+void check_block_request(const ModelConfig& config, Block block, int layer, std::optional<int> head,
+                         std::optional<LayerRange> layers) {
+  const int count = static_cast<int>(config.num_layers);
+  if (head && !is_attention_block(block))
+    throw InputError(fmt::format("head {}: the block '{}' has no single head (heads are for the attention blocks)",
+                                 *head, to_string(block)),
+                     "head");
+  if (layers && block != Block::Stack)
+    throw InputError(fmt::format("layers {} is for the block 'stack', not '{}'", to_string(*layers), to_string(block)),
+                     "layers");
+  if (block == Block::Stack) {
+    if (!layers) throw InputError("the block 'stack' needs a layer range A:B (layers A..B−1)", "layers");
+    if (layers->first < 0 || layers->last > count || layers->first >= layers->last)
+      throw InputError(fmt::format("layers {} is not a non-empty range of the model's {} layers: need 0 ≤ A < B ≤ {}",
+                                   to_string(*layers), count, count),
+                       "layers");
+    return;
+  }
+  if (block != Block::Model && (layer < 0 || layer >= count))
+    throw InputError(fmt::format("layer {} is out of range: the model has {} layers (0..{})", layer, count, count - 1),
+                     "layer");
+  if (head && (*head < 0 || *head >= config.num_heads))
+    throw InputError(
+        fmt::format("head {} is out of range: the layer has {} heads (0..{})", *head, config.num_heads,
+                    config.num_heads - 1),
+        "head");
+}
+
+LayerRange block_layers(const ModelConfig& config, Block block, int layer, std::optional<LayerRange> layers) {
+  if (block == Block::Stack) return *layers;
+  if (block == Block::Model) return {0, static_cast<int>(config.num_layers)};
+  return {layer, layer + 1};
 }
 
 LayerSpec block_spec(const ModelWeights& model, int layer, Block block, std::optional<int> head) {
@@ -44,6 +114,9 @@ LayerSpec block_spec(const ModelWeights& model, int layer, Block block, std::opt
         "layer");
   if (layer >= static_cast<int>(model.layers.size()))
     throw InputError(fmt::format("layer {}: only {} layers were loaded", layer, model.layers.size()), "layer");
+  if (!is_attention_block(block))
+    throw InputError(fmt::format("the block '{}' is a whole block, not one attention layer", to_string(block)),
+                     "block");
   (void)parse_block(to_string(block), c.type);  // the block must belong to this model type
   const LayerWeights& L = model.layers[layer];
   LayerSpec spec;
@@ -66,7 +139,10 @@ LayerSpec block_spec(const ModelWeights& model, int layer, Block block, std::opt
   return spec;
 }
 
-const MatrixD& block_input(const LayerTaps& taps, Block) { return taps.attn_in; }
+const MatrixD& block_input(const LayerTaps& taps, Block block) {
+  if (is_attention_block(block)) return taps.attn_in;
+  return block == Block::Mlp ? taps.mlp_in : taps.block_in;
+}
 
 MlpWeights mlp_weights(const LayerWeights& layer, Activation activation) {
   MlpWeights w;
@@ -89,13 +165,23 @@ LayerMaps<T> layer_maps(const ModelWeights& model, int layer, const AttentionMem
 }
 
 template <class T>
+MapPtr<T> mlp_block_map(const ModelWeights& model, int layer) {
+  const LayerWeights& L = model.layers.at(layer);
+  const auto norm = std::make_shared<Norm<T>>(L.mlp_norm);
+  const auto mlp = std::make_shared<Mlp<T>>(mlp_weights(L, model.config.activation));
+  if (model.config.type == ModelType::Bert)
+    return std::make_shared<Chain<T>>(std::vector<MapPtr<T>>{std::make_shared<Residual<T>>(mlp), norm});
+  return std::make_shared<Residual<T>>(std::make_shared<Chain<T>>(std::vector<MapPtr<T>>{norm, mlp}));
+}
+
+template <class T>
 MapPtr<T> layer_map(const ModelWeights& model, int layer, const AttentionMemory& memory) {
   const LayerMaps<T> m = layer_maps<T>(model, layer, memory);
   auto chain = [](std::vector<MapPtr<T>> maps) { return std::make_shared<Chain<T>>(std::move(maps)); };
   auto residual = [](MapPtr<T> inner) { return std::make_shared<Residual<T>>(std::move(inner)); };
   if (model.config.type == ModelType::Bert)
-    return chain({residual(m.attention), m.attention_norm, residual(m.mlp), m.mlp_norm});
-  return chain({residual(chain({m.attention_norm, m.attention})), residual(chain({m.mlp_norm, m.mlp}))});
+    return chain({residual(m.attention), m.attention_norm, mlp_block_map<T>(model, layer)});
+  return chain({residual(chain({m.attention_norm, m.attention})), mlp_block_map<T>(model, layer)});
 }
 
 template <class T>
@@ -121,6 +207,28 @@ MapPtr<T> model_map(const ModelWeights& model, const AttentionMemory& memory) {
   return std::make_shared<Chain<T>>(std::vector<MapPtr<T>>{stack, std::make_shared<Norm<T>>(*model.final_norm)});
 }
 
+MapBuilder whole_block_builder(const ModelWeights& model, Block block, int layer, std::optional<LayerRange> layers) {
+  const LayerRange span = block_layers(model.config, block, layer, layers);
+  MapBuilder builder;
+  builder.attention_heads = block == Block::Mlp ? 0 : (span.last - span.first) * model.config.num_heads;
+  const ModelWeights* m = &model;
+  auto make = [m, block, layer, span](auto tag, const AttentionMemory& memory) {
+    using T = decltype(tag);
+    switch (block) {
+      case Block::Mlp: return mlp_block_map<T>(*m, layer);
+      case Block::Layer: return layer_map<T>(*m, layer, memory);
+      case Block::Stack: return stack_map<T>(*m, span.first, span.last, memory);
+      case Block::Model: return model_map<T>(*m, memory);
+      default: throw std::logic_error("whole_block_builder: '" + to_string(block) + "' is an attention block");
+    }
+  };
+  builder.f64 = [make](const AttentionMemory& memory) { return make(double{}, memory); };
+  builder.f32 = [make](const AttentionMemory& memory) { return make(float{}, memory); };
+  return builder;
+}
+
+template MapPtr<double> mlp_block_map<double>(const ModelWeights&, int);
+template MapPtr<float> mlp_block_map<float>(const ModelWeights&, int);
 template MapPtr<double> layer_map<double>(const ModelWeights&, int, const AttentionMemory&);
 template MapPtr<float> layer_map<float>(const ModelWeights&, int, const AttentionMemory&);
 template MapPtr<double> stack_map<double>(const ModelWeights&, int, int, const AttentionMemory&);

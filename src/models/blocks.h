@@ -7,6 +7,7 @@
 #include "attention/layer.h"
 #include "attention/mlp.h"
 #include "models/forward.h"
+#include "spectral/measure.h"
 
 namespace lipattn::models {
 
@@ -15,11 +16,38 @@ enum class Block {
                   // with W_O (c_proj, o_proj), no norms; LLaMA's with RoPE and grouped K/V heads
   BertAttention,  // "attention": BertAttention = LayerNorm(x + dense(BertSelfAttention(x)))
   Self,           // "self": the attention without W_O (BertSelfAttention; LLaMA's heads alone)
+  // Whole blocks (maps composed from LayerMaps; no single head):
+  Mlp,    // "mlp": the MLP sub-block with its norm as the model places it: GPT-2 / LLaMA
+          // y ↦ y + mlp(norm₂(y)) on the stream after attention; BERT a ↦ LN(a + mlp(a))
+  Layer,  // "layer": the whole transformer layer (layer_map)
+  Stack,  // "stack": layers first..last−1 composed (stack_map)
+  Model,  // "model": the embedding output (layer 0's block_in) to `hidden`, final norm included
 };
-std::string to_string(Block block);  // "attn" | "attention" | "self"
+std::string to_string(Block block);  // "attn" | "attention" | "self" | "mlp" | "layer" | "stack" | "model"
 // "" gives the model's default (GPT-2 and LLaMA "attn", BERT "attention"); InputError (field
 // "block") naming the block and the blocks the model has otherwise.
 Block parse_block(const std::string& name, ModelType type);
+// Attn, BertAttention and Self: one attention LayerSpec, with heads. The others are whole blocks.
+bool is_attention_block(Block block);
+
+// Layers first..last−1 ("A:B" on the command line).
+struct LayerRange {
+  int first = 0, last = 0;
+  bool operator==(const LayerRange&) const = default;
+};
+std::string to_string(const LayerRange& range);  // "A:B"
+// "A:B" with integers A, B; InputError (field) for anything else. The range is checked against a
+// model by check_block_request.
+LayerRange parse_layer_range(const std::string& text, const std::string& field = "layers");
+
+// What the request names, checked against the model: `layer` in range for one-layer blocks (field
+// "layer"); `head` only for attention blocks ("head"); `layers` given for stack and only for stack,
+// non-empty and within the model's layers ("layers"). Throws InputError naming the field.
+void check_block_request(const ModelConfig& config, Block block, int layer, std::optional<int> head,
+                         std::optional<LayerRange> layers);
+// The layers the block spans: [layer, layer + 1) for one layer's blocks, the range for stack, every
+// layer for model. Assumes check_block_request passed.
+LayerRange block_layers(const ModelConfig& config, Block block, int layer, std::optional<LayerRange> layers);
 
 // The LayerSpec of `block` at layer `layer`; with `head`, that head's map alone (its Q, K, V slice
 // and, when W_O is part of the block, its W_O column block). InputError (field "layer" / "head")
@@ -52,10 +80,19 @@ MapPtr<T> stack_map(const ModelWeights& model, int first, int last, const Attent
 template <class T>
 MapPtr<T> model_map(const ModelWeights& model, const AttentionMemory& memory = {});
 
+// The MLP sub-block (Block::Mlp): GPT-2 / LLaMA y ↦ y + mlp(norm₂(y)); BERT a ↦ LN(a + mlp(a)).
+template <class T>
+MapPtr<T> mlp_block_map(const ModelWeights& model, int layer);
+
+// A whole block (Mlp, Layer, Stack over `layers`, Model) as the builder measure_local_lipschitz takes,
+// in both precisions, for the attention storage the measurement resolves. `model` must outlive it.
+MapBuilder whole_block_builder(const ModelWeights& model, Block block, int layer, std::optional<LayerRange> layers);
+
 // The MLP of a layer as the MLP map's weights (gated for the LLaMA family).
 MlpWeights mlp_weights(const LayerWeights& layer, Activation activation);
 
-// The block's input at a layer: attn_in (GPT-2 ln_1's output; BERT the block input).
+// The block's input at its (first) layer, from that layer's taps: attn_in for the attention blocks
+// (GPT-2 ln_1's output; BERT the block input), mlp_in for Mlp, block_in for Layer, Stack and Model.
 const MatrixD& block_input(const LayerTaps& taps, Block block);
 
 }  // namespace lipattn::models

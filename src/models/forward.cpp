@@ -43,6 +43,7 @@ LayerTaps run_layer(const ModelWeights& model, int layer, Matrix<T>& x) {
     taps.attn_in = taps.block_in;
     const Matrix<T> a = run_map(maps.attention_norm, Matrix<T>(x + run_map(maps.attention, x)));
     taps.attn_out = a.template cast<double>();
+    taps.mlp_in = taps.attn_out;
     x = run_map(maps.mlp_norm, Matrix<T>(a + run_map(maps.mlp, a)));
     return taps;
   }
@@ -51,6 +52,7 @@ LayerTaps run_layer(const ModelWeights& model, int layer, Matrix<T>& x) {
   taps.attn_in = a.template cast<double>();
   taps.attn_out = o.template cast<double>();
   x += o;
+  taps.mlp_in = x.template cast<double>();
   x += run_map(maps.mlp, run_map(maps.mlp_norm, x));
   return taps;
 }
@@ -68,6 +70,7 @@ ForwardResult forward_impl(const ModelWeights& model, const std::vector<int>& id
   ForwardResult result;
   for (int l = 0; l <= last; ++l) result.layers.push_back(run_layer<T>(model, l, x));
   if (last == loaded - 1 && model.complete()) {
+    if (model.final_norm) result.final_norm_in = x.template cast<double>();
     if (model.final_norm) x = run_map<T>(std::make_shared<Norm<T>>(*model.final_norm), x);
     result.hidden = x.template cast<double>();
     if (options.logits && c.type != ModelType::Bert) {

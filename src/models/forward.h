@@ -16,6 +16,9 @@ struct LayerTaps {
   // The attention block's output, as the default block measures it: GPT-2 attn(ln_1(x)) after
   // c_proj, before the residual; BERT BertAttention = LayerNorm(x + dense(self-attention(x))).
   MatrixD attn_out;
+  // The MLP sub-block's input, as the model places that block (models/blocks.h, Block::Mlp): GPT-2 /
+  // LLaMA the residual stream after attention, block_in + attn_out; BERT attn_out.
+  MatrixD mlp_in;
 };
 
 struct ForwardOptions {
@@ -29,6 +32,7 @@ struct ForwardResult {
   MatrixD hidden;  // GPT-2: ln_f of the last block's output; BERT: the last block's output.
                    // LLaMA: the final RMSNorm's output. Empty when the pass stopped early or the
                    // model was loaded partially.
+  MatrixD final_norm_in;  // the last layer's output, the final norm's input (GPT-2, LLaMA), when hidden is set
   MatrixD logits;  // n × vocab: hidden · W_headᵀ (GPT-2's tied wte, LLaMA's lm_head), when asked
 };
 

@@ -1,32 +1,21 @@
 #include "models/measure_model.h"
 
+#include <limits>
 #include <cmath>
 
 #include <fmt/core.h>
 
+#include "bounds/bounds.h"
 #include "common/error.h"
-#include "models/blocks.h"
 #include "models/forward.h"
 #include "models/tokenizer.h"
-#include "text/windows.h"
 
 namespace lipattn::models {
 
-void measure_model(const ModelMeasureRequest& request, const SpectralOptions& options, Precision precision,
-                   const std::function<void(const nlohmann::json&)>& on_record) {
-  const ModelSource source = resolve_model(request.model);
-  const ModelConfig& config = source.config;
-  const Block block = parse_block(request.block, config.type);
-  if (request.layer < 0 || request.layer >= config.num_layers)
-    throw InputError(fmt::format("layer {} is out of range: the model has {} layers (0..{})", request.layer,
-                                 config.num_layers, config.num_layers - 1),
-                     "layer");
-  if (request.head && (*request.head < 0 || *request.head >= config.num_heads))
-    throw InputError(fmt::format("head {} is out of range: the layer has {} heads (0..{})", *request.head,
-                                 config.num_heads, config.num_heads - 1),
-                     "head");
+namespace {
 
-  // The windows first, so that a text that runs out fails before the model is loaded.
+std::vector<text::Window> request_windows(const ModelMeasureRequest& request, const ModelSource& source) {
+  const ModelConfig& config = source.config;
   std::vector<text::Window> windows;
   if (!request.ids.empty()) {
     if (!request.text_file.empty()) throw InputError("give either token ids or a text file, not both", "ids");
@@ -48,34 +37,123 @@ void measure_model(const ModelMeasureRequest& request, const SpectralOptions& op
     windows = text::make_windows(ids, {request.n}, request.samples);
   }
   for (const auto& w : windows) check_ids(config, w.ids);
+  return windows;
+}
 
+double rms_radius(const MatrixD& X) { return std::sqrt(X.squaredNorm() / static_cast<double>(X.rows())); }
+
+// One factor of a composition at its own input.
+CompositionFactor measure_factor(const std::string& name, const MapBuilder& builder, const MatrixD& X,
+                                 const SpectralOptions& options, Precision precision, const AttentionMemory& memory) {
+  const SpectralResult r = measure_local_lipschitz(builder, X, options, precision, memory);
+  CompositionFactor f;
+  f.name = name;
+  f.lipschitz = r.lipschitz;
+  f.lower = r.lower;
+  f.matvecs = r.matvecs;
+  f.converged = r.converged;
+  return f;
+}
+
+// The chain-rule factors of a stack or model at the inputs the forward pass tapped (docs/theory.md §10.1).
+Composition compose(const PreparedModel& p, const ForwardResult& taps, double exact, const SpectralOptions& options,
+                    Precision precision, const AttentionMemory& memory) {
+  Composition c;
+  for (int l = p.span.first; l < p.span.last; ++l) {
+    const MatrixD& X = taps.layers[l].block_in;
+    CompositionFactor f = measure_factor(fmt::format("layer {}", l), whole_block_builder(p.weights, Block::Layer, l, {}),
+                                         X, options, precision, memory);
+    f.bound = layer_upper_bound(p.weights, l, taps.layers[l], &f.no_bound_reason);
+    if (f.bound) f.bound_name = "layer (§10.1)";
+    c.factors.push_back(std::move(f));
+  }
+  if (p.block == Block::Model && p.weights.final_norm) {
+    const NormWeights norm = *p.weights.final_norm;
+    MapBuilder builder;
+    builder.f64 = [norm](const AttentionMemory&) -> MapPtr<double> { return std::make_shared<Norm<double>>(norm); };
+    builder.f32 = [norm](const AttentionMemory&) -> MapPtr<float> { return std::make_shared<Norm<float>>(norm); };
+    CompositionFactor f = measure_factor("final_norm", builder, taps.final_norm_in, options, precision, memory);
+    f.bound = norm_local_factor(norm, taps.final_norm_in);
+    f.bound_name = "norm_local_factor (§U.6)";
+    c.factors.push_back(std::move(f));
+  }
+  c.product = 1;
+  c.bound_product = 1.0;
+  for (const auto& f : c.factors) {
+    c.product *= f.lipschitz;
+    if (c.bound_product && f.bound) {
+      *c.bound_product *= *f.bound;
+    } else if (c.bound_product) {
+      c.bound_product.reset();
+      c.no_bound_reason = f.name + ": " + f.no_bound_reason;
+    }
+  }
+  c.ratio = exact > 0 ? c.product / exact : std::numeric_limits<double>::infinity();
+  return c;
+}
+
+BlockMeasurement record_header(const ModelMeasureRequest& request, const PreparedModel& p, const text::Window& w,
+                               const MatrixD& X) {
+  BlockMeasurement m;
+  m.model = request.model;
+  m.block = to_string(p.block);
+  if (p.block == Block::Stack || p.block == Block::Model)
+    m.layers = p.span;
+  else
+    m.layer = request.layer;
+  m.head = request.head;
+  m.n = w.n;
+  m.sample = w.sample;
+  m.radius = rms_radius(X);
+  return m;
+}
+
+}  // namespace
+
+PreparedModel prepare_model(const ModelMeasureRequest& request) {
+  PreparedModel p;
+  p.source = resolve_model(request.model);
+  const ModelConfig& config = p.source.config;
+  p.block = parse_block(request.block, config.type);
+  check_block_request(config, p.block, request.layer, request.head, request.layers);
+  p.span = block_layers(config, p.block, request.layer, request.layers);
+  // The windows first, so that a text that runs out fails before the model is loaded.
+  p.windows = request_windows(request, p.source);
   LoadOptions load;
   load.seed = request.seed;
-  load.layers = request.layer + 1;  // nothing after layer L is needed
+  load.layers = p.block == Block::Model ? -1 : p.span.last;  // nothing after the block is needed
   load.force_causal = request.causal_override;
-  const ModelWeights model = load_model(source, load);
-  const LayerSpec spec = block_spec(model, request.layer, block, request.head);
+  p.weights = load_model(p.source, load);
+  return p;
+}
 
+void measure_model(const ModelMeasureRequest& request, const SpectralOptions& options, Precision precision,
+                   const std::function<void(const BlockMeasurement&)>& on_record) {
+  const PreparedModel p = prepare_model(request);
+  const bool attention = is_attention_block(p.block);
+  const std::optional<LayerSpec> spec =
+      attention ? std::optional<LayerSpec>(block_spec(p.weights, request.layer, p.block, request.head)) : std::nullopt;
+  const std::optional<MapBuilder> whole =
+      attention ? std::nullopt : std::optional<MapBuilder>(whole_block_builder(p.weights, p.block, request.layer,
+                                                                               request.layers));
   ForwardOptions forward;
-  forward.last_layer = request.layer;
-  for (const auto& w : windows) {
-    const ForwardResult taps = run_forward(model, w.ids, forward);
-    const MatrixD& X = block_input(taps.layers[request.layer], block);
-    const SpectralResult r = measure_local_lipschitz(spec, X, options, precision, request.memory);
-    nlohmann::json record;
-    record["model"] = request.model;
-    record["layer"] = request.layer;
-    record["head"] = request.head ? nlohmann::json(*request.head) : nlohmann::json(nullptr);
-    record["block"] = to_string(block);
-    record["n"] = w.n;
-    record["sample"] = w.sample;
-    record["radius"] = std::sqrt(X.squaredNorm() / static_cast<double>(X.rows()));
-    record["lipschitz"] = r.lipschitz;
-    record["lower"] = r.lower;
-    record["matvecs"] = r.matvecs;
-    record["converged"] = r.converged;
-    record["seconds"] = r.seconds;
-    on_record(record);
+  forward.last_layer = p.block == Block::Model ? -1 : p.span.last - 1;
+  for (const auto& w : p.windows) {
+    const ForwardResult taps = run_forward(p.weights, w.ids, forward);
+    const MatrixD& X = block_input(taps.layers[p.span.first], p.block);
+    const SpectralResult r = attention ? measure_local_lipschitz(*spec, X, options, precision, request.memory)
+                                       : measure_local_lipschitz(*whole, X, options, precision, request.memory);
+    BlockMeasurement m = record_header(request, p, w, X);
+    m.lipschitz = r.lipschitz;
+    m.lower = r.lower;
+    m.matvecs = r.matvecs;
+    m.converged = r.converged;
+    m.storage = r.storage;
+    m.concentration = token_concentration(r.right_vector, X.rows());
+    if (p.block == Block::Stack || p.block == Block::Model)
+      m.composition = compose(p, taps, r.lipschitz, options, precision, request.memory);
+    m.seconds = r.seconds;
+    on_record(m);
   }
 }
 

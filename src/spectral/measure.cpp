@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <stdexcept>
 
 #include <fmt/core.h>
 
@@ -23,26 +24,38 @@ constexpr double kFloat32ToleranceFloor = 1e-6;
 
 SpectralResult measure_local_lipschitz(const LayerSpec& spec, const MatrixD& X, const SpectralOptions& options,
                                        Precision precision, const AttentionMemory& memory) {
+  MapBuilder builder;
+  builder.attention_heads = spec.attention.heads;
+  builder.f64 = [&spec](const AttentionMemory& m) { return build_map<double>(spec, m); };
+  builder.f32 = [&spec](const AttentionMemory& m) { return build_map<float>(spec, m); };
+  return measure_local_lipschitz(builder, X, options, precision, memory);
+}
+
+SpectralResult measure_local_lipschitz(const MapBuilder& builder, const MatrixD& X, const SpectralOptions& options,
+                                       Precision precision, const AttentionMemory& memory) {
   const auto start = std::chrono::steady_clock::now();
   if (!X.allFinite()) throw InputError("the input X holds NaN or Inf");
+  if (precision == Precision::F32 && !builder.f32)
+    throw std::logic_error("measure_local_lipschitz: f32 asked of a map builder without a float32 map");
   // Decide stored or streaming once, so every map built below (and the report) agrees.
   AttentionMemory resolved = memory;
   const std::size_t scalar_bytes = precision == Precision::F64 ? sizeof(double) : sizeof(float);
-  resolved.storage = use_streaming(memory, spec.attention.heads, X.rows(), scalar_bytes) ? AttentionStorage::Streaming
-                                                                                        : AttentionStorage::Stored;
+  resolved.storage = use_streaming(memory, builder.attention_heads, X.rows(), scalar_bytes)
+                         ? AttentionStorage::Streaming
+                         : AttentionStorage::Stored;
   SpectralResult result;
   if (precision == Precision::F64) {
-    Linearization<double> lin(build_map<double>(spec, resolved), X);
+    Linearization<double> lin(builder.f64(resolved), X);
     result = spectral_norm(lin, options);
   } else {
     SpectralOptions o = options;
     o.tol = std::max(o.tol, kFloat32ToleranceFloor);
     o.certify = false;  // certified below, in float64
-    Linearization<float> lin32(build_map<float>(spec, resolved), X);
+    Linearization<float> lin32(builder.f32(resolved), X);
     result = spectral_norm(lin32, o);
     // Certify in float64 at the vector float32 found, and measure how far one float32 product is
     // from its float64 value there (§4.4).
-    Linearization<double> lin64(build_map<double>(spec, resolved), X);
+    Linearization<double> lin64(builder.f64(resolved), X);
     const Certificate c = certify(lin64, result.right_vector);
     apply_certificate(result, c);
     if (result.right_vector.size() > 0 && result.right_vector.norm() > 0) {
@@ -51,7 +64,7 @@ SpectralResult measure_local_lipschitz(const LayerSpec& spec, const MatrixD& X, 
       result.f32_check_difference = w64.norm() > 0 ? (w32 - w64).norm() / w64.norm() : (w32 - w64).norm();
     }
   }
-  result.storage = to_string(resolved.storage);
+  if (builder.attention_heads > 0) result.storage = to_string(resolved.storage);
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
 }

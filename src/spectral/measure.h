@@ -1,6 +1,8 @@
 // The local Lipschitz constant ‖Df(X)‖₂ of a layer at X: the one call every command makes.
 #pragma once
 
+#include <functional>
+
 #include "attention/layer.h"
 #include "spectral/spectral_norm.h"
 
@@ -15,6 +17,20 @@ std::string to_string(Precision precision);
 // recomputed in float64 at the vector found, so `lower` stays a certified bound.
 // `memory` picks stored or streaming attention (docs/theory.md §8).
 SpectralResult measure_local_lipschitz(const LayerSpec& spec, const MatrixD& X,
+                                       const SpectralOptions& options = {},
+                                       Precision precision = Precision::F64, const AttentionMemory& memory = {});
+
+// Any map, given as a builder in both precisions for the attention storage the measurement picks
+// (a transformer layer, a stack of layers, a whole model: models/blocks.h). The LayerSpec entry
+// above is this one with build_map; f32 is certified in float64 the same way.
+struct MapBuilder {
+  // The n × n attention matrices the stored mode holds, over every attention inside the map (a
+  // stack of L layers of H heads holds L·H): sizes the stored-or-streaming decision (§8).
+  Index attention_heads = 0;
+  std::function<MapPtr<double>(const AttentionMemory&)> f64;
+  std::function<MapPtr<float>(const AttentionMemory&)> f32;  // may be empty when only f64 is asked for
+};
+SpectralResult measure_local_lipschitz(const MapBuilder& builder, const MatrixD& X,
                                        const SpectralOptions& options = {},
                                        Precision precision = Precision::F64, const AttentionMemory& memory = {});
 
