@@ -17,6 +17,7 @@ Precision parse_precision(const std::string& name) {
 
 std::string to_string(Precision precision) { return precision == Precision::F64 ? "f64" : "f32"; }
 
+
 // Float32 products carry relative rounding of about 1e-7, so a float64 tolerance below this floor
 // could never be met; the floor keeps f32 runs from spinning to --max-iter.
 constexpr double kFloat32ToleranceFloor = 1e-6;
@@ -31,7 +32,9 @@ SpectralResult measure_local_lipschitz(const LayerSpec& spec, const MatrixD& X, 
   resolved.storage = use_streaming(memory, spec.attention.heads, X.rows(), scalar_bytes) ? AttentionStorage::Streaming
                                                                                         : AttentionStorage::Stored;
   SpectralResult result;
-  if (precision == Precision::F64) {
+  if (precision == Precision::F64 && options.mixed_tol > options.tol) {
+    result = spectral_norm(TwinLinearization(build_map<double>(spec, resolved), build_map<float>(spec, resolved), X), options);
+  } else if (precision == Precision::F64) {
     Linearization<double> lin(build_map<double>(spec, resolved), X);
     result = spectral_norm(lin, options);
   } else {
