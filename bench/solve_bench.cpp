@@ -7,11 +7,12 @@
 //   biased  N(0, 0.02²) weights (W_O too) and N(0, 0.02²) biases on Q, K, V and W_O.
 // X ~ N(0, 1), seed 1000 + n, for both. Prints one JSON line (σ to 17 digits).
 //   solve_bench --kind gpt2|biased --n N [--tol 1e-8] [--mixed-tol T] [--krylov K] [--seed S]
-//               [--export DIR] [--overlap C] [--start gaussian|kron|kron+gaussian]
+//               [--export DIR] [--overlap C] [--start gaussian|dominant]
 // --export DIR writes layer_<kind>.safetensors and X_<kind>_<n>.npy for bench/peer_torch.py.
 // --overlap C (0 < C ≤ 1) measures what a better start vector could save: it first solves to 1e-13
 // for the top right singular vector x₁, then starts from C·x₁ + √(1 − C²)·g (g a Gaussian vector
-// orthogonal to x₁) instead of the Gaussian start.
+// orthogonal to x₁) instead of the Gaussian start. --start dominant sets SpectralOptions::dominant_start
+// (the start hint from P̄ ⊗ W_O W_V, docs/theory.md §4.6).
 #include <cmath>
 #include <cstdlib>
 #include <ctime>
@@ -86,35 +87,6 @@ VectorD start_with_overlap(const LayerSpec& spec, const MatrixD& X, double overl
   return overlap * x1 + std::sqrt(std::max(0.0, 1 - overlap * overlap)) * g;
 }
 
-// The start vector from the cheap dominant part of the Jacobian (docs/theory.md U.1: J₁ = Σ_h P_h ⊗ V_h,
-// V_h = W_O,h W_V,h), tried as an idea of docs/performance.md: with P̄ the heads' mean attention matrix,
-// J₁ ≈ P̄ ⊗ W_O W_V, whose top right singular vector is u ⊗ w with u, w the top right singular vectors
-// of P̄ (n × n) and W_O W_V (d × d) (here by the dense pair: this only measures the idea). Row-major n × d
-// flattening: entry (i, j) is u_i w_j.
-VectorD kronecker_start(const LayerSpec& spec, const MatrixD& X) {
-  const AttentionWeights& w = spec.attention;
-  const Index n = X.rows(), k = w.key_dim();
-  const MatrixD Q = (X * w.w_q.transpose()).rowwise() + w.b_q.transpose();
-  const MatrixD K = (X * w.w_k.transpose()).rowwise() + w.b_k.transpose();
-  MatrixD P_mean = MatrixD::Zero(n, n);
-  for (Index h = 0; h < w.heads; ++h) {
-    MatrixD S = Q.middleCols(h * k, k) * K.middleCols(h * k, k).transpose() * w.effective_scale();
-    for (Index i = 0; i < n; ++i) {
-      const Index len = w.causal ? i + 1 : n;
-      const double m = S.row(i).head(len).maxCoeff();
-      S.row(i).head(len) = (S.row(i).head(len).array() - m).exp().matrix();
-      S.row(i).head(len) /= S.row(i).head(len).sum();
-      S.row(i).tail(n - len).setZero();
-    }
-    P_mean += S / static_cast<double>(w.heads);
-  }
-  const auto top_right = [](const MatrixD& M) { return top_singular_pair(M).right; };
-  const VectorD u = top_right(P_mean), v = top_right(w.w_o * w.w_v);
-  MatrixD start = u * v.transpose();  // n × d, column-major here
-  Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> row_major = start;
-  return Eigen::Map<const VectorD>(row_major.data(), row_major.size());
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -146,23 +118,15 @@ int main(int argc, char** argv) {
   const MatrixD X = input(n);
   if (!export_dir.empty()) export_layer(export_dir, kind, spec, X);
   if (overlap > 0) o.start = start_with_overlap(spec, X, overlap);
-  double start_overlap = -1;  // not measured
-  if (start == "kron" || start == "kron+gaussian") {
-    const VectorD hint = kronecker_start(spec, X);
-    o.start = start == "kron" ? hint : VectorD(hint + random_unit_vector(hint.size(), o.seed));
-    SpectralOptions tight;
-    tight.method = SpectralMethod::Lanczos;
-    tight.tol = 1e-12;
-    start_overlap = std::abs(measure_local_lipschitz(spec, X, tight).right_vector.normalized().dot(o.start.normalized()));
-  }
+  if (start == "dominant") o.dominant_start = true;
   const std::clock_t cpu0 = std::clock();
   const SpectralResult r = measure_local_lipschitz(spec, X, o);
   const double cpu = static_cast<double>(std::clock() - cpu0) / CLOCKS_PER_SEC;
   fmt::print(
-      "{{\"kind\": \"{}\", \"n\": {}, \"tol\": {:g}, \"mixed_tol\": {:g}, \"krylov\": {}, \"overlap\": {:g}, \"start\": \"{}\", \"start_overlap\": {:.3g}, "
+      "{{\"kind\": \"{}\", \"n\": {}, \"tol\": {:g}, \"mixed_tol\": {:g}, \"krylov\": {}, \"overlap\": {:g}, \"start\": \"{}\", "
       "\"sigma\": {:.17g}, \"lower\": {:.17g}, \"relative_residual\": {:.3g}, \"converged\": {}, \"matvecs\": {}, "
       "\"f32_matvecs\": {}, \"mixed\": \"{}\", \"seconds\": {:.4f}, \"cpu_seconds\": {:.4f}}}\n",
-      kind, n, o.tol, o.mixed_tol, o.krylov_dim, overlap, start, start_overlap, r.lipschitz, r.lower, r.relative_residual,
+      kind, n, o.tol, o.mixed_tol, o.krylov_dim, overlap, start, r.lipschitz, r.lower, r.relative_residual,
       r.converged ? "true" : "false", r.matvecs, r.f32_matvecs, to_string(r.mixed), r.seconds, cpu);
   return 0;
 }

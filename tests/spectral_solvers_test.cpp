@@ -509,6 +509,63 @@ TEST(MixedPrecision, DetectsFloat32PhasesThatCannotBeTrusted) {
   EXPECT_THROW(spectral_norm(DiagonalWithTwin(truth, truth), o), InputError);
 }
 
+// The start hint (docs/theory.md §4.6) is mixed with the Gaussian start, so a hint orthogonal to the
+// top singular vector, even an exact singular vector of a lower value (from which Lanczos alone would
+// never leave), still gives σ_max, in float64 and with mixed precision.
+TEST(StartHint, AHintOrthogonalToTheTopVectorStillGivesTheTop) {
+  const Index N = 3000;
+  VectorD s = graded_spectrum(N, 7);
+  s(100) = 0.99;
+  for (const VectorD& hint : {VectorD(VectorD::Unit(N, 100)), VectorD(VectorD::Unit(N, 2000)),
+                              VectorD(VectorD::Ones(N) - VectorD::Unit(N, 7))}) {
+    for (double mixed_tol : {0.0, 1e-6}) {
+      SpectralOptions o;
+      o.method = SpectralMethod::Lanczos;
+      o.tol = 1e-10;
+      o.mixed_tol = mixed_tol;
+      o.start_hint = hint;
+      const SpectralResult r = spectral_norm(DiagonalWithTwin(s, s), o);
+      EXPECT_TRUE(r.converged);
+      EXPECT_NEAR(r.lipschitz, 1.0, 1e-10) << mixed_tol;
+      o.method = SpectralMethod::Power;
+      o.mixed_tol = 0;
+      o.tol = 1e-6;
+      EXPECT_NEAR(spectral_norm(DiagonalWithTwin(s, s), o).lipschitz, 1.0, 1e-6);
+    }
+  }
+  SpectralOptions o;
+  o.start_hint = VectorD::Ones(5);
+  EXPECT_THROW(spectral_norm(DiagonalWithTwin(s, s), o), InputError);
+  o.start_hint = VectorD::Zero(N);
+  EXPECT_THROW(spectral_norm(DiagonalWithTwin(s, s), o), InputError);
+}
+
+// dominant_start on attention layers of every placement (the hint applies without a residual and is
+// skipped with one): the same σ as dense, with and without mixed precision.
+TEST(StartHint, DominantStartAgreesWithDenseOnLayers) {
+  std::mt19937_64 rng(27);
+  for (int trial = 0; trial < 6; ++trial) {
+    AttentionOptions ao{3, 18, 6, 6, trial % 2 == 0, trial % 3 != 0, true, 18, 0.4 + 0.3 * (trial % 3)};
+    LayerSpec spec;
+    spec.attention = random_attention(rng, ao);
+    if (trial >= 2) spec.pre_norm = random_norm(rng, NormKind::LayerNorm, 18, true);
+    spec.residual = trial >= 4;
+    const MatrixD X = random_matrix(rng, 30, 18);
+    SpectralOptions o;
+    o.method = SpectralMethod::Dense;
+    const double exact = measure_local_lipschitz(spec, X, o).lipschitz;
+    o.method = SpectralMethod::Lanczos;
+    o.tol = 1e-12;
+    o.dominant_start = true;
+    for (double mixed_tol : {0.0, 1e-6}) {
+      o.mixed_tol = mixed_tol;
+      const SpectralResult r = measure_local_lipschitz(spec, X, o);
+      EXPECT_TRUE(r.converged) << trial;
+      EXPECT_NEAR(r.lipschitz, exact, 1e-10 * exact) << trial << " " << mixed_tol;
+    }
+  }
+}
+
 namespace {
 
 // σ and product count of one Lanczos solve, for the regression table below.

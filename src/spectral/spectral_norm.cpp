@@ -180,6 +180,16 @@ void check_options(const LinearOperator& op, const SpectralOptions& o) {
     throw InputError("the start vector must be finite and nonzero", "start");
 }
 
+void check_hint(const LinearOperator& op, const SpectralOptions& o) {
+  if (o.start_hint.size() == 0) return;
+  if (o.start_hint.size() != op.input_size())
+    throw InputError(fmt::format("the start hint has {} entries, the operator takes {}", o.start_hint.size(),
+                                 op.input_size()),
+                     "start_hint");
+  if (!o.start_hint.allFinite() || !(o.start_hint.norm() > 0))
+    throw InputError("the start hint must be finite and nonzero", "start_hint");
+}
+
 // Auto: dense for small Jacobians, unless a start vector is given: a warm start converges in a few
 // products, while dense always costs N_in products and an N³ eigensolve (docs/theory.md §4).
 SpectralMethod resolve_method(const LinearOperator& op, const SpectralOptions& o) {
@@ -270,12 +280,14 @@ MixedPhase parse_mixed_phase(const std::string& name) {
 
 SpectralResult spectral_norm(const LinearOperator& op, const SpectralOptions& o) {
   check_options(op, o);
+  check_hint(op, o);
   const auto start = std::chrono::steady_clock::now();
   const SpectralMethod method = resolve_method(op, o);
   const Index N = op.input_size();
-  const VectorD v0 = N == 0 || method == SpectralMethod::Dense ? VectorD()
-                     : o.start.size()                          ? o.start
-                                                               : random_unit_vector(N, o.seed);
+  VectorD v0 = N == 0 || method == SpectralMethod::Dense ? VectorD()
+               : o.start.size()                          ? o.start
+                                                         : random_unit_vector(N, o.seed);
+  if (v0.size() && !o.start.size() && o.start_hint.size()) v0 += o.start_hint / o.start_hint.norm();  // §4.6
   SpectralResult r;
   if (N == 0) {
     r.method = method;

@@ -41,6 +41,14 @@ struct SpectralOptions {
   // when the first float64 product contradicts it at its own vector (the twin is not J to that
   // tolerance). lipschitz, lower and relative_residual keep their float64 meaning. 0: off.
   double mixed_tol = 0;
+  // A guess at the top right singular vector (N_in entries, any nonzero length), used when no start is
+  // given: lanczos and power start from ĥ/‖ĥ‖ + g, g the seeded Gaussian unit vector, so that a guess
+  // orthogonal to the top singular vector leaves the start as good as g/√2 (docs/theory.md §4.6).
+  VectorD start_hint;
+  // measure_local_lipschitz only: fill start_hint from the dominant part of an attention layer's
+  // Jacobian, P̄ ⊗ W_O W_V (§4.6), where it applies (no residual, stored attention, one K/V head
+  // per query head); elsewhere nothing changes.
+  bool dominant_start = false;
 };
 
 // What the float32 phase of a mixed-precision solve came to (§4.5).
