@@ -4,8 +4,8 @@
 # Builds bench/jtj_bench and bench/solve_bench (Release) in $BUILD_DIR (default <checkout>/build-bench)
 # and, unless --no-blas, with -DLIPATTN_USE_BLAS=ON in $BUILD_DIR-blas. Runs the GEMM rate and products
 # (jtj_bench), then for every layer kind and n: lipattn's solve to tol 1e-8 in float64 (plain) and the
-# fast path (solve_bench --mixed-tol 1e-6 --start dominant: `lipattn measure --mixed-tol 1e-6
-# --dominant-start`), and the PyTorch peer (functorch + scipy eigsh) on the very same layer
+# mixed-precision path (solve_bench --mixed-tol 1e-6: `lipattn measure --mixed-tol 1e-6`), and the
+# PyTorch peer (functorch + scipy eigsh) on the very same layer
 # and X; prints the tables (also OUT_DIR/summary.md; default OUT_DIR: $BUILD_DIR/out) with the ratios
 # and the σ agreement. Two threads everywhere; the load average and CPU are logged before each step
 # (OUT_DIR/run.log). Once built, about 15–20 minutes on a quiet 2-core machine (mostly the peer at n = 1024).
@@ -69,11 +69,11 @@ fi
 
 for kind in ${KINDS//,/ }; do
   for n in ${SIZES//,/ }; do
-    log "lipattn $kind n = $n: float64 (plain), then fast: mixed precision (--mixed-tol $MIXED_TOL) and the dominant-part start"
+    log "lipattn $kind n = $n: float64 (plain), then mixed precision (--mixed-tol $MIXED_TOL)"
     "$BUILD_DIR/solve_bench" --kind "$kind" --n "$n" --tol 1e-8 --export "$OUT" | tee "$OUT/lipattn_plain_${kind}_${n}.json" | tee -a "$OUT/run.log"
-    "$BUILD_DIR/solve_bench" --kind "$kind" --n "$n" --tol 1e-8 --mixed-tol "$MIXED_TOL" --start dominant | tee "$OUT/lipattn_mixed_${kind}_${n}.json" | tee -a "$OUT/run.log"
+    "$BUILD_DIR/solve_bench" --kind "$kind" --n "$n" --tol 1e-8 --mixed-tol "$MIXED_TOL" | tee "$OUT/lipattn_mixed_${kind}_${n}.json" | tee -a "$OUT/run.log"
     if [ "$BLAS" = 1 ]; then
-      "$BUILD_DIR-blas/solve_bench" --kind "$kind" --n "$n" --tol 1e-8 --mixed-tol "$MIXED_TOL" --start dominant | tee "$OUT/lipattn_blas_mixed_${kind}_${n}.json" | tee -a "$OUT/run.log"
+      "$BUILD_DIR-blas/solve_bench" --kind "$kind" --n "$n" --tol 1e-8 --mixed-tol "$MIXED_TOL" | tee "$OUT/lipattn_blas_mixed_${kind}_${n}.json" | tee -a "$OUT/run.log"
     fi
     if [ "$PEER" = 1 ]; then
       log "PyTorch peer $kind n = $n (functorch + scipy eigsh, float64, 2 threads)"

@@ -93,9 +93,9 @@ def main():
                 verdict[n] = {"pct": pct, "product_s": wall}
 
     p("")
-    p("PyTorch peer (float64, functorch products, scipy eigsh) against lipattn float64 (plain) and its fast path")
-    p("(\"mixed\": --mixed-tol 1e-6 --dominant-start: a float32 phase from the dominant-part start, then float64")
-    p("from its vector; the certificate in float64), same layer, same X, tol 1e-8.")
+    p("PyTorch peer (float64, functorch products, scipy eigsh) against lipattn float64 (plain) and mixed precision")
+    p("(--mixed-tol 1e-6: a float32 phase, then float64 from its vector; the certificate in float64), same layer,")
+    p("same X, tol 1e-8.")
     p("Products: float64 (+ float32). Time: wall seconds of the solve including the forward pass (CPU seconds).")
     p("")
     p("| layer | n | peer s (CPU s) | peer products | plain s (CPU s) | plain products | mixed s (CPU s) |"
