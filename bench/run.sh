@@ -1,6 +1,6 @@
 #!/bin/bash
 # The peer comparison of issues 2 and 18 in one command (docs/performance.md):
-#   bench/run.sh [--no-blas] [--no-peer] [--sizes 256,1024] [--kinds gpt2,biased] [--mixed-tol 1e-6] [OUT_DIR]
+#   bench/run.sh [--no-blas] [--no-peer] [--no-build] [--sizes 256,1024] [--kinds gpt2,biased] [--mixed-tol 1e-6] [OUT_DIR]
 # Builds bench/jtj_bench and bench/solve_bench (Release) in $BUILD_DIR (default <checkout>/build-bench)
 # and, unless --no-blas, with -DLIPATTN_USE_BLAS=ON in $BUILD_DIR-blas. Runs the GEMM rate and products
 # (jtj_bench), then for every layer kind and n: lipattn's solve to tol 1e-8 in float64 (plain) and the
@@ -15,6 +15,7 @@ SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD_DIR=${BUILD_DIR:-$SRC/build-bench}
 BLAS=1
 PEER=1
+BUILD=1
 SIZES=256,1024
 KINDS=gpt2,biased
 MIXED_TOL=1e-6
@@ -23,10 +24,11 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --no-blas) BLAS=0 ;;
     --no-peer) PEER=0 ;;
+    --no-build) BUILD=0 ;;  # use the binaries already in $BUILD_DIR (and $BUILD_DIR-blas)
     --sizes) SIZES=$2; shift ;;
     --kinds) KINDS=$2; shift ;;
     --mixed-tol) MIXED_TOL=$2; shift ;;
-    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
     *) OUT=$1 ;;
   esac
   shift
@@ -48,9 +50,11 @@ build() {  # build DIR [extra cmake args]
   cmake -S "$SRC" -B "$dir" -DCMAKE_BUILD_TYPE=Release -DLIPATTN_BUILD_BENCH=ON "$@" > "$OUT/cmake-$(basename "$dir").log"
   cmake --build "$dir" --target jtj_bench solve_bench -j2 >> "$OUT/cmake-$(basename "$dir").log"
 }
-log "building $BUILD_DIR"
-build "$BUILD_DIR" -DLIPATTN_USE_BLAS=OFF
-if [ "$BLAS" = 1 ]; then
+if [ "$BUILD" = 1 ]; then
+  log "building $BUILD_DIR"
+  build "$BUILD_DIR" -DLIPATTN_USE_BLAS=OFF
+fi
+if [ "$BLAS" = 1 ] && [ "$BUILD" = 1 ]; then
   log "building $BUILD_DIR-blas (EIGEN_USE_BLAS, OpenBLAS)"
   build "$BUILD_DIR-blas" -DLIPATTN_USE_BLAS=ON
 fi
