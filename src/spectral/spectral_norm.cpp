@@ -208,6 +208,10 @@ SpectralMethod resolve_method(const LinearOperator& op, const SpectralOptions& o
 // residual and a change of θ beyond kMixedAgreement times its tolerance mean the twin is not J to that
 // tolerance, and the float64 solve starts afresh from v0.
 constexpr double kFloat32Floor = 1e-6;
+// A start whose relative residual is ρ₀ costs the float64 phase's first step a cancellation
+// (f = JᵀJx − θx, ‖f‖ ≈ ρ₀θ) that leaves its residual accurate only to about ε/ρ₀ (measured: ρ₀ = 1e-6
+// gave a certified 2e-10 at tol 1e-11), so the float32 phase stops no closer than kStartCancellation·ε/tol.
+constexpr double kStartCancellation = 10;
 constexpr int kMixedRestarts = 4;
 constexpr double kMixedAgreement = 100;
 
@@ -225,7 +229,7 @@ SpectralResult mixed_lanczos(const LinearOperator& op, const LinearOperator& twi
                              const VectorD& v0) {
   const auto start = std::chrono::steady_clock::now();
   SpectralOptions o32 = o;
-  o32.tol = std::max(o.mixed_tol, kFloat32Floor);
+  o32.tol = std::max({o.mixed_tol, kFloat32Floor, kStartCancellation * std::numeric_limits<double>::epsilon() / o.tol});
   o32.max_iter = o.max_iter > 0 ? std::min(o.max_iter, kMixedRestarts) : kMixedRestarts;
   SpectralResult r32;
   bool converged32 = false;
