@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """The PyTorch peer of bench/jtj_bench.cpp (docs/performance.md).
 
-The same GPT-2-shaped layer (read from the layer.safetensors that jtj_bench --export_dir writes) as a
-float64 PyTorch module; J^T J v products with functorch; sigma_max by
+The same GPT-2-shaped layer (read from the layer_<kind>.safetensors and X_<kind>_<n>.npy that
+solve_bench --export writes) as a float64 PyTorch module; J^T J v products with functorch; sigma_max by
 scipy.sparse.linalg.eigsh(LinearOperator, k=1, which='LA', tol) on J^T J, as the issue asks.
 
 Two faithful ways to build the product with torch 1.13's functorch are timed:
@@ -13,7 +13,7 @@ Two faithful ways to build the product with torch 1.13's functorch are timed:
             the forward.
 The faster at each n drives eigsh. Prints one JSON object per n on stdout.
 
-Usage: peer_torch.py DIR [--sizes 64,256,1024] [--tol 1e-8] [--threads 2]
+Usage: peer_torch.py DIR [--kinds gpt2,biased] [--sizes 256,1024] [--tol 1e-8] [--threads 2]
 """
 import argparse
 import json
@@ -107,9 +107,9 @@ def time_product(product, v, reps):
     return float(np.median(times)), (time.process_time() - c0) / reps
 
 
-def run(directory, n, tol, heads):
-    tensors, _ = read_safetensors(os.path.join(directory, "layer.safetensors"))
-    X = torch.from_numpy(np.load(os.path.join(directory, f"X_{n}.npy")).astype(np.float64))
+def run(directory, kind, n, tol, heads):
+    tensors, _ = read_safetensors(os.path.join(directory, f"layer_{kind}.safetensors"))
+    X = torch.from_numpy(np.load(os.path.join(directory, f"X_{kind}_{n}.npy")).astype(np.float64))
     module = GPT2Attention(tensors, heads)
     d = X.shape[1]
     v = torch.from_numpy(np.random.default_rng(7).standard_normal((n, d)))
@@ -141,7 +141,7 @@ def run(directory, n, tol, heads):
     w = matvec(vec)
     residual = float(np.linalg.norm(w - theta[0] * vec) / theta[0])
     return {
-        "n": n, "d": d, "heads": heads, "dtype": "f64", "tol": tol,
+        "kind": kind, "n": n, "d": d, "heads": heads, "dtype": "f64", "tol": tol,
         "product_seconds": per_product, "product_method": best, "methods_relative_difference": agreement,
         "product_cpu_seconds": timed[best][1],
         "eigsh_seconds": seconds, "eigsh_cpu_seconds": cpu_seconds, "matvecs": count[0] - 1, "sigma": float(math.sqrt(theta[0])),
@@ -153,17 +153,19 @@ def run(directory, n, tol, heads):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("dir")
-    ap.add_argument("--sizes", default="64,256,1024")
+    ap.add_argument("--kinds", default="gpt2,biased")
+    ap.add_argument("--sizes", default="256,1024")
     ap.add_argument("--tol", type=float, default=1e-8)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--heads", type=int, default=12)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    for n in (int(s) for s in args.sizes.split(",")):
-        result = run(args.dir, n, args.tol, args.heads)
-        print(json.dumps(result), flush=True)
-        with open(os.path.join(args.dir, f"peer_{n}.json"), "w") as f:
-            json.dump(result, f)
+    for kind in args.kinds.split(","):
+        for n in (int(s) for s in args.sizes.split(",")):
+            result = run(args.dir, kind, n, args.tol, args.heads)
+            print(json.dumps(result), flush=True)
+            with open(os.path.join(args.dir, f"peer_{kind}_{n}.json"), "w") as f:
+                json.dump(result, f)
 
 
 if __name__ == "__main__":

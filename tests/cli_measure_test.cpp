@@ -257,8 +257,26 @@ TEST(CliMeasure, UnknownFlagValues) {
   expect_input_error(flags(f) + " --max-memory lots", "--max-memory");
   expect_input_error(flags(f) + " --storage flash", "--storage");
   expect_input_error(flags(f) + " --krylov 2", "--krylov");
+  expect_input_error(flags(f) + " --mixed-tol -1", "--mixed-tol");
   expect_input_error(flags(f) + " --frobnicate", "frobnicate");
   // The file holds pre_norm tensors: leaving out --pre-norm is an error, not a silent drop.
   expect_input_error("measure --weights " + f.weights.string() + " --input " + f.input.string() + " --heads 2",
                      "--pre-norm");
+}
+
+// --mixed-tol (docs/theory.md §4.5): a float32 phase, then float64; the JSON says so and counts the
+// float32 products, and the value is the float64 solve's. --dominant-start gives the same value too.
+TEST(MeasureCli, MixedPrecisionAndDominantStartGiveTheFloat64Value) {
+  const std::string base = "measure --demo-n 24 --method lanczos --tol 1e-11 --json";
+  const auto plain = nlohmann::json::parse(run_cli(base).out);
+  const auto mixed = nlohmann::json::parse(run_cli(base + " --mixed-tol 1e-6").out);
+  const auto hinted = nlohmann::json::parse(run_cli(base + " --dominant-start").out);
+  EXPECT_FALSE(plain.contains("mixed"));
+  EXPECT_EQ(mixed["mixed"], "used");
+  EXPECT_GT(mixed["f32_matvecs"].get<long>(), 0);
+  EXPECT_GT(mixed["matvecs"].get<long>(), mixed["f32_matvecs"].get<long>());
+  const double sigma = plain["lipschitz"].get<double>();
+  EXPECT_NEAR(mixed["lipschitz"].get<double>(), sigma, 1e-10 * sigma);
+  EXPECT_NEAR(hinted["lipschitz"].get<double>(), sigma, 1e-10 * sigma);
+  EXPECT_LT(mixed["relative_residual"].get<double>(), 1e-11);
 }

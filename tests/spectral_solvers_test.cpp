@@ -373,6 +373,199 @@ TEST(Measure, RejectsNonFiniteInputAndBadOptions) {
   EXPECT_THROW(parse_precision("f16"), InputError);
 }
 
+// Mixed precision (docs/theory.md §4.5): a float32 phase on the operator's twin, then float64 from its
+// Ritz vector. On random layers it must give the float64 solve's σ (to 1e-10 at tol 1e-12), with a
+// float64 residual and a certified lower bound, and count the float32 products in f32_matvecs.
+TEST(MixedPrecision, AgreesWithFloat64AndDenseOnLayers) {
+  std::mt19937_64 rng(22);
+  for (int trial = 0; trial < 4; ++trial) {
+    AttentionOptions ao{4, 24, 6, 6, trial % 2 == 0, true, true, 24, 0.5 + 0.3 * trial};
+    LayerSpec spec;
+    spec.attention = random_attention(rng, ao);
+    spec.pre_norm = random_norm(rng, NormKind::LayerNorm, 24, true);
+    spec.residual = trial >= 2;
+    const MatrixD X = random_matrix(rng, 40, 24);
+    SpectralOptions o;
+    o.method = SpectralMethod::Dense;
+    const double exact = measure_local_lipschitz(spec, X, o).lipschitz;
+    o.method = SpectralMethod::Lanczos;
+    o.tol = 1e-12;
+    const SpectralResult plain = measure_local_lipschitz(spec, X, o);
+    o.mixed_tol = 1e-5;
+    long reported = 0;
+    o.on_product = [&](long products, double) { EXPECT_EQ(products, ++reported); };
+    const SpectralResult mixed = measure_local_lipschitz(spec, X, o);
+    EXPECT_EQ(plain.mixed, MixedPhase::Off);
+    EXPECT_EQ(mixed.mixed, MixedPhase::Used) << trial;
+    EXPECT_TRUE(mixed.converged);
+    EXPECT_NEAR(mixed.lipschitz, plain.lipschitz, 1e-10 * plain.lipschitz) << trial;
+    EXPECT_NEAR(mixed.lipschitz, exact, 1e-10 * exact) << trial;
+    EXPECT_LE(mixed.lower, exact * (1 + 1e-12));
+    EXPECT_LT(mixed.relative_residual, 1e-10);
+    EXPECT_GT(mixed.f32_matvecs, 0);
+    EXPECT_GT(mixed.matvecs, mixed.f32_matvecs);
+    EXPECT_EQ(reported, mixed.matvecs);  // on_product numbers the products across both phases
+  }
+}
+
+namespace {
+
+// A diagonal operator with a float32 twin that is another diagonal operator: the exact J rounded
+// to float32 (twin_s = s), or a deliberately wrong one, to put the mixed-precision solve's checks
+// (§4.5) on trial. noise > 0 adds that much relative noise to every twin product (a twin whose
+// float32 phase cannot converge: it stalls).
+class DiagonalWithTwin final : public LinearOperator {
+ public:
+  class Twin final : public LinearOperator {
+   public:
+    Twin(VectorD s, double noise) : s_(std::move(s)), noise_(noise) {}
+    Index input_size() const override { return s_.size(); }
+    Index output_size() const override { return s_.size(); }
+    VectorD apply(const VectorD& v) const override { return round(s_.cwiseProduct(v)); }
+    VectorD apply_transpose(const VectorD& w) const override { return round(s_.cwiseProduct(w)); }
+
+   private:
+    VectorD round(const VectorD& x) const {
+      VectorD y = x.cast<float>().cast<double>();
+      if (noise_ > 0) y += noise_ * y.norm() * random_unit_vector(y.size(), ++draws_);
+      return y;
+    }
+    VectorD s_;
+    double noise_;
+    mutable std::uint64_t draws_ = 0;
+  };
+  DiagonalWithTwin(VectorD s, VectorD twin_s, double noise = 0) : s_(std::move(s)), twin_(std::move(twin_s), noise) {}
+  Index input_size() const override { return s_.size(); }
+  Index output_size() const override { return s_.size(); }
+  VectorD apply(const VectorD& v) const override { return s_.cwiseProduct(v); }
+  VectorD apply_transpose(const VectorD& w) const override { return s_.cwiseProduct(w); }
+  const LinearOperator* float32_twin() const override { return &twin_; }
+
+ private:
+  VectorD s_;
+  Twin twin_;
+};
+
+// σ = 1 at index `top` above a graded tail ≤ 0.9.
+VectorD graded_spectrum(Index N, Index top) {
+  VectorD s(N);
+  for (Index i = 0; i < N; ++i) s(i) = 0.9 / (1.0 + static_cast<double>(i) / 20.0);
+  s(top) = 1.0;
+  return s;
+}
+
+}  // namespace
+
+// The adversaries of the mixed-precision solve, each of which would make a float32 phase trusted
+// blindly return a wrong σ: its answer must equal max |s_i| to 1e-10 all the same.
+TEST(MixedPrecision, DetectsFloat32PhasesThatCannotBeTrusted) {
+  const Index N = 3000;
+  SpectralOptions o;
+  o.method = SpectralMethod::Lanczos;
+  o.tol = 1e-10;
+  o.mixed_tol = 1e-5;
+  auto solve = [&](const DiagonalWithTwin& op) {
+    const SpectralResult r = spectral_norm(op, o);
+    EXPECT_TRUE(r.converged);
+    EXPECT_NEAR(r.lipschitz, 1.0, 1e-10);
+    EXPECT_NEAR(r.lower, 1.0, 1e-10);
+    EXPECT_GT(r.f32_matvecs, 0);
+    return r;
+  };
+  // Clustered top: σ₂ = 1 − 1e-7, a gap float32 rounds away and the float32 phase's tolerance cannot
+  // see; the float64 phase must still separate the two.
+  VectorD cluster = graded_spectrum(N, 7);
+  cluster(1500) = 1.0 - 1e-7;
+  EXPECT_EQ(solve(DiagonalWithTwin(cluster, cluster)).mixed, MixedPhase::Used);
+  // A twin whose top singular vector is orthogonal to J's: its σ = 1 sits where J has 0.99, and J's
+  // top is 0.98 in the twin. The float32 Ritz vector is then (nearly) an eigenvector of J for 0.99²,
+  // from which float64 Lanczos would stop at 0.99 at once: the first float64 product must reject it.
+  VectorD truth = graded_spectrum(N, 7), swapped = truth;
+  truth(100) = 0.99;
+  swapped(7) = 0.98;
+  swapped(100) = 1.0;
+  EXPECT_EQ(solve(DiagonalWithTwin(truth, swapped)).mixed, MixedPhase::Rejected);
+  // Noisy twins: every product off by 1e-3, 1e-2 or 0.3 of its norm in a random direction. Lanczos
+  // tolerates the first (its vector is still good), not the others: they must be caught.
+  for (double noise : {1e-3, 1e-2, 0.3}) {
+    const SpectralResult r = solve(DiagonalWithTwin(truth, truth, noise));
+    fmt::print("noise {}: {}, {} products ({} in float32)\n", noise, to_string(r.mixed), r.matvecs, r.f32_matvecs);
+    if (noise >= 0.3) {
+      EXPECT_NE(r.mixed, MixedPhase::Used);
+    }
+    EXPECT_LE(r.f32_matvecs, 20 + 4 * 10);  // the phase's budget: krylov + 4 restarts of 10
+  }
+  // A phase that cannot meet its tolerance within 4 restarts (a subspace of 4 on a graded spectrum)
+  // stalls and is given up; the float64 solve then starts afresh.
+  o.krylov_dim = 4;
+  const SpectralResult stalled = solve(DiagonalWithTwin(truth, truth));
+  EXPECT_EQ(stalled.mixed, MixedPhase::Stalled);
+  EXPECT_EQ(stalled.f32_matvecs, 4 + 4 * 2);  // the phase's budget: krylov + 4 restarts of 2
+  o.krylov_dim = 20;
+  // Mixed precision is off without a twin, and for a tolerance not looser than tol.
+  o.mixed_tol = 1e-12;
+  EXPECT_EQ(spectral_norm(DiagonalWithTwin(truth, truth), o).mixed, MixedPhase::Off);
+  o.mixed_tol = -1;
+  EXPECT_THROW(spectral_norm(DiagonalWithTwin(truth, truth), o), InputError);
+}
+
+// The start hint (docs/theory.md §4.6) is mixed with the Gaussian start, so a hint orthogonal to the
+// top singular vector, even an exact singular vector of a lower value (from which Lanczos alone would
+// never leave), still gives σ_max, in float64 and with mixed precision.
+TEST(StartHint, AHintOrthogonalToTheTopVectorStillGivesTheTop) {
+  const Index N = 3000;
+  VectorD s = graded_spectrum(N, 7);
+  s(100) = 0.99;
+  for (const VectorD& hint : {VectorD(VectorD::Unit(N, 100)), VectorD(VectorD::Unit(N, 2000)),
+                              VectorD(VectorD::Ones(N) - VectorD::Unit(N, 7))}) {
+    for (double mixed_tol : {0.0, 1e-6}) {
+      SpectralOptions o;
+      o.method = SpectralMethod::Lanczos;
+      o.tol = 1e-10;
+      o.mixed_tol = mixed_tol;
+      o.start_hint = hint;
+      const SpectralResult r = spectral_norm(DiagonalWithTwin(s, s), o);
+      EXPECT_TRUE(r.converged);
+      EXPECT_NEAR(r.lipschitz, 1.0, 1e-10) << mixed_tol;
+      o.method = SpectralMethod::Power;
+      o.mixed_tol = 0;
+      o.tol = 1e-6;
+      EXPECT_NEAR(spectral_norm(DiagonalWithTwin(s, s), o).lipschitz, 1.0, 1e-6);
+    }
+  }
+  SpectralOptions o;
+  o.start_hint = VectorD::Ones(5);
+  EXPECT_THROW(spectral_norm(DiagonalWithTwin(s, s), o), InputError);
+  o.start_hint = VectorD::Zero(N);
+  EXPECT_THROW(spectral_norm(DiagonalWithTwin(s, s), o), InputError);
+}
+
+// dominant_start on attention layers of every placement (the hint applies without a residual and is
+// skipped with one): the same σ as dense, with and without mixed precision.
+TEST(StartHint, DominantStartAgreesWithDenseOnLayers) {
+  std::mt19937_64 rng(27);
+  for (int trial = 0; trial < 6; ++trial) {
+    AttentionOptions ao{3, 18, 6, 6, trial % 2 == 0, trial % 3 != 0, true, 18, 0.4 + 0.3 * (trial % 3)};
+    LayerSpec spec;
+    spec.attention = random_attention(rng, ao);
+    if (trial >= 2) spec.pre_norm = random_norm(rng, NormKind::LayerNorm, 18, true);
+    spec.residual = trial >= 4;
+    const MatrixD X = random_matrix(rng, 30, 18);
+    SpectralOptions o;
+    o.method = SpectralMethod::Dense;
+    const double exact = measure_local_lipschitz(spec, X, o).lipschitz;
+    o.method = SpectralMethod::Lanczos;
+    o.tol = 1e-12;
+    o.dominant_start = true;
+    for (double mixed_tol : {0.0, 1e-6}) {
+      o.mixed_tol = mixed_tol;
+      const SpectralResult r = measure_local_lipschitz(spec, X, o);
+      EXPECT_TRUE(r.converged) << trial;
+      EXPECT_NEAR(r.lipschitz, exact, 1e-10 * exact) << trial << " " << mixed_tol;
+    }
+  }
+}
+
 namespace {
 
 // σ and product count of one Lanczos solve, for the regression table below.

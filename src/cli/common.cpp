@@ -18,6 +18,13 @@ void SolverFlags::add_to(CLI::App& app) {
   app.add_option("--seed", seed, "seed of the start vector (and of random models)")->capture_default_str();
   app.add_option("--krylov", krylov, "Lanczos subspace size (vectors kept); past it the subspace restarts at half")
       ->capture_default_str();
+  app.add_option("--mixed-tol", mixed_tol,
+                 "mixed precision (f64 only): a float32 Lanczos phase to this looser tolerance, then float64 "
+                 "from its vector to --tol (0: off)")
+      ->capture_default_str();
+  app.add_flag("--dominant-start", dominant_start,
+               "start Lanczos from the top singular vector of the attention Jacobian's dominant part "
+               "P̄ ⊗ W_O W_V, mixed with the seeded Gaussian vector");
   app.add_option("--dtype", dtype, "f64 | f32: precision of the products (results are float64)")
       ->capture_default_str();
   app.add_option("--max-memory", max_memory,
@@ -42,6 +49,8 @@ SpectralOptions SolverFlags::options() const {
   o.seed = seed;
   if (krylov < 3) throw InputError(fmt::format("krylov_dim must be at least 3, got {}", krylov), "krylov_dim");
   o.krylov_dim = krylov;
+  o.mixed_tol = mixed_tol;
+  o.dominant_start = dominant_start;
   // Progress on stderr (common/progress.h) once a solve gets long: a live line on a terminal after
   // 2 s, a plain line every 10 s after the first 10 s elsewhere. --quiet silences it.
   o.on_product = [](long products, double seconds) {

@@ -10,12 +10,14 @@
 
 namespace lipattn::cli {
 
-// --method --tol --max-iter --krylov --seed --dtype --max-memory --storage
+// --method --tol --max-iter --krylov --seed --mixed-tol --dominant-start --dtype --max-memory --storage
 struct SolverFlags {
   std::string method = "auto";
   double tol = 1e-10;
   int max_iter = 0;
   int krylov = 20;
+  double mixed_tol = 0;
+  bool dominant_start = false;
   std::uint64_t seed = 0;
   std::string dtype = "f64";
   std::string max_memory;  // "" = what the machine has available

@@ -42,6 +42,8 @@ void print_summary(const SpectralResult& r, const std::string& what, Index n, In
     fmt::print("f32 check  {:.3g}   relative difference of one float32 product from float64 at v\n",
                *r.f32_check_difference);
   if (!r.storage.empty()) fmt::print("attention  {} (--storage, --max-memory)\n", r.storage);
+  if (r.mixed != MixedPhase::Off)
+    fmt::print("mixed      float32 phase {}, {} of the products in float32\n", to_string(r.mixed), r.f32_matvecs);
 }
 
 // One window's record of `measure --model` for a reader (the --json record holds the same).

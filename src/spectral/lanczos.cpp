@@ -282,7 +282,8 @@ RitzPair top_ritz_pair(const LanczosFactorization& fac) {
 
 }  // namespace
 
-SpectralResult lanczos_method(const LinearOperator& op, const SpectralOptions& o, const VectorD& v0) {
+SpectralResult lanczos_method(const LinearOperator& op, const SpectralOptions& o, const VectorD& v0,
+                              const StartCheck& check, bool* rejected) {
   SpectralResult r;
   r.method = SpectralMethod::Lanczos;
   NormalProduct normal(op, o);
@@ -294,6 +295,16 @@ SpectralResult lanczos_method(const LinearOperator& op, const SpectralOptions& o
 
   LanczosFactorization fac(normal, krylov);
   fac.start(v0);
+  if (rejected) *rejected = false;
+  if (check) {
+    const double theta = fac.diagonal()(0);
+    const double residual = theta > 0 ? fac.residual_norm() / theta : std::numeric_limits<double>::infinity();
+    if (!check(theta, residual)) {
+      if (rejected) *rejected = true;
+      r.matvecs = normal.products();
+      return r;
+    }
+  }
   RitzPair ritz;
   int restarts = 0;
   while (true) {

@@ -4,6 +4,7 @@
 // restart) are used only through their public API on the small tridiagonal matrix.
 #pragma once
 
+#include <functional>
 #include <stdexcept>
 
 #include "spectral/spectral_norm.h"
@@ -16,9 +17,15 @@ struct KrylovBreakdown : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Judges the start after the first product from θ₀ = v₀ᵀJᵀJv₀ and ‖JᵀJv₀ − θ₀v₀‖/θ₀ (unit v₀); false
+// abandons the solve (the mixed-precision check of §4.5).
+using StartCheck = std::function<bool(double theta, double relative_residual)>;
+
 // σ_max of op by Lanczos on JᵀJ from the start vector v0 (any nonzero length), to options.tol, with
 // options.krylov_dim vectors and at most options.max_iter restarts. Sets lipschitz, matvecs,
-// converged and right_vector; the caller certifies.
-SpectralResult lanczos_method(const LinearOperator& op, const SpectralOptions& options, const VectorD& v0);
+// converged and right_vector; the caller certifies. With a start check that refuses the start, returns
+// after that one product with converged false and *rejected set.
+SpectralResult lanczos_method(const LinearOperator& op, const SpectralOptions& options, const VectorD& v0,
+                              const StartCheck& check = {}, bool* rejected = nullptr);
 
 }  // namespace lipattn

@@ -29,6 +29,9 @@ struct MapBuilder {
   Index attention_heads = 0;
   std::function<MapPtr<double>(const AttentionMemory&)> f64;
   std::function<MapPtr<float>(const AttentionMemory&)> f32;  // may be empty when only f64 is asked for
+  // The dominant-part start of docs/theory.md §4.6 at X, for SpectralOptions::dominant_start; may be
+  // empty (one attention layer has it; a composed map has none).
+  std::function<VectorD(const MatrixD&, const AttentionMemory&)> start_hint;
 };
 SpectralResult measure_local_lipschitz(const MapBuilder& builder, const MatrixD& X,
                                        const SpectralOptions& options = {},

@@ -16,6 +16,9 @@ class LinearOperator {
   virtual VectorD apply(const VectorD& v) const = 0;            // J v
   virtual VectorD apply_transpose(const VectorD& w) const = 0;  // Jᵀ w
   virtual VectorD apply_normal(const VectorD& v) const { return apply_transpose(apply(v)); }  // JᵀJ v
+  // The same J with its products computed in float32, or null: the float32 phase of a mixed-precision
+  // solve runs on it (SpectralOptions::mixed_tol, docs/theory.md §4.5).
+  virtual const LinearOperator* float32_twin() const { return nullptr; }
 };
 
 // Df(X) of a map at X: runs forward once and keeps the cache, so every product reuses it.
@@ -39,6 +42,26 @@ class Linearization final : public LinearOperator {
   MapPtr<T> map_;
   Index n_;
   std::unique_ptr<Cache<T>> cache_;
+};
+
+// Df(X) in float64 with its float32 twin, the same map built in float: a solve with
+// SpectralOptions::mixed_tol runs its float32 phase on the twin (docs/theory.md §4.5). Two forward
+// passes, one per precision.
+class TwinLinearization final : public LinearOperator {
+ public:
+  TwinLinearization(MapPtr<double> map64, MapPtr<float> map32, const MatrixD& X)
+      : f64_(std::move(map64), X), f32_(std::move(map32), X) {}
+  Index input_size() const override { return f64_.input_size(); }
+  Index output_size() const override { return f64_.output_size(); }
+  VectorD apply(const VectorD& v) const override { return f64_.apply(v); }
+  VectorD apply_transpose(const VectorD& w) const override { return f64_.apply_transpose(w); }
+  VectorD apply_normal(const VectorD& v) const override { return f64_.apply_normal(v); }
+  const LinearOperator* float32_twin() const override { return &f32_; }
+  const Linearization<double>& float64() const { return f64_; }
+
+ private:
+  Linearization<double> f64_;
+  Linearization<float> f32_;
 };
 
 }  // namespace lipattn

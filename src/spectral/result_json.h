@@ -1,6 +1,6 @@
 // SpectralResult to and from JSON, the one serialisation (the CLI's results and the experiments'
 // records). Keys: lipschitz, lower, method, matvecs, converged, relative_residual, seconds, and
-// f32_check_difference / storage when set. The right vector is not written. nlohmann writes a
+// f32_check_difference / storage / mixed and f32_matvecs when set. The right vector is not written. nlohmann writes a
 // non-finite double as null, which reads back as NaN. Header-only, so the
 // spectral library itself does not depend on nlohmann-json.
 #pragma once
@@ -18,6 +18,10 @@ inline void to_json(nlohmann::json& j, const SpectralResult& r) {
        {"seconds", r.seconds}};
   if (r.f32_check_difference) j["f32_check_difference"] = *r.f32_check_difference;
   if (!r.storage.empty()) j["storage"] = r.storage;
+  if (r.mixed != MixedPhase::Off) {
+    j["mixed"] = to_string(r.mixed);
+    j["f32_matvecs"] = r.f32_matvecs;
+  }
 }
 
 inline void from_json(const nlohmann::json& j, SpectralResult& r) {
@@ -31,6 +35,10 @@ inline void from_json(const nlohmann::json& j, SpectralResult& r) {
   r.seconds = number_from_json(j.at("seconds"), "seconds");
   if (j.contains("f32_check_difference")) r.f32_check_difference = j["f32_check_difference"].get<double>();
   if (j.contains("storage")) r.storage = j["storage"].get<std::string>();
+  if (j.contains("mixed")) {
+    r.mixed = parse_mixed_phase(j["mixed"].get<std::string>());
+    r.f32_matvecs = j.at("f32_matvecs").get<long>();
+  }
 }
 
 }  // namespace lipattn

@@ -172,6 +172,8 @@ SpectralResult power_method(const LinearOperator& op, const SpectralOptions& o, 
 void check_options(const LinearOperator& op, const SpectralOptions& o) {
   if (!(o.tol > 0) || !std::isfinite(o.tol)) throw InputError(fmt::format("--tol must be positive, got {}", o.tol));
   if (o.max_iter < 0) throw InputError(fmt::format("--max-iter must be ≥ 0, got {}", o.max_iter));
+  if (!(o.mixed_tol >= 0) || !std::isfinite(o.mixed_tol))
+    throw InputError(fmt::format("mixed_tol must be ≥ 0 and finite, got {}", o.mixed_tol), "mixed_tol");
   if (o.start.size() == 0) return;
   if (o.start.size() != op.input_size())
     throw InputError(
@@ -179,6 +181,16 @@ void check_options(const LinearOperator& op, const SpectralOptions& o) {
         "start");
   if (!o.start.allFinite() || !(o.start.norm() > 0))
     throw InputError("the start vector must be finite and nonzero", "start");
+}
+
+void check_hint(const LinearOperator& op, const SpectralOptions& o) {
+  if (o.start_hint.size() == 0) return;
+  if (o.start_hint.size() != op.input_size())
+    throw InputError(fmt::format("the start hint has {} entries, the operator takes {}", o.start_hint.size(),
+                                 op.input_size()),
+                     "start_hint");
+  if (!o.start_hint.allFinite() || !(o.start_hint.norm() > 0))
+    throw InputError("the start hint must be finite and nonzero", "start_hint");
 }
 
 // Auto: dense for small Jacobians, unless a start vector is given: a warm start converges in a few
@@ -193,16 +205,96 @@ SpectralMethod resolve_method(const LinearOperator& op, const SpectralOptions& o
   return method;
 }
 
+// Mixed precision (docs/theory.md §4.5). Float32 products carry relative rounding of about 1e-7, so
+// the float32 phase stops at 1e-6 at the least; it gets a few restarts, since one that stalls above
+// its tolerance only wastes products. Its vector must pass the first float64 product: a relative
+// residual and a change of θ beyond kMixedAgreement times its tolerance mean the twin is not J to that
+// tolerance, and the float64 solve starts afresh from v0.
+constexpr double kFloat32Floor = 1e-6;
+// A start whose relative residual is ρ₀ costs the float64 phase's first step a cancellation
+// (f = JᵀJx − θx, ‖f‖ ≈ ρ₀θ) that leaves its residual accurate only to about ε/ρ₀ (measured: ρ₀ = 1e-6
+// gave a certified 2e-10 at tol 1e-11), so the float32 phase stops no closer than kStartCancellation·ε/tol.
+constexpr double kStartCancellation = 10;
+constexpr int kMixedRestarts = 4;
+constexpr double kMixedAgreement = 100;
+
+// on_product numbered across both phases.
+SpectralOptions phase_options(const SpectralOptions& o, long products_before, double seconds_before) {
+  SpectralOptions p = o;
+  if (o.on_product)
+    p.on_product = [f = o.on_product, products_before, seconds_before](long products, double seconds) {
+      f(products_before + products, seconds_before + seconds);
+    };
+  return p;
+}
+
+SpectralResult mixed_lanczos(const LinearOperator& op, const LinearOperator& twin, const SpectralOptions& o,
+                             const VectorD& v0) {
+  const auto start = std::chrono::steady_clock::now();
+  SpectralOptions o32 = o;
+  o32.tol = std::max({o.mixed_tol, kFloat32Floor, kStartCancellation * std::numeric_limits<double>::epsilon() / o.tol});
+  o32.max_iter = o.max_iter > 0 ? std::min(o.max_iter, kMixedRestarts) : kMixedRestarts;
+  SpectralResult r32;
+  bool converged32 = false;
+  try {
+    r32 = lanczos_method(twin, o32, v0);
+    converged32 = r32.converged;
+  } catch (const KrylovBreakdown&) {
+  }
+  long spent64 = 0;
+  MixedPhase outcome = MixedPhase::Stalled;
+  if (converged32) {
+    const double theta32 = r32.lipschitz * r32.lipschitz, allowed = kMixedAgreement * o32.tol;
+    const StartCheck agrees = [&](double theta, double residual) {
+      return residual <= allowed && std::abs(theta - theta32) <= allowed * theta32;
+    };
+    bool rejected = false;
+    SpectralResult r = lanczos_method(op, phase_options(o, r32.matvecs, seconds_since(start)), r32.right_vector,
+                                      agrees, &rejected);
+    if (!rejected) {
+      r.f32_matvecs = r32.matvecs;
+      r.matvecs += r32.matvecs;
+      r.mixed = MixedPhase::Used;
+      return r;
+    }
+    spent64 = r.matvecs;
+    outcome = MixedPhase::Rejected;
+  }
+  SpectralResult r = lanczos_method(op, phase_options(o, r32.matvecs + spent64, seconds_since(start)), v0);
+  r.f32_matvecs = r32.matvecs;
+  r.matvecs += r32.matvecs + spent64;
+  r.mixed = outcome;
+  return r;
+}
+
 }  // namespace
+
+std::string to_string(MixedPhase phase) {
+  switch (phase) {
+    case MixedPhase::Off: return "off";
+    case MixedPhase::Used: return "used";
+    case MixedPhase::Stalled: return "stalled";
+    case MixedPhase::Rejected: return "rejected";
+  }
+  return "?";
+}
+
+MixedPhase parse_mixed_phase(const std::string& name) {
+  for (MixedPhase p : {MixedPhase::Off, MixedPhase::Used, MixedPhase::Stalled, MixedPhase::Rejected})
+    if (to_string(p) == name) return p;
+  throw InputError(fmt::format("mixed must be off, used, stalled or rejected, got '{}'", name), "mixed");
+}
 
 SpectralResult spectral_norm(const LinearOperator& op, const SpectralOptions& o) {
   check_options(op, o);
+  check_hint(op, o);
   const auto start = std::chrono::steady_clock::now();
   const SpectralMethod method = resolve_method(op, o);
   const Index N = op.input_size();
-  const VectorD v0 = N == 0 || method == SpectralMethod::Dense ? VectorD()
-                     : o.start.size()                          ? o.start
-                                                               : random_unit_vector(N, o.seed);
+  VectorD v0 = N == 0 || method == SpectralMethod::Dense ? VectorD()
+               : o.start.size()                          ? o.start
+                                                         : random_unit_vector(N, o.seed);
+  if (v0.size() && !o.start.size() && o.start_hint.size()) v0 += o.start_hint / o.start_hint.norm();  // §4.6
   SpectralResult r;
   if (N == 0) {
     r.method = method;
@@ -212,7 +304,8 @@ SpectralResult spectral_norm(const LinearOperator& op, const SpectralOptions& o)
     r = dense_method(op);
   } else if (method == SpectralMethod::Lanczos) {
     try {
-      r = lanczos_method(op, o, v0);
+      const LinearOperator* twin = op.float32_twin();
+      r = twin && o.mixed_tol > o.tol ? mixed_lanczos(op, *twin, o, v0) : lanczos_method(op, o, v0);
     } catch (const KrylovBreakdown&) {
       // JᵀJ is zero on the Krylov space and beyond (e.g. LayerNorm of width 1, whose Jacobian
       // vanishes). Power iteration handles that case; it reports itself.

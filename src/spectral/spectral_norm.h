@@ -33,14 +33,42 @@ struct SpectralOptions {
   // vector from seed. A warm start, the top right singular vector of a nearby Jacobian (the previous
   // step of an ascent), converges in a few products; with one, auto picks lanczos (§4).
   VectorD start;
+  // Mixed precision (docs/theory.md §4.5). When > tol and the operator has a float32 twin
+  // (LinearOperator::float32_twin; measure_local_lipschitz attaches one), lanczos first runs on the twin
+  // from the same start to this looser tolerance (at least 1e-6, float32's floor), then in float64 from
+  // the twin's Ritz vector to tol. The float32 phase is given up, and the float64 solve runs from the
+  // start as it would without it, when the phase does not converge within a few restarts (a stall) or
+  // when the first float64 product contradicts it at its own vector (the twin is not J to that
+  // tolerance). lipschitz, lower and relative_residual keep their float64 meaning. 0: off.
+  double mixed_tol = 0;
+  // A guess at the top right singular vector (N_in entries, any nonzero length), used when no start is
+  // given: lanczos and power start from ĥ/‖ĥ‖ + g, g the seeded Gaussian unit vector, so that a guess
+  // orthogonal to the top singular vector leaves the start as good as g/√2 (docs/theory.md §4.6).
+  VectorD start_hint;
+  // measure_local_lipschitz only: fill start_hint from the dominant part of an attention layer's
+  // Jacobian, P̄ ⊗ W_O W_V (§4.6), where it applies (no residual, stored attention, one K/V head
+  // per query head); elsewhere nothing changes.
+  bool dominant_start = false;
 };
+
+// What the float32 phase of a mixed-precision solve came to (§4.5).
+enum class MixedPhase {
+  Off,       // not run: no mixed_tol, no float32 twin, or not lanczos
+  Used,      // the float64 solve started from the float32 Ritz vector
+  Stalled,   // the float32 phase did not converge within its budget: the float64 solve started afresh
+  Rejected,  // the first float64 product contradicted the float32 answer: the float64 solve started afresh
+};
+std::string to_string(MixedPhase phase);
+MixedPhase parse_mixed_phase(const std::string& name);  // throws InputError
 
 struct SpectralResult {
   double lipschitz = 0;          // the estimate of ‖J‖₂ (the method's σ)
   double lower = 0;              // ‖Jv‖ for the unit vector v found: a certified lower bound
   double relative_residual = 0;  // ‖JᵀJv − θv‖/θ with θ = ‖Jv‖²
   SpectralMethod method = SpectralMethod::Dense;  // the method that actually ran
-  long matvecs = 0;              // products with JᵀJ (dense: columns of J assembled)
+  long matvecs = 0;              // products with JᵀJ (dense: columns of J assembled), of either precision
+  long f32_matvecs = 0;          // of those, the float32 phase's (mixed precision)
+  MixedPhase mixed = MixedPhase::Off;
   bool converged = false;
   double seconds = 0;
   VectorD right_vector;          // v, unit: the top right singular vector found
