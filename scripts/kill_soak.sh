@@ -13,7 +13,8 @@
 #    once, no job lost, no part or temporary file left, every number equal (bench/compare_reproduce.py,
 #    rtol 1e-12), report.md identical but for the output folder's name, the sweep time and the notes.
 # Prints one summary line per mode and exits 1 when any check fails. KILLS and SEED (of the kill
-# moments) come from the environment. Needs build/lipattn (scripts/build.sh) and, for step 3, mpirun.
+# moments) and LIPATTN (the binary, default build/lipattn: scripts/build.sh) come from the environment;
+# step 3 needs mpirun.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=out/kill-soak
@@ -22,7 +23,7 @@ if [ $# -gt 0 ] && [ "$1" != "--" ]; then root=$1; shift; fi
 extra=("$@")
 kills=${KILLS:-20}
 RANDOM=${SEED:-1}
-bin=$PWD/build/lipattn
+bin=${LIPATTN:-$PWD/build/lipattn}  # LIPATTN: another binary (e.g. a copy while build/ is rebuilt)
 [ -x "$bin" ] || { echo "kill_soak: $bin is not built (scripts/build.sh)" >&2; exit 2; }
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 rm -rf "$root"
@@ -100,7 +101,7 @@ for path in sorted((ref / "results").glob("*.jsonl")):
 left = [p.name for p in out.rglob("*") if ".part" in p.name or p.suffix == ".tmp"]
 def numbers(d):
     text = (d / "report.md").read_text().replace(str(d), "OUT")
-    return [l for l in text.splitlines() if not l.startswith(("The sweeps of this run took", "Note: "))]
+    return [l for l in text.splitlines() if l and not l.startswith(("The sweeps of this run took", "Note: "))]
 same_report = numbers(ref) == numbers(out)
 print(f"kill_soak: {mode}: {kills} kills ({landed} before the end), {kills + 1} reruns, {jobs} jobs, "
       f"{duplicates} duplicates, {lost} lost, {torn} torn lines, {len(left)} part/tmp files left, "

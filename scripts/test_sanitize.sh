@@ -5,8 +5,10 @@
 # them. scripts/test.sh runs this under CI=true; it can also run alone, after scripts/setup.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Warnings are not errors here: the Release build (scripts/build.sh) holds the code to -Werror, and
+# GCC 12 at -O1 with the sanitizers warns inside its own AVX-512 headers (-Wuninitialized on
+# _mm512_undefined_ps, reached through Eigen), code we cannot change.
 werror=OFF
-[ "${CI:-}" = true ] && werror=ON
 mkdir -p build-sanitize
 # No Python module here (an ASan library inside python3 needs LD_PRELOAD); pybind11's CMake files still
 # look for a Python, so point them at Debian's as scripts/build.sh does.

@@ -111,7 +111,8 @@ std::map<std::string, nlohmann::json> records_by_job(const fs::path& path) {
 }
 
 // report.md without what differs between two runs of the same jobs: the output folder's name, how long
-// this run's sweeps took, and its notes (a torn last line repaired, part files merged).
+// this run's sweeps took, and its notes (a torn last line repaired, part files merged); blank lines
+// dropped (a note is a paragraph).
 std::string report_numbers(const fs::path& dir) {
   std::string report = read_bytes(dir / "report.md"), out;
   for (std::size_t at; (at = report.find(dir.string())) != std::string::npos;) report.replace(at, dir.string().size(), "OUT");
@@ -121,7 +122,7 @@ std::string report_numbers(const fs::path& dir) {
     if (nl == std::string::npos) nl = report.size();
     const std::string line = report.substr(begin, nl - begin);
     begin = nl + 1;
-    if (line.rfind("The sweeps of this run took", 0) == 0 || line.rfind("Note: ", 0) == 0) continue;
+    if (line.empty() || line.rfind("The sweeps of this run took", 0) == 0 || line.rfind("Note: ", 0) == 0) continue;
     out += line;
     out += '\n';
   }
@@ -197,7 +198,7 @@ void kill_and_rerun(const std::string& name, const std::function<std::vector<std
   ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << read_bytes(log);
   std::size_t jobs = 0;
   expect_same_as_reference(ref.dir, out, &jobs);
-  std::cout << name << ": " << kills << " kills (the others came after the end), " << kKills + 1 << " reruns, " << jobs
+  std::cout << name << ": " << kills << " of " << kKills << " kills landed before the end, " << kKills + 1 << " reruns, " << jobs
             << " jobs; the uninterrupted run took " << ref.seconds << " s\n";
   EXPECT_GT(jobs, 0u);
 }
