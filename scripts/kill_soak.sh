@@ -35,8 +35,8 @@ marked() {
   for f in /proc/[0-9]*/environ; do
     pid=${f#/proc/}; pid=${pid%/environ}
     [ "$pid" = $$ ] && continue
-    tr '\0' '\n' < "$f" 2>/dev/null | grep -qx "$1" || continue
-    [ -n "${2:-}" ] && { tr '\0' '\n' < "$f" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$2" || continue; }
+    { tr '\0' '\n' < "$f"; } 2>/dev/null | grep -qx "$1" || continue  # gone, or not ours to read
+    [ -n "${2:-}" ] && { { tr '\0' '\n' < "$f"; } 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$2" || continue; }
     echo "$pid"
   done
 }
