@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Installs lipattn's build dependencies from Debian's archive. Idempotent and quiet when all is present.
+# Installs lipattn's build and test dependencies from Debian's archive (chromium, mpirun and python3-torch
+# included: with CI=true a test missing one fails) and checks for the shared data. Idempotent and quiet
+# when all is present.
 set -euo pipefail
 packages=(
   g++ cmake make pkg-config ccache
