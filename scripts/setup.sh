@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Installs lipattn's build dependencies from Debian's archive. Idempotent and quiet when all is present.
+# Installs lipattn's build and test dependencies from Debian's archive (chromium, mpirun and python3-torch
+# included: with CI=true a test missing one fails) and checks for the shared data. Idempotent and quiet
+# when all is present.
 set -euo pipefail
 packages=(
   g++ cmake make pkg-config ccache
@@ -20,4 +22,16 @@ if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# The shared data (tokenizers, stories260K, texts) is not an apt package: every checkout has it read-only
+# at ../shared/data (shared/README.md). The tests that read it skip without it, and fail under CI=true.
+shared="$(cd "$(dirname "$0")/.." && pwd)/../shared/data"
+missing_data=()
+for f in gpt2/vocab.json gpt2/merges.txt bert-base-uncased/vocab.txt stories260K/stories260K.bin \
+         stories260K/tok512.bin text/carroll-alice.txt text/tinystories-valid-head.txt; do
+  [ -s "$shared/$f" ] || missing_data+=("$f")
+done
+if [ ${#missing_data[@]} -gt 0 ]; then
+  echo "setup: the shared data is missing from $shared: ${missing_data[*]} (shared/README.md says what each is;" \
+       "the tests that need it fail under CI=true)" >&2
 fi

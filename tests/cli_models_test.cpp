@@ -12,6 +12,7 @@
 
 #include "bytes_support.h"
 #include "cli_support.h"
+#include "requirement_support.h"
 #include "io/npy.h"
 #include "llama_fixture.h"
 #include "llama_tokenizer_fixture.h"
@@ -121,7 +122,7 @@ TEST(CliModels, MissingModelsSayHowToGetThem) {
 }
 
 TEST(CliModels, TokenizeAndForwardOnText) {
-  if (!fs::exists(kData / "gpt2" / "vocab.json")) GTEST_SKIP() << "no shared data at " << kData;
+  LIPATTN_REQUIRE_SHARED_DATA(kData / "gpt2" / "vocab.json");
   const fs::path dir = fixture::temp_dir("cli_text");
   std::ofstream(dir / "hello.txt") << "Hello world";
   CommandResult r =

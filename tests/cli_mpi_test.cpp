@@ -2,7 +2,8 @@
 // (same jobs, each once, same results), the jobs were shared between the ranks, a rank busy with a long
 // job does not hold up the others, a rank killed midway loses only unfinished jobs and a rerun completes
 // the sweep, and a bad sweep file ends every rank with exit 2 (no hang).
-// Skipped, with the reason printed, when mpirun is not installed (scripts/setup.sh installs it).
+// Skipped, with the reason printed, when mpirun is not installed (failed under CI=true; scripts/setup.sh
+// installs it).
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -26,46 +27,20 @@
 #include "bytes_support.h"
 #include "cli_support.h"
 #include "file_support.h"
+#include "json_support.h"
+#include "process_support.h"
 
 namespace lipattn {
 namespace {
 
 using testing::CommandResult;
+using testing::expect_same_result;
 using testing::lines_of;
+using testing::processes_with;
 using testing::read_bytes;
 using testing::run_cli;
 using testing::run_command;
 using testing::scratch_dir;
-
-std::string find_mpirun() {
-  const char* path = std::getenv("PATH");
-  std::stringstream dirs(path ? path : "");
-  for (std::string dir; std::getline(dirs, dir, ':');) {
-    const auto candidate = std::filesystem::path(dir.empty() ? "." : dir) / "mpirun";
-    if (::access(candidate.c_str(), X_OK) == 0) return candidate.string();
-  }
-  return {};
-}
-
-// Skips the test when MPI is not installed; fails when it is but this build was configured without it.
-#define REQUIRE_MPI(mpirun)                                                                                   \
-  const std::string mpirun = find_mpirun();                                                                   \
-  if (mpirun.empty()) GTEST_SKIP() << "mpirun is not on PATH: MPI is not installed (scripts/setup.sh installs " \
-                                      "openmpi-bin and libopenmpi-dev)";                                       \
-  if (!kBuiltWithMpi) FAIL() << "mpirun is installed but this build has no MPI: rerun cmake so it finds MPI"; \
-  allow_root()
-
-#ifdef LIPATTN_HAVE_MPI
-constexpr bool kBuiltWithMpi = true;
-#else
-constexpr bool kBuiltWithMpi = false;
-#endif
-
-// OpenMPI refuses to run as root unless told it is on purpose (containers, CI).
-void allow_root() {
-  ::setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
-  ::setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
-}
 
 std::string mpi_sweep(const std::string& mpirun, int ranks, const std::string& arguments) {
   return mpirun + " --oversubscribe -np " + std::to_string(ranks) + " " + LIPATTN_BINARY + " sweep " + arguments;
@@ -110,33 +85,6 @@ std::filesystem::path write_spec(const std::filesystem::path& dir, std::vector<i
   return path;
 }
 
-// Results equal up to rounding: numbers to 1e-12 relative, everything else exactly; timings (any key
-// containing "seconds") are not results.
-void expect_same_result(const nlohmann::json& a, const nlohmann::json& b, const std::string& where) {
-  if (a.is_number() && b.is_number()) {
-    const double x = a.get<double>(), y = b.get<double>();
-    EXPECT_LE(std::abs(x - y), 1e-12 * std::max(std::abs(x), std::abs(y))) << where << ": " << x << " vs " << y;
-    return;
-  }
-  if (a.is_object() && b.is_object()) {
-    std::set<std::string> keys;
-    for (auto it = a.begin(); it != a.end(); ++it) keys.insert(it.key());
-    for (auto it = b.begin(); it != b.end(); ++it) keys.insert(it.key());
-    for (const auto& k : keys) {
-      if (k.find("seconds") != std::string::npos) continue;
-      ASSERT_TRUE(a.contains(k) && b.contains(k)) << where << ": field " << k << " only on one side";
-      expect_same_result(a[k], b[k], where + "." + k);
-    }
-    return;
-  }
-  if (a.is_array() && b.is_array()) {
-    ASSERT_EQ(a.size(), b.size()) << where;
-    for (std::size_t i = 0; i < a.size(); ++i) expect_same_result(a[i], b[i], where + "[" + std::to_string(i) + "]");
-    return;
-  }
-  EXPECT_EQ(a, b) << where;
-}
-
 std::map<std::string, nlohmann::json> records_by_job(const std::filesystem::path& path, std::size_t* lines) {
   std::map<std::string, nlohmann::json> out;
   const auto all = lines_of(path);
@@ -151,7 +99,7 @@ std::map<std::string, nlohmann::json> records_by_job(const std::filesystem::path
 }
 
 TEST(CliMpi, ThreeRanksGiveTheSingleProcessResults) {
-  REQUIRE_MPI(mpirun);
+  LIPATTN_REQUIRE_MPI(mpirun);
   const auto dir = scratch_dir("mpi-equal");
   // One slow job first, then 24 cheap ones: the two ranks not holding the slow job should take nearly
   // all of the cheap ones while it runs.
@@ -205,32 +153,8 @@ TEST(CliMpi, ThreeRanksGiveTheSingleProcessResults) {
                                         << " of the " << cheap << " cheap jobs";
 }
 
-// The processes with `marker` in their environment (mpirun and its ranks), and OMPI_COMM_WORLD_RANK=rank
-// unless rank < 0.
-std::vector<pid_t> processes_with(const std::string& marker, int rank) {
-  std::vector<pid_t> out;
-  DIR* proc = ::opendir("/proc");
-  if (!proc) return out;
-  while (dirent* entry = ::readdir(proc)) {
-    const pid_t pid = std::atoi(entry->d_name);
-    if (pid <= 0 || pid == ::getpid()) continue;
-    const std::string environ = read_bytes("/proc/" + std::string(entry->d_name) + "/environ");
-    std::set<std::string> vars;
-    std::size_t begin = 0;
-    for (std::size_t end = environ.find('\0'); end != std::string::npos; end = environ.find('\0', begin)) {
-      vars.insert(environ.substr(begin, end - begin));
-      begin = end + 1;
-    }
-    if (!vars.count(marker)) continue;
-    if (rank >= 0 && !vars.count("OMPI_COMM_WORLD_RANK=" + std::to_string(rank))) continue;
-    out.push_back(pid);
-  }
-  ::closedir(proc);
-  return out;
-}
-
 TEST(CliMpi, KilledRankLosesOnlyUnfinishedJobsAndARerunCompletes) {
-  REQUIRE_MPI(mpirun);
+  LIPATTN_REQUIRE_MPI(mpirun);
   const auto dir = scratch_dir("mpi-kill");
   const int total = 48;
   const auto spec = write_spec(dir, {}, 200, total, 10);
@@ -316,7 +240,7 @@ TEST(CliMpi, KilledRankLosesOnlyUnfinishedJobsAndARerunCompletes) {
 }
 
 TEST(CliMpi, BadSweepFileEndsEveryRankWithExit2) {
-  REQUIRE_MPI(mpirun);
+  LIPATTN_REQUIRE_MPI(mpirun);
   const auto dir = scratch_dir("mpi-bad");
   std::ofstream(dir / "bad.json") << R"({"kind": "nope", "model": "toy", "n": [2]})";
   const auto r = run_command(mpi_sweep(mpirun, 3, (dir / "bad.json").string() + " --out " + (dir / "r.jsonl").string()));

@@ -18,6 +18,7 @@
 #include "bytes_support.h"
 #include "cli_support.h"
 #include "file_support.h"
+#include "requirement_support.h"
 
 namespace lipattn {
 namespace {
@@ -194,7 +195,7 @@ TEST(CliReproduce, SmallSubsetWritesAReportThatRendersInChromium) {
   EXPECT_EQ(html.find("src=\"figures/"), std::string::npos) << "the HTML must not depend on its folder";
 
   const std::string chromium = chromium_binary();
-  if (chromium.empty()) GTEST_SKIP() << "chromium is not installed (scripts/setup.sh installs it): no screenshot test";
+  LIPATTN_REQUIRE(!chromium.empty(), lipattn::testing::program_requirement("chromium", "chromium fonts-dejavu-core"));
   // The report, a page holding only its figures (the same <img> tags), and a blank page: the report
   // must not render blank, and the figures must render as images (a broken image is a small icon).
   std::string figures_only = "<!DOCTYPE html><html><body style=\"background:white\">";

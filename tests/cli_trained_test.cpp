@@ -18,6 +18,7 @@
 #include "bytes_support.h"
 #include "cli_support.h"
 #include "models_fixture.h"
+#include "requirement_support.h"
 #include "shared_data.h"
 
 namespace {
@@ -32,7 +33,8 @@ const fs::path kModel = kData / "stories260K" / "stories260K.bin";
 const fs::path kText = kData / "text" / "tinystories-valid-head.txt";
 
 TEST(CliTrained, ReproduceOpensWithTheAnswerAndItsWindowsAreMeasureModels) {
-  if (!fs::exists(kModel) || !fs::exists(kText)) GTEST_SKIP() << "no shared data at " << kData;
+  LIPATTN_REQUIRE_SHARED_DATA(kModel);
+  LIPATTN_REQUIRE_SHARED_DATA(kText);
   const fs::path dir = fixture::temp_dir("cli_trained");
   const fs::path out = dir / "out";
   CommandResult r = run_cli("reproduce --out '" + out.string() + "' --quick --only trained-l0 --no-progress");

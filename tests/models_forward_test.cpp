@@ -14,6 +14,7 @@
 #include "models/tokenizer.h"
 #include "models/weights.h"
 #include "models_fixture.h"
+#include "requirement_support.h"
 
 namespace {
 
@@ -378,7 +379,7 @@ TEST(MeasureModel, AgreesWithAFiniteDifferenceJacobian) {
 const fs::path kData = fs::path(LIPATTN_SOURCE_DIR) / ".." / "shared" / "data";
 
 TEST(MeasureModel, CutsWindowsFromTextWithTheModelsTokenizer) {
-  if (!fs::exists(kData / "gpt2" / "vocab.json")) GTEST_SKIP() << "no shared data at " << kData;
+  LIPATTN_REQUIRE_SHARED_DATA(kData / "gpt2" / "vocab.json");
   // A tiny random GPT-2 with the real vocabulary size, so the real tokenizer's ids fit.
   fixture::Options o;
   o.vocab = 50257;
@@ -436,15 +437,13 @@ TEST(ModelTokenizerDir, RandomModelsUseTheDataFolderOrAskForOne) {
   const std::string msg = error_of([&] { tokenizer_dir(g, "", ""); });
   EXPECT_NE(msg.find("tokenizer folder"), std::string::npos) << msg;
   EXPECT_EQ(field_of([&] { tokenizer_dir(g, "", ""); }), "tokenizer");
-  if (fs::exists(kData / "bert-base-uncased" / "vocab.txt")) {
-    const auto t = ModelTokenizer::load(ModelType::Bert, kData / "bert-base-uncased");
-    EXPECT_EQ(t.encode("hello"), std::vector<int>{7592});
-    EXPECT_EQ(t.vocab_size(), 30522);
-  }
-  if (fs::exists(kData / "gpt2" / "vocab.json")) {
-    const auto t = ModelTokenizer::load(ModelType::Gpt2, kData / "gpt2");
-    EXPECT_EQ(t.encode("Hello world"), (std::vector<int>{15496, 995}));
-  }
+  LIPATTN_REQUIRE_SHARED_DATA(kData / "bert-base-uncased" / "vocab.txt");
+  LIPATTN_REQUIRE_SHARED_DATA(kData / "gpt2" / "vocab.json");
+  const auto bert = ModelTokenizer::load(ModelType::Bert, kData / "bert-base-uncased");
+  EXPECT_EQ(bert.encode("hello"), std::vector<int>{7592});
+  EXPECT_EQ(bert.vocab_size(), 30522);
+  const auto gpt2 = ModelTokenizer::load(ModelType::Gpt2, kData / "gpt2");
+  EXPECT_EQ(gpt2.encode("Hello world"), (std::vector<int>{15496, 995}));
 }
 
 }  // namespace

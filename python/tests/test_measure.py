@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import lipattn
-from conftest import random_layer
+from conftest import random_layer, require_module
 
 
 def cli_measure(cli, tmp_path, weights, X, args):
@@ -71,7 +71,7 @@ def torch_attention(torch, w, heads, causal, pre_norm):
 
 @pytest.mark.parametrize("causal,pre_norm", [(True, False), (False, True)])
 def test_torch_float64_reference(causal, pre_norm):
-    torch = pytest.importorskip("torch")
+    torch = require_module("torch", "python3-torch")
     n, d, heads = 6, 12, 3
     w = random_layer(d, heads, seed=4, norms=("pre_norm",) if pre_norm else ())
     X = np.random.default_rng(5).normal(size=(n, d))
@@ -100,7 +100,7 @@ def test_array_likes_give_the_same_sigma():
     assert lipattn.measure(w, X[None], heads=2).lipschitz == base  # [1, n, d] as the CLI's .npy
     assert lipattn.measure(w, np.asfortranarray(X), heads=2).lipschitz == base
     assert lipattn.measure(w, X.tolist(), heads=2).lipschitz == base
-    torch = pytest.importorskip("torch")
+    torch = require_module("torch", "python3-torch")
     assert lipattn.measure({k: torch.tensor(v) for k, v in w.items()}, torch.tensor(X), heads=2).lipschitz == base
 
 

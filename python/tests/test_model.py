@@ -6,13 +6,12 @@ import numpy as np
 import pytest
 
 import lipattn
-from conftest import STORIES
+from conftest import STORIES, require_shared_data
 
 
 @pytest.fixture(scope="module")
 def stories():
-    if not STORIES.exists():
-        pytest.skip(f"{STORIES} is missing")
+    require_shared_data(STORIES)
     return lipattn.Model.load(str(STORIES))
 
 

@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 
 import lipattn
+from conftest import require_module
 
-torch = pytest.importorskip("torch")
+torch = require_module("torch", "python3-torch")
 
 
 @pytest.mark.parametrize("causal", [False, True])

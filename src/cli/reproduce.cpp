@@ -1,4 +1,5 @@
-// lipattn reproduce: every experiment of the paper and past it, from one command, into a report.
+// lipattn reproduce: every experiment of the paper and past it, from one command, into a report; under
+// mpirun the ranks share the jobs.
 #include <iostream>
 
 #include <fmt/core.h>
@@ -6,6 +7,7 @@
 #include "cli/command.h"
 #include "cli/run_flags.h"
 #include "common/error.h"
+#include "experiments/distributed.h"
 #include "experiments/reproduce.h"
 
 namespace lipattn::cli {
@@ -19,7 +21,7 @@ struct ReproduceFlags {
   std::vector<std::string> only;
 };
 
-int run(const ReproduceFlags& f) {
+experiments::ReproduceOptions options_of(const ReproduceFlags& f) {
   experiments::ReproduceOptions o;
   o.out = f.out;
   o.quick = f.quick;
@@ -31,11 +33,11 @@ int run(const ReproduceFlags& f) {
   o.mode = f.run.mode();
   o.progress = !f.run.no_progress;
   o.only = f.only;
-  experiments::ReproduceSummary s;
-  if (f.analyse_only) {
-    s = experiments::analyse(o, experiments::reproduce_experiments(o));
-  } else {
-    s = experiments::reproduce(o);
+  return o;
+}
+
+int print_summary(const experiments::ReproduceSummary& s, bool ran_sweeps) {
+  if (ran_sweeps) {
     for (const auto& note : s.notes) std::cerr << "lipattn: note: " << note << "\n";
     std::cerr << fmt::format("lipattn: {} jobs: {} ran, {} already done, {} failed, in {:.0f} s\n", s.jobs, s.ran,
                              s.skipped, s.failed, s.seconds);
@@ -44,6 +46,39 @@ int run(const ReproduceFlags& f) {
   std::cout << "report: " << s.report_md.string() << "\n";
   std::cout << "report: " << s.report_html.string() << "\n";
   return s.failed ? 1 : 0;
+}
+
+// Under mpirun the ranks share each experiment's jobs (run_sweeps_distributed) and rank 0 alone writes
+// fits, figures and report. Errors met by every rank together end each cleanly with rank 0's message;
+// an error on one rank alone ends the run with MPI_Abort (the others would wait for it forever).
+int run_mpi(const ReproduceFlags& f) {
+  using namespace experiments;
+  const ReproduceOptions o = options_of(f);
+  MpiSession session;
+  const bool lead = session.rank() == 0;
+  try {
+    if (f.analyse_only) return lead ? print_summary(analyse(o, reproduce_experiments(o)), false) : 0;
+    const ReproduceSummary s = reproduce(o, run_sweeps_distributed, lead);
+    return lead ? print_summary(s, true) : (s.failed ? 1 : 0);
+  } catch (const CollectiveError& e) {
+    if (lead)
+      std::cerr << fmt::format("lipattn: {}: {}{}\n", e.exit_code == 2 ? "error" : "internal error",
+                               e.failed_rank ? fmt::format("rank {}: ", e.failed_rank) : "", e.what());
+    return e.exit_code;
+  } catch (const std::exception& e) {
+    const bool input = dynamic_cast<const InputError*>(&e) != nullptr;
+    std::cerr << fmt::format("lipattn: {}: rank {}: {}\n", input ? "error" : "internal error", session.rank(),
+                             e.what())
+              << std::flush;
+    session.abort(input ? 2 : 1);
+  }
+}
+
+int run(const ReproduceFlags& f) {
+  if (experiments::launched_by_mpi()) return run_mpi(f);
+  const experiments::ReproduceOptions o = options_of(f);
+  if (f.analyse_only) return print_summary(experiments::analyse(o, experiments::reproduce_experiments(o)), false);
+  return print_summary(experiments::reproduce(o), true);
 }
 
 const Register registered{

@@ -241,6 +241,17 @@ Analysis::Analysis(const ReproduceOptions& o, const std::vector<Experiment>& e)
   for (const auto& x : experiments) {
     const std::string path = (o.out / "results" / (x.name + ".jsonl")).string();
     records[x.name] = read_results(path);
+    // By n, then by job: the file's order is the order jobs finished in (threads, ranks, reruns after a
+    // kill), and sums over the points (the fits) must not depend on it.
+    std::vector<Record>& mine = records[x.name];
+    std::vector<std::pair<std::string, std::size_t>> keys;
+    for (std::size_t i = 0; i < mine.size(); ++i) keys.emplace_back(mine[i].job.dump(), i);
+    std::sort(keys.begin(), keys.end(), [&](const auto& a, const auto& b) {
+      return mine[a.second].n != mine[b.second].n ? mine[a.second].n < mine[b.second].n : a.first < b.first;
+    });
+    std::vector<Record> sorted;
+    for (const auto& [key, i] : keys) sorted.push_back(std::move(mine[i]));
+    mine = std::move(sorted);
     // The sections read each experiment's records as its kind's struct.
     const JobKind kind = parse_job_kind(x.spec.value("kind", std::string()));
     for (const Record& r : records[x.name])
@@ -259,7 +270,7 @@ Points Analysis::points(const Experiment& e) const {
     const Point p{r.n, lipschitz(r.result), &r};
     if (std::isfinite(p.n) && std::isfinite(p.value)) out.push_back(p);
   }
-  std::sort(out.begin(), out.end(), [](const Point& a, const Point& b) { return a.n < b.n; });
+  std::stable_sort(out.begin(), out.end(), [](const Point& a, const Point& b) { return a.n < b.n; });
   return out;
 }
 

@@ -41,7 +41,7 @@ using Points = std::vector<Point>;
 struct Analysis {
   ReproduceOptions options;
   std::vector<Experiment> experiments;
-  std::map<std::string, std::vector<Record>> records;  // by experiment name
+  std::map<std::string, std::vector<Record>> records;  // by experiment name; each by n, then job
   std::filesystem::path figures_dir;
   std::vector<FitRecord> fits;
 

@@ -522,4 +522,28 @@ DistributedSummary run_distributed(const std::vector<PlannedSweep>& sweeps, cons
 
 #endif  // LIPATTN_HAVE_MPI
 
+SweepsSummary run_sweeps_distributed(const std::vector<PlannedSweep>& sweeps, const SweepsOptions& options) {
+  JobRunner runner;
+  for (const auto& s : sweeps) runner.prepare(s.jobs);
+  SweepsSummary summary;
+  for (std::size_t i = 0; i < sweeps.size(); ++i) {
+    const PlannedSweep& sweep = sweeps[i];
+    DistributedOptions d;
+    d.threads = options.run.workers;
+    d.mode = options.run.mode;
+    d.side_by_side_below = options.run.side_by_side_below;
+    d.progress = options.run.progress;
+    d.label = options.numbered ? fmt::format("[{}/{}] {}", i + 1, sweeps.size(), sweep.name) : sweep.name;
+    const DistributedSummary r = run_distributed({sweep}, runner.executor(), options.results_path(sweep), d);
+    summary.total += r.total;
+    summary.ran += r.ran;
+    summary.skipped += r.skipped;
+    summary.failed += r.failed;
+    for (const auto& e : r.errors) summary.errors.push_back({sweep.name, e});
+    if (options.on_note)
+      for (const auto& note : r.notes) options.on_note(note);
+  }
+  return summary;
+}
+
 }  // namespace lipattn::experiments

@@ -110,4 +110,10 @@ struct DistributedSummary {
 DistributedSummary run_distributed(const std::vector<PlannedSweep>& sweeps, const Executor& execute,
                                    const std::string& out, const DistributedOptions& options = {});
 
+// run_sweeps (jobs.h) across MPI_COMM_WORLD: each sweep in turn into its own options.results_path
+// through run_distributed, with one JobRunner. What `lipattn reproduce` runs under mpirun (one results
+// file per experiment). Call on every rank inside an MpiSession, with the same sweeps; the counts are
+// the same on every rank, the errors and notes (passed to options.on_note) rank 0's.
+SweepsSummary run_sweeps_distributed(const std::vector<PlannedSweep>& sweeps, const SweepsOptions& options);
+
 }  // namespace lipattn::experiments

@@ -1,9 +1,9 @@
 #include "experiments/reproduce.h"
 
 #include <chrono>
-#include <fstream>
 
 #include "common/error.h"
+#include "io/atomic_file.h"
 
 namespace lipattn::experiments {
 
@@ -36,15 +36,16 @@ ReproduceSummary analyse(const ReproduceOptions& o, const std::vector<Experiment
   summary.fits_json = o.out / "fits.json";
   nlohmann::json fits = nlohmann::json::array();
   for (const auto& f : a.fits) fits.push_back(f.to_json());
-  std::ofstream(summary.fits_json) << fits.dump(2) << "\n";
+  // Whole or not at all: a run killed while writing leaves the previous files (or none), never half of one.
+  io::write_file_atomically(summary.fits_json, {fits.dump(2), "\n"});
   summary.report_md = o.out / "report.md";
   summary.report_html = o.out / "report.html";
-  std::ofstream(summary.report_md) << render_markdown(report, o.out);
-  std::ofstream(summary.report_html) << render_html(report);
+  io::write_file_atomically(summary.report_md, {render_markdown(report, o.out)});
+  io::write_file_atomically(summary.report_html, {render_html(report)});
   return summary;
 }
 
-ReproduceSummary reproduce(const ReproduceOptions& options) {
+ReproduceSummary reproduce(const ReproduceOptions& options, const SweepsRunner& run_all, bool analyse_after) {
   if (options.out.empty()) throw InputError("reproduce needs an output folder", "out");
   const auto start = std::chrono::steady_clock::now();
   std::filesystem::create_directories(options.out / "results");
@@ -62,7 +63,7 @@ ReproduceSummary reproduce(const ReproduceOptions& options) {
   run.numbered = true;
   run.results_path = [&](const PlannedSweep& s) { return (options.out / "results" / (s.name + ".jsonl")).string(); };
   run.on_note = [&](const std::string& note) { notes.push_back(note); };
-  const SweepsSummary r = run_sweeps(sweeps, run);
+  const SweepsSummary r = run_all(sweeps, run);
   ReproduceSummary summary;
   summary.jobs = r.total;
   summary.ran = r.ran;
@@ -71,12 +72,13 @@ ReproduceSummary reproduce(const ReproduceOptions& options) {
   for (const auto& e : r.errors) summary.errors.push_back(e.sweep + ": " + e.message);
   for (const auto& e : summary.errors) notes.push_back("failed job: " + e);
   const double sweep_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  summary.notes = notes;
+  if (!analyse_after) return summary;
   const ReproduceSummary analysis = analyse(options, experiments, notes, sweep_seconds);
   summary.report_md = analysis.report_md;
   summary.report_html = analysis.report_html;
   summary.fits_json = analysis.fits_json;
   summary.fits = analysis.fits;
-  summary.notes = notes;
   summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return summary;
 }

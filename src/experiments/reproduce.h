@@ -4,6 +4,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -21,8 +22,14 @@ struct ReproduceSummary {
   std::vector<FitRecord> fits;
 };
 
-// Runs (or resumes) every sweep into out/results/, then fits, figures (out/figures/) and the report.
-ReproduceSummary reproduce(const ReproduceOptions& options);
+// How the sweeps run: run_sweeps (jobs.h) in this process, or run_sweeps_distributed (distributed.h)
+// shared by the ranks of mpirun.
+using SweepsRunner = std::function<SweepsSummary(const std::vector<PlannedSweep>&, const SweepsOptions&)>;
+
+// Runs (or resumes) every sweep into out/results/ with `run_all`, then, when `analyse_after`, fits,
+// figures (out/figures/) and the report (under mpirun only rank 0 analyses).
+ReproduceSummary reproduce(const ReproduceOptions& options, const SweepsRunner& run_all = run_sweeps,
+                           bool analyse_after = true);
 
 // The analysis alone, from the results files already in out/results (what `reproduce` does after
 // its sweeps).
