@@ -1,9 +1,9 @@
 #include "experiments/reproduce.h"
 
 #include <chrono>
-#include <fstream>
 
 #include "common/error.h"
+#include "io/atomic_file.h"
 
 namespace lipattn::experiments {
 
@@ -36,11 +36,12 @@ ReproduceSummary analyse(const ReproduceOptions& o, const std::vector<Experiment
   summary.fits_json = o.out / "fits.json";
   nlohmann::json fits = nlohmann::json::array();
   for (const auto& f : a.fits) fits.push_back(f.to_json());
-  std::ofstream(summary.fits_json) << fits.dump(2) << "\n";
+  // Whole-file writes (io/atomic_file.h): a run killed here leaves the old file or the new one, never half.
+  io::write_file_atomically(summary.fits_json, {fits.dump(2), "\n"});
   summary.report_md = o.out / "report.md";
   summary.report_html = o.out / "report.html";
-  std::ofstream(summary.report_md) << render_markdown(report, o.out);
-  std::ofstream(summary.report_html) << render_html(report);
+  io::write_file_atomically(summary.report_md, {render_markdown(report, o.out)});
+  io::write_file_atomically(summary.report_html, {render_html(report)});
   return summary;
 }
 

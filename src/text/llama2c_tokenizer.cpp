@@ -15,7 +15,7 @@ namespace lipattn::text {
 namespace {
 
 template <class T>
-T read_at(const std::string& bytes, std::size_t offset) {
+T read_at(std::string_view bytes, std::size_t offset) {
   T v;
   std::memcpy(&v, bytes.data() + offset, sizeof v);
   return v;
@@ -24,9 +24,27 @@ T read_at(const std::string& bytes, std::size_t offset) {
 }  // namespace
 
 Llama2cTokenizer::Llama2cTokenizer(const std::filesystem::path& path) : path_(path) {
-  const std::string bytes = detail::read_text_file(path, "llama2.c tokenizer.bin");
+  load(detail::read_text_file(path, "llama2.c tokenizer.bin"));
+}
+
+Llama2cTokenizer Llama2cTokenizer::from_bytes(std::string_view bytes, const std::filesystem::path& source) {
+  Llama2cTokenizer t;
+  t.path_ = source;
+  t.load(bytes);
+  return t;
+}
+
+void Llama2cTokenizer::load(std::string_view bytes) {
+  const std::filesystem::path& path = path_;
   if (bytes.size() < 4) throw InputError(fmt::format("{}: too short for a llama2.c tokenizer.bin", path.string()));
   const auto max_length = read_at<std::int32_t>(bytes, 0);
+  // Building the merge table splits every piece at every byte, which costs length² per piece: the
+  // header's max_token_length is bounded so that a hostile file cannot make loading quadratic in its
+  // size. run.c's vocabularies have pieces of a few dozen bytes.
+  constexpr std::int32_t kMaxTokenLength = 4096;
+  if (max_length < 0 || max_length > kMaxTokenLength)
+    throw InputError(fmt::format("{}: max_token_length {} at byte 0 must lie in 0..{}", path.string(), max_length,
+                                 kMaxTokenLength));
   std::size_t offset = 4;
   while (offset < bytes.size()) {
     const std::size_t id = pieces_.size();
