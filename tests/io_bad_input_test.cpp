@@ -35,6 +35,18 @@ TEST(IoBadInput, SafetensorsFromBytesNamesTheSource) {
                   ("mem.safetensors: header is not valid JSON"));
 }
 
+// A number beyond a double's range made nlohmann throw out_of_range, not parse_error: it escaped the
+// reader as an uncaught exception (found by tests/fuzz/safetensors; regression input
+// tests/fuzz/regressions/safetensors/json_number_overflow_out_of_range).
+TEST(IoBadInput, SafetensorsHeaderNumberBeyondDoubleRange) {
+  expect_contains(error_of([] {
+                    SafetensorsFile::from_bytes(
+                        safetensors_bytes(R"({"a":{"dtype":"F32","shape":[474e83648],"data_offsets":[0,4]}})", "abcd"),
+                        "mem.safetensors");
+                  }),
+                  "mem.safetensors: header is not valid JSON");
+}
+
 TEST(IoBadInput, SafetensorsFromBytesReadsWhatOpenReads) {
   const std::string bytes =
       safetensors_bytes(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", f32_le(1.5f) + f32_le(-2.0f));

@@ -29,7 +29,7 @@ namespace {
 
 // A sweep file is untrusted input: a range or a grid may claim any number of jobs, so the count is
 // checked before anything is allocated for it.
-constexpr double kMaxSweepJobs = 1e6;
+constexpr double kMaxSweepJobs = 1e5;
 
 std::string too_many(const std::string& field, double count) {
   return fmt::format("sweep field '{}': {:.4g} values, more than the {:.0f} jobs a sweep may hold", field, count,

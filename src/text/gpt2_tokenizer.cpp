@@ -60,13 +60,12 @@ struct Gpt2Tokenizer::Impl {
   detail::BpeMerges merges;
   int end_of_text = -1;
 
-  pcre2_code* pretoken_regex = nullptr;
+  const pcre2_code* pretoken_regex = nullptr;  // shared by every tokenizer (compiled_pretoken_pattern)
 
   // Pre-token bytes -> ids. Words repeat a lot in text, so caching skips most BPE work.
   mutable std::mutex cache_mutex;
   mutable std::unordered_map<std::string, std::vector<int>, StringHash, std::equal_to<>> cache;
 
-  ~Impl() { pcre2_code_free(pretoken_regex); }
 
   void load_vocab(std::string_view content, const std::string& source);
   void load_merges(std::string_view content, const std::string& source);
@@ -186,21 +185,33 @@ void Gpt2Tokenizer::Impl::load_merges(std::string_view content, const std::strin
   }
 }
 
-void Gpt2Tokenizer::Impl::compile_regex() {
-  int error_code = 0;
-  PCRE2_SIZE error_offset = 0;
-  pretoken_regex = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(kPretokenPattern.data()),
-                                 kPretokenPattern.size(), PCRE2_UTF | PCRE2_UCP, &error_code,
-                                 &error_offset, nullptr);
-  if (pretoken_regex == nullptr) {
-    PCRE2_UCHAR message[256];
-    pcre2_get_error_message(error_code, message, sizeof message);
-    throw std::runtime_error(fmt::format("GPT-2 pre-tokeniser pattern does not compile at {}: {}",
-                                         error_offset, reinterpret_cast<const char*>(message)));
-  }
-  // JIT makes the pre-tokeniser several times faster; without JIT support PCRE2 interprets instead.
-  pcre2_jit_compile(pretoken_regex, PCRE2_JIT_COMPLETE);
+namespace {
+
+// The pattern is a constant, so it is compiled (and JIT-compiled) once per process rather than per
+// tokenizer; a compiled PCRE2 pattern may be shared by threads, each match having its own match data.
+// It lives as long as the process (a static, so leak checkers see it reachable).
+const pcre2_code* compiled_pretoken_pattern() {
+  static const pcre2_code* const pattern = [] {
+    int error_code = 0;
+    PCRE2_SIZE error_offset = 0;
+    pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(kPretokenPattern.data()), kPretokenPattern.size(),
+                                     PCRE2_UTF | PCRE2_UCP, &error_code, &error_offset, nullptr);
+    if (code == nullptr) {
+      PCRE2_UCHAR message[256];
+      pcre2_get_error_message(error_code, message, sizeof message);
+      throw std::runtime_error(fmt::format("GPT-2 pre-tokeniser pattern does not compile at {}: {}", error_offset,
+                                           reinterpret_cast<const char*>(message)));
+    }
+    // JIT makes the pre-tokeniser several times faster; without JIT support PCRE2 interprets instead.
+    pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);
+    return code;
+  }();
+  return pattern;
 }
+
+}  // namespace
+
+void Gpt2Tokenizer::Impl::compile_regex() { pretoken_regex = compiled_pretoken_pattern(); }
 
 void Gpt2Tokenizer::Impl::encode_segment(std::string_view segment, std::vector<int>& out) const {
   if (segment.empty()) return;
