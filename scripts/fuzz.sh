@@ -59,7 +59,7 @@ case "$1" in
     nice -n 19 "$build/fuzz_$t" -merge=1 -max_len="$(max_len "$t")" -timeout=10 -rss_limit_mb=2048 \
       "$fresh" "${sources[@]}"
     rm -rf "$corpus" && mv "$fresh" "$corpus" && chmod 755 "$corpus"
-    echo "fuzz.sh: $corpus now holds $(ls "$corpus" | wc -l) inputs ($(du -sh "$corpus" | cut -f1))"
+    echo "fuzz.sh: $corpus now holds $(ls "$corpus" | wc -l) inputs ($(du -sb "$corpus" | cut -f1) bytes)"
     ;;
   -h|--help) usage ;;
   *)

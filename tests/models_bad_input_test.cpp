@@ -48,6 +48,12 @@ TEST(ModelsBadInput, ConfigTextThatIsNotJsonOrHasWrongTypes) {
                   "\"layer_norm_epsilon\" must be a number");
 }
 
+// read_config reads the whole text before parsing: a device that never ends (random:/dev/zero in a sweep
+// file) must be refused, not read until memory runs out.
+TEST(ModelsBadInput, ConfigMustBeARegularFile) {
+  expect_contains(error_of([] { read_config("/dev/zero"); }), "/dev/zero: not a regular file");
+}
+
 TEST(ModelsBadInput, ShardIndexNamesOnlyFilesOfTheFolder) {
   const auto map = parse_shard_index(R"({"weight_map": {"a": "model-00001-of-00002.safetensors"}})", "index.json");
   EXPECT_EQ(map.at("a"), "model-00001-of-00002.safetensors");

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <limits>
 #include <sstream>
+#include <system_error>
 #include <fstream>
 
 #include <fmt/core.h>
@@ -244,6 +245,11 @@ ModelConfig parse_config(const Json& json, const std::string& source) {
 }
 
 ModelConfig read_config(const std::filesystem::path& path) {
+  // A regular file only: the text is read whole before parsing, and a device such as /dev/zero (a
+  // random:PATH in a sweep file may name anything) would never end.
+  std::error_code error;
+  if (!std::filesystem::is_regular_file(path, error))
+    throw InputError(fmt::format("{}: not a regular file (expected the model's config.json)", path.string()));
   std::ifstream in(path, std::ios::binary);
   if (!in) throw InputError(fmt::format("{}: cannot open the model's config.json", path.string()));
   std::ostringstream text;

@@ -10,6 +10,7 @@
 #include <set>
 #include <sstream>
 #include <stdexcept>
+#include <system_error>
 
 #include <fmt/core.h>
 #include <fmt/ranges.h>
@@ -164,6 +165,8 @@ std::string how_to_get(const std::string& name) {
 }
 
 std::string read_file_text(const fs::path& path) {
+  std::error_code error;
+  if (!fs::is_regular_file(path, error)) throw InputError(fmt::format("{}: not a regular file", path.string()));
   std::ifstream in(path, std::ios::binary);
   if (!in) throw InputError(fmt::format("{}: cannot open for reading", path.string()));
   std::ostringstream text;
