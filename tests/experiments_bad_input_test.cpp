@@ -58,6 +58,21 @@ TEST(ExperimentsBadInput, CountsAndGridsAreBounded) {
   expect_contains(plan_error(grid), "more than the 100000 a sweep may hold");
 }
 
+// 2^16 jobs, each copying a 3 kB field, expanded to 200 MB (found by tests/fuzz/sweep_spec as a timeout;
+// regression input tests/fuzz/regressions/sweep_spec/grid_of_long_jobs_timeout).
+TEST(ExperimentsBadInput, JobsTimesTheirSizeIsBounded) {
+  std::string spec = R"({"kind": "construction", "model": "toy", "radius": 1, "n": [2], "note": ")";
+  spec += std::string(3000, 'x');
+  spec += "\"";
+  for (int axis = 0; axis < 16; ++axis) {
+    spec += ", \"a";
+    spec += std::to_string(axis);
+    spec += "\": [0, 1]";
+  }
+  spec += "}";
+  expect_contains(plan_error(spec), "more than the 64 MB a sweep may expand to");
+}
+
 TEST(ExperimentsBadInput, WrongTypesNameTheFile) {
   expect_contains(plan_error(R"({"kind": "construction", "model": "toy", "n": ["two"], "radius": 1})"), "spec.json: ");
   expect_contains(plan_error(R"({"kind": "construction", "model": "toy", "n": [2], "radius": 1, "d": "four"})"),

@@ -30,6 +30,7 @@ namespace {
 // A sweep file is untrusted input: a range or a grid may claim any number of jobs, so the count is
 // checked before anything is allocated for it.
 constexpr double kMaxSweepJobs = 1e5;
+constexpr double kMaxSweepBytes = 64e6;
 
 std::string too_many(const std::string& field, double count) {
   return fmt::format("sweep field '{}': {:.4g} values, more than the {:.0f} jobs a sweep may hold", field, count,
@@ -140,6 +141,13 @@ std::vector<nlohmann::json> expand_grid(const nlohmann::json& grid, const std::v
                                    total, name, kMaxSweepJobs),
                        name);
   }
+  // Every job copies the grid's other fields: a small file with long fields and many short axes would
+  // expand to jobs × (its size) bytes, so that product is bounded too.
+  const double job_bytes = static_cast<double>(grid.dump().size());
+  if (total * job_bytes > kMaxSweepBytes)
+    throw InputError(fmt::format("the sweep's grid gives {:.0f} jobs of up to {:.0f} bytes each, more than the {:.0f} MB "
+                                 "a sweep may expand to",
+                                 total, job_bytes, kMaxSweepBytes / 1e6));
   std::vector<nlohmann::json> jobs{base};
   for (const auto& name : order) {
     std::vector<nlohmann::json> next;
