@@ -9,6 +9,8 @@ packages=(
   nlohmann-json3-dev libcli11-dev libfmt-dev
   libpcre2-dev libicu-dev
   libgtest-dev libbenchmark-dev
+  # libFuzzer targets (scripts/fuzz.sh, docs/fuzzing.md): clang, its sanitizer runtimes, its OpenMP
+  clang libclang-rt-14-dev libomp-dev
   gnuplot-nox chromium fonts-dejavu-core
   openmpi-bin libopenmpi-dev
   python3-dev pybind11-dev python3-pybind11 python3-numpy python3-pytest python3-setuptools python3-pip python3-torch

@@ -264,7 +264,10 @@ Matrix<T> MultiHeadAttention<T>::head_vjp(const Cache<T>& cache_base, const Matr
     Matrix<T> G(n, n);
     for (Index h = g * per_group; h < (g + 1) * per_group; ++h) {
       const bool first = h == g * per_group;
-      auto Q = proj_.q_of(qkv, h), dQ = proj_.q_of(dqkv, h);
+      // Two declarations: qkv is const and dqkv is not, so the blocks differ in type (clang rejects one
+      // `auto` deducing two types).
+      auto Q = proj_.q_of(qkv, h);
+      auto dQ = proj_.q_of(dqkv, h);
       auto dOh = dO.middleCols(h * proj_.kv, proj_.kv);
       const Matrix<T>& P = cache.p[h];
       // Row blocks: G = dP = dO Vᵀ, then dS = scale P ⊙ (dP − rowsum(P ⊙ dP)), then dQ = dS K.
@@ -319,7 +322,10 @@ Matrix<T> MultiHeadAttention<T>::second_order(const Cache<T>& cache_base, const 
     auto K = proj_.k_of(qkv, g), V = proj_.v_of(qkv, g);
     auto dK = proj_.k_of(dqkv, g), dV = proj_.v_of(dqkv, g);
     for (Index h = g * per_group; h < (g + 1) * per_group; ++h) {
-      auto Q = proj_.q_of(qkv, h), dQ = proj_.q_of(dqkv, h);
+      // Two declarations: qkv is const and dqkv is not, so the blocks differ in type (clang rejects one
+      // `auto` deducing two types).
+      auto Q = proj_.q_of(qkv, h);
+      auto dQ = proj_.q_of(dqkv, h);
       auto Ub = u_bar.middleCols(h * proj_.kv, proj_.kv);
       const Matrix<T>& P = cache.p[h];
       Matrix<T> dS(n, n);  // scale (dQ Kᵀ + Q dKᵀ), n × n

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <fstream>
 #include <random>
+#include <sstream>
 
 #include <fmt/core.h>
 
@@ -297,21 +298,39 @@ PlannedSweep plan_sweep(const nlohmann::json& spec_in) {
 
 std::vector<PlannedSweep> plan_sweeps(const nlohmann::json& spec, const std::string& what) {
   std::vector<PlannedSweep> out;
-  if (spec.is_object() && spec.contains("sweeps")) {
-    if (!spec["sweeps"].is_array()) throw InputError(fmt::format("{}: 'sweeps' must be a list of sweeps", what));
-    for (const auto& s : spec["sweeps"]) out.push_back(plan_sweep(s));
-  } else {
-    out.push_back(plan_sweep(spec));
+  try {
+    if (spec.is_object() && spec.contains("sweeps")) {
+      if (!spec["sweeps"].is_array()) throw InputError(fmt::format("{}: 'sweeps' must be a list of sweeps", what));
+      for (const auto& s : spec["sweeps"]) out.push_back(plan_sweep(s));
+    } else {
+      out.push_back(plan_sweep(spec));
+    }
+  } catch (const nlohmann::json::exception& e) {
+    // A key of the wrong type met where the planner reads it (e.g. "layer": "one").
+    throw InputError(fmt::format("{}: a field has the wrong type: {}", what, e.what()));
+  } catch (const InputError& e) {
+    if (std::string_view(e.what()).starts_with(what + ":")) throw;
+    throw InputError(fmt::format("{}: {}", what, e.what()), e.field());
   }
   return out;
 }
 
 std::vector<PlannedSweep> plan_sweep_file(const std::string& path) {
-  std::ifstream in(path);
+  std::ifstream in(path, std::ios::binary);
   if (!in) throw InputError(fmt::format("{}: cannot read the sweep file", path));
-  nlohmann::json spec = nlohmann::json::parse(in, nullptr, false);
-  if (spec.is_discarded()) throw InputError(fmt::format("{}: not valid JSON", path));
-  return plan_sweeps(spec, path);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return plan_sweep_text(text.str(), path);
+}
+
+std::vector<PlannedSweep> plan_sweep_text(std::string_view text, const std::string& source) {
+  nlohmann::json spec;
+  try {
+    spec = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    throw InputError(fmt::format("{}: not valid JSON: {}", source, e.what()));
+  }
+  return plan_sweeps(spec, source);
 }
 
 JobRunner::JobRunner() = default;

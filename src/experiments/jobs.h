@@ -16,6 +16,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -46,6 +47,8 @@ PlannedSweep plan_sweep(const nlohmann::json& spec);
 std::vector<PlannedSweep> plan_sweeps(const nlohmann::json& spec, const std::string& what);
 // A spec file: plan_sweeps of its JSON.
 std::vector<PlannedSweep> plan_sweep_file(const std::string& path);
+// The same on a sweep file's text held in memory; `source` names it in errors.
+std::vector<PlannedSweep> plan_sweep_text(std::string_view text, const std::string& source);
 
 // Runs jobs of every kind. Loaded models, tokenised texts and head specs are cached and shared by
 // the threads of one process (models load once, with the deepest layer any job needs).

@@ -26,6 +26,20 @@
 
 namespace lipattn::experiments {
 
+namespace {
+
+// A sweep file is untrusted input: a range or a grid may claim any number of jobs, so the count is
+// checked before anything is allocated for it.
+constexpr double kMaxSweepJobs = 1e5;
+constexpr double kMaxSweepBytes = 64e6;
+
+std::string too_many(const std::string& field, double count) {
+  return fmt::format("sweep field '{}': {:.4g} values, more than the {:.0f} jobs a sweep may hold", field, count,
+                     kMaxSweepJobs);
+}
+
+}  // namespace
+
 std::vector<double> expand_range(const nlohmann::json& value, const std::string& field) {
   std::vector<double> out;
   if (value.is_array()) {
@@ -44,19 +58,29 @@ std::vector<double> expand_range(const nlohmann::json& value, const std::string&
     const double from = value["from"], to = value["to"], step = value["step"];
     if (!(step > 0))
       throw InputError(fmt::format("sweep field '{}': step must be positive, got {}", field, step), field);
-    for (double x = from; x <= to + 1e-9 * std::abs(step); x += step) out.push_back(x);
+    // from + i·step for i = 0, 1, ... while ≤ to (with a relative slack for rounding): counted first,
+    // and not accumulated, so a step below the spacing of doubles near `from` cannot loop forever.
+    const double count = std::floor((to - from) / step + 1e-9) + 1;
+    if (!std::isfinite(count)) throw InputError(too_many(field, count), field);
+    if (count > kMaxSweepJobs) throw InputError(too_many(field, count), field);
+    for (double i = 0; i < count; ++i) out.push_back(from + i * step);
     return out;
   }
   if (value.is_object() && value.contains("log_from")) {
-    if (!value.contains("log_to") || !value.contains("count"))
+    if (!value.contains("log_to") || !value.contains("count") || !value["log_from"].is_number() ||
+        !value["log_to"].is_number() || !value["count"].is_number_integer())
       throw InputError(
-          fmt::format("sweep field '{}': a log range needs log_from, log_to, count; got {}", field, value.dump()),
+          fmt::format("sweep field '{}': a log range needs numbers log_from, log_to and an integer count; got {}",
+                      field, value.dump()),
           field);
     const double from = value["log_from"], to = value["log_to"];
-    const int count = value["count"];
-    if (!(from > 0) || !(to >= from) || count < 1)
+    const bool count_ok = value["count"].is_number_unsigned() ? value["count"].get<std::uint64_t>() <= kMaxSweepJobs
+                                                              : value["count"].get<std::int64_t>() <= kMaxSweepJobs;
+    if (!count_ok) throw InputError(too_many(field, value["count"].get<double>()), field);
+    const auto count = static_cast<int>(value["count"].get<std::int64_t>());
+    if (!(from > 0) || !(to >= from) || !std::isfinite(to) || count < 1)
       throw InputError(
-          fmt::format("sweep field '{}': need 0 < log_from ≤ log_to and count ≥ 1; got {}", field, value.dump()),
+          fmt::format("sweep field '{}': need 0 < log_from ≤ log_to < ∞ and count ≥ 1; got {}", field, value.dump()),
           field);
     for (int i = 0; i < count; ++i) {
       const double t = count == 1 ? 0.0 : static_cast<double>(i) / (count - 1);
@@ -77,8 +101,11 @@ std::vector<nlohmann::json> expand_grid(const nlohmann::json& grid, const std::v
     const std::string& field = it.key();
     const nlohmann::json& value = it.value();
     if (field == "samples") {
-      if (!value.is_number_integer() || value.get<int>() < 1)
-        throw InputError(fmt::format("sweep field 'samples': expected a positive integer, got {}", value.dump()),
+      if (!value.is_number_integer() || value.get<std::int64_t>() < 1 ||
+          (value.is_number_unsigned() && value.get<std::uint64_t>() > kMaxSweepJobs) ||
+          value.get<std::int64_t>() > kMaxSweepJobs)
+        throw InputError(fmt::format("sweep field 'samples': expected a positive integer up to {:.0f}, got {}",
+                                     kMaxSweepJobs, value.dump()),
                          "samples");
       std::vector<nlohmann::json> samples;
       for (int s = 0; s < value.get<int>(); ++s) samples.emplace_back(s);
@@ -106,6 +133,22 @@ std::vector<nlohmann::json> expand_grid(const nlohmann::json& grid, const std::v
     if (axes.count(name)) order.push_back(name);
   for (const auto& [name, values] : axes)
     if (std::find(order.begin(), order.end(), name) == order.end()) order.push_back(name);
+  double total = 1;
+  for (const auto& [name, values] : axes) {
+    total *= static_cast<double>(values.size());
+    if (total > kMaxSweepJobs)
+      throw InputError(fmt::format("the sweep's grid gives {:.4g} jobs or more (at '{}'), more than the {:.0f} a "
+                                   "sweep may hold",
+                                   total, name, kMaxSweepJobs),
+                       name);
+  }
+  // Every job copies the grid's other fields: a small file with long fields and many short axes would
+  // expand to jobs × (its size) bytes, so that product is bounded too.
+  const double job_bytes = static_cast<double>(grid.dump().size());
+  if (total * job_bytes > kMaxSweepBytes)
+    throw InputError(fmt::format("the sweep's grid gives {:.0f} jobs of up to {:.0f} bytes each, more than the {:.0f} MB "
+                                 "a sweep may expand to",
+                                 total, job_bytes, kMaxSweepBytes / 1e6));
   std::vector<nlohmann::json> jobs{base};
   for (const auto& name : order) {
     std::vector<nlohmann::json> next;

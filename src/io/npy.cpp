@@ -182,6 +182,10 @@ NpyArray read_npy(const std::filesystem::path& path) {
   if (!in) throw InputError(fmt::format("{}: cannot open for reading", file));
   const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   if (in.bad()) throw InputError(fmt::format("{}: read error", file));
+  return parse_npy(bytes, file);
+}
+
+NpyArray parse_npy(std::string_view bytes, const std::string& file) {
 
   if (bytes.size() < kMagicLen + 2 || bytes.compare(0, kMagicLen, kMagic, kMagicLen) != 0) {
     throw InputError(fmt::format("{}: not a .npy file (the file does not start with the magic \"\\x93NUMPY\")", file));
@@ -201,7 +205,7 @@ NpyArray read_npy(const std::filesystem::path& path) {
     throw InputError(fmt::format("{}: truncated .npy header: header length {} but only {} bytes follow", file,
                                  header_len, bytes.size() - prefix));
   }
-  const std::string header_text = bytes.substr(prefix, header_len);
+  const std::string header_text(bytes.substr(prefix, header_len));
   const auto header = HeaderParser(header_text, file).parse();
 
   if (element_size(header.descr) == 0) {
@@ -251,12 +255,13 @@ NpyArray read_npy(const std::filesystem::path& path) {
   return out;
 }
 
-MatrixD read_npy_matrix(const std::filesystem::path& path) {
-  NpyArray a = read_npy(path);
+MatrixD read_npy_matrix(const std::filesystem::path& path) { return npy_matrix(read_npy(path), path.string()); }
+
+MatrixD npy_matrix(const NpyArray& a, const std::string& source) {
   const bool plain = a.shape.size() == 2;
   const bool batch_of_one = a.shape.size() == 3 && a.shape[0] == 1;
   if (!plain && !batch_of_one) {
-    throw InputError(fmt::format("{}: array has shape {}, expected [n, d] or [1, n, d]", path.string(),
+    throw InputError(fmt::format("{}: array has shape {}, expected [n, d] or [1, n, d]", source,
                                  fmt::format("[{}]", fmt::join(a.shape, ", "))));
   }
   const std::int64_t rows = a.shape[a.shape.size() - 2];
@@ -266,7 +271,7 @@ MatrixD read_npy_matrix(const std::filesystem::path& path) {
     for (std::int64_t c = 0; c < cols; ++c) {
       const double v = a.values[static_cast<std::size_t>(r * cols + c)];
       if (!std::isfinite(v)) {
-        throw InputError(fmt::format("{}: element (row {}, col {}) is {}; X must be finite", path.string(), r, c, v));
+        throw InputError(fmt::format("{}: element (row {}, col {}) is {}; X must be finite", source, r, c, v));
       }
       m(r, c) = v;
     }

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/types.h"
@@ -22,10 +23,14 @@ struct NpyArray {
 // fortran_order True, or a data size that disagrees with the shape. Values are returned as stored:
 // NaN/Inf are not rejected here (read_npy_matrix does).
 NpyArray read_npy(const std::filesystem::path& path);
+// The same reader on the bytes of a .npy held in memory; `source` names them in errors.
+NpyArray parse_npy(std::string_view bytes, const std::string& source);
 
 // A sequence X: shape [n, d] or [1, n, d] (a batch of one). InputError naming the shape otherwise,
 // and naming (row, col) of the first NaN/Inf.
 MatrixD read_npy_matrix(const std::filesystem::path& path);
+// read_npy_matrix's checks on an array already read; `source` names it in errors.
+MatrixD npy_matrix(const NpyArray& array, const std::string& source);
 
 // One value per token: shape [n], [n, 1] or [1, n]. InputError naming the file and `what` ("the
 // masses") otherwise. Values are returned as stored (the caller checks their range).

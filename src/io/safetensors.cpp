@@ -233,6 +233,9 @@ DType parse_dtype(const std::string& s) {
 }
 
 std::int64_t TensorInfo::numel() const {
+  // A zero dimension first: the other dimensions of an empty tensor may multiply past int64 (the
+  // header check bounds only the byte count, which is 0), and nothing is multiplied then.
+  if (std::find(shape.begin(), shape.end(), 0) != shape.end()) return 0;
   std::int64_t n = 1;
   for (std::int64_t d : shape) n *= d;
   return n;
@@ -267,7 +270,33 @@ SafetensorsFile SafetensorsFile::open(const std::filesystem::path& path) {
   if (mapping == MAP_FAILED) throw InputError(fmt::format("{}: cannot mmap: {}", file, std::strerror(map_err)));
   result.mapping_ = mapping;
   result.mapping_size_ = size;
-  const auto* bytes = static_cast<const unsigned char*>(mapping);
+  result.parse_header();
+  return result;
+}
+
+SafetensorsFile SafetensorsFile::from_bytes(std::string bytes, const std::filesystem::path& source) {
+  SafetensorsFile result;
+  result.path_ = source;
+  result.owned_ = std::move(bytes);
+  result.parse_header();
+  return result;
+}
+
+const unsigned char* SafetensorsFile::bytes() const {
+  return mapping_ != nullptr ? static_cast<const unsigned char*>(mapping_)
+                             : reinterpret_cast<const unsigned char*>(owned_.data());
+}
+
+std::size_t SafetensorsFile::size() const { return mapping_ != nullptr ? mapping_size_ : owned_.size(); }
+
+void SafetensorsFile::parse_header() {
+  const std::string file = path_.string();
+  const std::size_t size = this->size();
+  if (size < 8) {
+    throw InputError(fmt::format(
+        "{}: file is {} bytes, shorter than the 8-byte header length of a safetensors file", file, size));
+  }
+  const unsigned char* bytes = this->bytes();
 
   std::uint64_t header_len = 0;
   std::memcpy(&header_len, bytes, 8);
@@ -276,13 +305,13 @@ SafetensorsFile SafetensorsFile::open(const std::filesystem::path& path) {
                                  "8-byte length field",
                                  file, header_len, size - 8));
   }
-  result.data_start_ = 8 + static_cast<std::size_t>(header_len);
-  const std::size_t data_size = size - result.data_start_;
+  data_start_ = 8 + static_cast<std::size_t>(header_len);
+  const std::size_t data_size = size - data_start_;
 
   Json header;
   try {
     header = Json::parse(bytes + 8, bytes + 8 + header_len);
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {  // parse_error, or out_of_range for a number beyond a double's range
     throw InputError(fmt::format("{}: header is not valid JSON: {}", file, e.what()));
   }
   if (!header.is_object()) {
@@ -300,7 +329,7 @@ SafetensorsFile SafetensorsFile::open(const std::filesystem::path& path) {
           throw InputError(fmt::format("{}: \"__metadata__\" entry '{}' must be a string, found {}", file,
                                        mkey, mvalue.dump()));
         }
-        result.metadata_[mkey] = mvalue.get<std::string>();
+        metadata_[mkey] = mvalue.get<std::string>();
       }
       continue;
     }
@@ -309,13 +338,13 @@ SafetensorsFile SafetensorsFile::open(const std::filesystem::path& path) {
       throw InputError(fmt::format("{}: tensor '{}': data_offsets [{}, {}] lie outside the data area of {} bytes",
                                    file, key, info.begin, info.end, data_size));
     }
-    result.tensors_.emplace(key, std::move(info));
+    tensors_.emplace(key, std::move(info));
   }
 
   // Overlap check: sort by begin; each tensor must start at or after the previous one's end.
   // Empty tensors occupy no bytes and cannot overlap anything. Gaps are allowed (harmless).
   std::vector<const TensorInfo*> by_offset;
-  for (const auto& [name, info] : result.tensors_) {
+  for (const auto& [name, info] : tensors_) {
     if (info.end > info.begin) by_offset.push_back(&info);
   }
   std::sort(by_offset.begin(), by_offset.end(), [](const TensorInfo* a, const TensorInfo* b) {
@@ -329,13 +358,13 @@ SafetensorsFile SafetensorsFile::open(const std::filesystem::path& path) {
                                    prev.begin, prev.end, cur.name, cur.begin, cur.end));
     }
   }
-  return result;
 }
 
 SafetensorsFile::SafetensorsFile(SafetensorsFile&& other) noexcept
     : path_(std::move(other.path_)),
       mapping_(std::exchange(other.mapping_, nullptr)),
       mapping_size_(std::exchange(other.mapping_size_, 0)),
+      owned_(std::move(other.owned_)),
       data_start_(other.data_start_),
       tensors_(std::move(other.tensors_)),
       metadata_(std::move(other.metadata_)) {}
@@ -346,6 +375,7 @@ SafetensorsFile& SafetensorsFile::operator=(SafetensorsFile&& other) noexcept {
     path_ = std::move(other.path_);
     mapping_ = std::exchange(other.mapping_, nullptr);
     mapping_size_ = std::exchange(other.mapping_size_, 0);
+    owned_ = std::move(other.owned_);
     data_start_ = other.data_start_;
     tensors_ = std::move(other.tensors_);
     metadata_ = std::move(other.metadata_);
@@ -389,7 +419,7 @@ std::vector<std::string> SafetensorsFile::names() const {
 
 const unsigned char* SafetensorsFile::raw_data(const std::string& name) const {
   const TensorInfo& t = info(name);
-  return static_cast<const unsigned char*>(mapping_) + data_start_ + t.begin;
+  return bytes() + data_start_ + t.begin;
 }
 
 std::vector<double> SafetensorsFile::values(const std::string& name) const {

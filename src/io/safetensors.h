@@ -40,6 +40,9 @@ class SafetensorsFile {
   // Maps the file read-only and validates the header completely (see docs/formats.md): any
   // violation throws InputError naming the file and, where relevant, the tensor.
   static SafetensorsFile open(const std::filesystem::path& path);
+  // The same reader on bytes already in memory (a fuzz target, a test): `source` names them in every
+  // error as the path does for open(). The object keeps its own copy of the bytes.
+  static SafetensorsFile from_bytes(std::string bytes, const std::filesystem::path& source);
 
   SafetensorsFile(SafetensorsFile&& other) noexcept;
   SafetensorsFile& operator=(SafetensorsFile&& other) noexcept;
@@ -66,10 +69,15 @@ class SafetensorsFile {
  private:
   SafetensorsFile() = default;
   void release() noexcept;
+  // Validates the header of the file's bytes (mapped or owned) and fills tensors_ and metadata_.
+  void parse_header();
+  const unsigned char* bytes() const;
+  std::size_t size() const;
 
   std::filesystem::path path_;
   void* mapping_ = nullptr;
   std::size_t mapping_size_ = 0;
+  std::string owned_;  // the bytes of from_bytes (no mapping then)
   std::size_t data_start_ = 0;  // 8 + header length
   std::map<std::string, TensorInfo> tensors_;
   std::map<std::string, std::string> metadata_;

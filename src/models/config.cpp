@@ -2,6 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <limits>
+#include <sstream>
+#include <system_error>
 #include <fstream>
 
 #include <fmt/core.h>
@@ -80,11 +84,16 @@ struct Reader {
   const Json& json;
   const std::string& source;
 
+  // Dimensions and counts: positive and below 2^31, so that products such as 4·n_embd and
+  // heads·head_dim cannot overflow and every count fits the int the layers and ids use.
   Index positive(const char* key, Index fallback) const {
     if (!json.contains(key) || json.at(key).is_null()) return fallback;
     const Json& v = json.at(key);
-    if (!v.is_number_integer() || v.get<std::int64_t>() <= 0)
-      throw InputError(fmt::format("{}: \"{}\" must be a positive integer, found {}", source, key, v.dump()));
+    constexpr std::int64_t kLimit = std::numeric_limits<std::int32_t>::max();
+    if (!v.is_number_integer() || (v.is_number_unsigned() && v.get<std::uint64_t>() > kLimit) ||
+        v.get<std::int64_t>() <= 0 || v.get<std::int64_t>() > kLimit)
+      throw InputError(
+          fmt::format("{}: \"{}\" must be a positive integer below 2^31, found {}", source, key, v.dump()), key);
     return static_cast<Index>(v.get<std::int64_t>());
   }
   double number(const char* key, double fallback) const {
@@ -236,15 +245,26 @@ ModelConfig parse_config(const Json& json, const std::string& source) {
 }
 
 ModelConfig read_config(const std::filesystem::path& path) {
-  std::ifstream in(path);
+  // A regular file only: the text is read whole before parsing, and a device such as /dev/zero (a
+  // random:PATH in a sweep file may name anything) would never end.
+  std::error_code error;
+  if (!std::filesystem::is_regular_file(path, error))
+    throw InputError(fmt::format("{}: not a regular file (expected the model's config.json)", path.string()));
+  std::ifstream in(path, std::ios::binary);
   if (!in) throw InputError(fmt::format("{}: cannot open the model's config.json", path.string()));
+  std::ostringstream text;
+  text << in.rdbuf();
+  return parse_config_text(text.str(), path.string());
+}
+
+ModelConfig parse_config_text(std::string_view text, const std::string& source) {
   Json json;
   try {
-    json = Json::parse(in);
+    json = Json::parse(text);
   } catch (const Json::exception& e) {
-    throw InputError(fmt::format("{}: not valid JSON: {}", path.string(), e.what()));
+    throw InputError(fmt::format("{}: not valid JSON: {}", source, e.what()));
   }
-  return parse_config(json, path.string());
+  return parse_config(json, source);
 }
 
 ModelConfig published_config(const std::string& name) {

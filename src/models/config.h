@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <string>
+#include <string_view>
 
 #include <nlohmann/json.hpp>
 
@@ -74,6 +75,8 @@ struct ModelConfig {
 // as BERT's relative position embeddings, LLaMA's rope_scaling or mlp_bias).
 ModelConfig parse_config(const nlohmann::json& json, const std::string& source);
 ModelConfig read_config(const std::filesystem::path& path);
+// read_config on the text of a config.json held in memory; `source` names it in errors.
+ModelConfig parse_config_text(std::string_view text, const std::string& source);
 
 // The published shapes of "gpt2" (124M) and "bert-base-uncased" (110M), as their config.json say.
 // InputError for any other name.

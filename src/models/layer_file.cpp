@@ -145,13 +145,17 @@ LayerSpec load(const io::SafetensorsFile& file, const LayerFileOptions& o) {
 }  // namespace
 
 LayerSpec load_layer_file(const std::filesystem::path& path, const LayerFileOptions& options) {
-  const io::SafetensorsFile file = io::SafetensorsFile::open(path);
+  return load_layer_file(io::SafetensorsFile::open(path), options);
+}
+
+LayerSpec load_layer_file(const io::SafetensorsFile& file, const LayerFileOptions& options) {
+  const std::string path = file.path().string();
   try {
     return load(file, options);
   } catch (const InputError& e) {
     const std::string message = e.what();
-    if (message.find(path.string()) != std::string::npos) throw;
-    throw InputError(fmt::format("{}: {}", path.string(), message), e.field());  // the field stays for the CLI
+    if (message.find(path) != std::string::npos) throw;
+    throw InputError(fmt::format("{}: {}", path, message), e.field());  // the field stays for the CLI
   }
 }
 

@@ -1,5 +1,6 @@
 #include "models/llama2c.h"
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <limits>
@@ -133,7 +134,11 @@ ModelConfig config_of(const Llama2cHeader& h) {
 
 }  // namespace
 
-Llama2cHeader parse_llama2c_header(const std::vector<char>& head, std::int64_t file_bytes, const std::string& source) {
+Llama2cHeader parse_llama2c_header(const std::vector<char>& head_in, std::int64_t file_bytes,
+                                   const std::string& source) {
+  // The header fields are read from a fixed 256-byte copy, so a short `head` cannot be read past.
+  std::vector<char> head(static_cast<std::size_t>(kVersionedHeader), 0);
+  std::copy_n(head_in.begin(), std::min(head_in.size(), head.size()), head.begin());
   if (file_bytes < kLegacyHeader)
     throw InputError(fmt::format("{}: {} bytes is too short for a llama2.c checkpoint (a header alone is {} bytes)",
                                  source, file_bytes, kLegacyHeader));
@@ -186,9 +191,14 @@ Llama2cCheckpoint Llama2cCheckpoint::open(const fs::path& path) {
   if (ec || !in) throw InputError(fmt::format("{}: cannot open the llama2.c checkpoint", path.string()));
   std::vector<char> head(static_cast<std::size_t>(kVersionedHeader), 0);
   in.read(head.data(), static_cast<std::streamsize>(std::min<std::uintmax_t>(size, head.size())));
+  return from_header(head, static_cast<std::int64_t>(size), path);
+}
+
+Llama2cCheckpoint Llama2cCheckpoint::from_header(const std::vector<char>& head, std::int64_t file_bytes,
+                                                 const fs::path& path) {
   Llama2cCheckpoint c;
   c.path_ = path;
-  c.header_ = parse_llama2c_header(head, static_cast<std::int64_t>(size), path.string());
+  c.header_ = parse_llama2c_header(head, file_bytes, path.string());
   c.config_ = config_of(c.header_);
   c.tensors_ = tensor_table(c.header_);
   return c;

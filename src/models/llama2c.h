@@ -38,6 +38,10 @@ class Llama2cCheckpoint {
   // dim, n_kv_heads not dividing n_heads, odd head size, bad magic or version) or, on a size
   // mismatch, the expected and the actual bytes.
   static Llama2cCheckpoint open(const std::filesystem::path& path);
+  // open()'s checks and tables from the file's first bytes `head` (parse_llama2c_header) and its size,
+  // without reading the file: open() calls it, and a fuzz target runs it in memory.
+  static Llama2cCheckpoint from_header(const std::vector<char>& head, std::int64_t file_bytes,
+                                       const std::filesystem::path& path);
 
   const std::filesystem::path& path() const { return path_; }
   const Llama2cHeader& header() const { return header_; }
@@ -57,8 +61,8 @@ class Llama2cCheckpoint {
   std::vector<Llama2cTensor> tensors_;
 };
 
-// The header of a llama2.c file of `file_bytes` bytes whose first bytes are `head` (at least 256
-// bytes, or the whole file if shorter), validated as Llama2cCheckpoint::open does. `source` names
+// The header of a llama2.c file of `file_bytes` bytes whose first bytes are `head` (up to 256 bytes:
+// the rest of the header reads as zeros), validated as Llama2cCheckpoint::open does. `source` names
 // the file in errors.
 Llama2cHeader parse_llama2c_header(const std::vector<char>& head, std::int64_t file_bytes, const std::string& source);
 

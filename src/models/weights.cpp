@@ -8,7 +8,9 @@
 #include <map>
 #include <numbers>
 #include <set>
+#include <sstream>
 #include <stdexcept>
+#include <system_error>
 
 #include <fmt/core.h>
 #include <fmt/ranges.h>
@@ -123,6 +125,30 @@ std::vector<TensorSpec> checkpoint_layout(const ModelConfig& c, int layers) {
 
 // ---- resolving MODEL ---------------------------------------------------------------------------
 
+std::map<std::string, std::string> parse_shard_index(std::string_view text, const std::string& source) {
+  Json json;
+  try {
+    json = Json::parse(text);
+  } catch (const Json::exception& e) {
+    throw InputError(fmt::format("{}: not valid JSON: {}", source, e.what()));
+  }
+  if (!json.is_object() || !json.contains("weight_map") || !json.at("weight_map").is_object())
+    throw InputError(fmt::format("{}: no \"weight_map\" object", source));
+  std::map<std::string, std::string> out;
+  for (const auto& [tensor, file] : json.at("weight_map").items()) {
+    if (!file.is_string())
+      throw InputError(fmt::format("{}: weight_map entry '{}' must be a file name, found {}", source, tensor,
+                                   file.dump()));
+    const std::string& name = file.get_ref<const std::string&>();
+    if (name.empty() || name == "." || name == ".." || name.find_first_of(std::string("/\\\0", 3)) != std::string::npos)
+      throw InputError(fmt::format("{}: weight_map entry '{}' names shard '{}', which is not a file name in the "
+                                   "checkpoint's folder",
+                                   source, tensor, name));
+    out.emplace(tensor, name);
+  }
+  return out;
+}
+
 namespace {
 
 std::string env(const char* name) {
@@ -138,27 +164,25 @@ std::string how_to_get(const std::string& name) {
       name);
 }
 
+std::string read_file_text(const fs::path& path) {
+  std::error_code error;
+  if (!fs::is_regular_file(path, error)) throw InputError(fmt::format("{}: not a regular file", path.string()));
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw InputError(fmt::format("{}: cannot open for reading", path.string()));
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
 // The weight files of a folder: model.safetensors, or the shards named by model.safetensors.index.json.
 std::vector<fs::path> weight_files_of(const fs::path& folder, const std::string& spec) {
   const fs::path single = folder / "model.safetensors";
   if (fs::exists(single)) return {single};
   const fs::path index = folder / "model.safetensors.index.json";
   if (fs::exists(index)) {
-    std::ifstream in(index);
-    Json json;
-    try {
-      json = Json::parse(in);
-    } catch (const Json::exception& e) {
-      throw InputError(fmt::format("{}: not valid JSON: {}", index.string(), e.what()));
-    }
-    if (!json.contains("weight_map") || !json.at("weight_map").is_object())
-      throw InputError(fmt::format("{}: no \"weight_map\" object", index.string()));
     std::map<std::string, std::string> shards;  // shard → one tensor the index puts in it
-    for (const auto& [tensor, file] : json.at("weight_map").items()) {
-      if (!file.is_string())
-        throw InputError(fmt::format("{}: weight_map entry '{}' must be a file name", index.string(), tensor));
-      shards.emplace(file.get<std::string>(), tensor);
-    }
+    for (const auto& [tensor, file] : parse_shard_index(read_file_text(index), index.string()))
+      shards.emplace(file, tensor);
     std::vector<fs::path> files;
     for (const auto& [shard, tensor] : shards) {
       if (!fs::is_regular_file(folder / shard))
@@ -360,15 +384,12 @@ class Checkpoint {
   void check_index() const {
     if (source_.weight_files.size() == 1 && source_.weight_files[0].filename() == "model.safetensors") return;
     const fs::path index = source_.folder / "model.safetensors.index.json";
-    std::ifstream in(index);
-    if (!in) return;
-    const Json json = Json::parse(in, nullptr, false);
-    if (json.is_discarded() || !json.contains("weight_map")) return;  // weight_files_of has reported these
-    for (const auto& [tensor, file] : json.at("weight_map").items()) {
+    if (!fs::exists(index)) return;
+    for (const auto& [tensor, file] : parse_shard_index(read_file_text(index), index.string())) {
       const auto* holder = find(tensor);
-      if (!holder || holder->path().filename() != file.get<std::string>())
+      if (!holder || holder->path().filename() != file)
         throw InputError(fmt::format("{}: the index puts tensor '{}' in shard '{}', which does not hold it",
-                                     index.string(), tensor, file.get<std::string>()));
+                                     index.string(), tensor, file));
     }
   }
 

@@ -5,8 +5,10 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "attention/attention.h"
@@ -57,6 +59,12 @@ struct ModelSource {
 ModelSource resolve_model(const std::string& model);
 // The Hugging Face hub cache directory as above.
 std::filesystem::path huggingface_hub_cache();
+
+// The "weight_map" of a sharded checkpoint's model.safetensors.index.json (text in memory): tensor →
+// shard file. InputError naming `source` and the entry for invalid JSON, a missing map, a shard that
+// is not a string, or a shard name that is not a plain file name of the folder ("", ".", "..", or
+// a name holding '/', '\\' or NUL would reach outside it).
+std::map<std::string, std::string> parse_shard_index(std::string_view text, const std::string& source);
 
 // One stored tensor of a checkpoint, for `inspect`.
 struct StoredTensor {

@@ -60,46 +60,46 @@ struct Gpt2Tokenizer::Impl {
   detail::BpeMerges merges;
   int end_of_text = -1;
 
-  pcre2_code* pretoken_regex = nullptr;
+  const pcre2_code* pretoken_regex = nullptr;  // shared by every tokenizer (compiled_pretoken_pattern)
 
   // Pre-token bytes -> ids. Words repeat a lot in text, so caching skips most BPE work.
   mutable std::mutex cache_mutex;
   mutable std::unordered_map<std::string, std::vector<int>, StringHash, std::equal_to<>> cache;
 
-  ~Impl() { pcre2_code_free(pretoken_regex); }
 
-  void load_vocab(const std::filesystem::path& path);
-  void load_merges(const std::filesystem::path& path);
+  void load_vocab(std::string_view content, const std::string& source);
+  void load_merges(std::string_view content, const std::string& source);
   void compile_regex();
   void encode_segment(std::string_view segment, std::vector<int>& out) const;
   void bpe(std::string_view piece, std::vector<int>& out) const;
 };
 
-void Gpt2Tokenizer::Impl::load_vocab(const std::filesystem::path& path) {
-  const std::string content = detail::read_text_file(path, "GPT-2 vocab.json");
+void Gpt2Tokenizer::Impl::load_vocab(std::string_view content, const std::string& source) {
   nlohmann::json json;
   try {
     json = nlohmann::json::parse(content);
   } catch (const nlohmann::json::parse_error& error) {
     throw InputError(fmt::format("{}:{}: not valid JSON, expected GPT-2's vocab.json ({})",
-                                 path.string(), detail::line_of_byte(content, error.byte), error.what()));
+                                 source, detail::line_of_byte(content, error.byte), error.what()));
+  } catch (const nlohmann::json::exception& error) {  // e.g. out_of_range: a number too large for a double
+    throw InputError(fmt::format("{}: not valid JSON, expected GPT-2's vocab.json ({})", source, error.what()));
   }
   if (!json.is_object() || json.empty()) {
     throw InputError(fmt::format(
-        "{}: expected a non-empty JSON object mapping tokens to ids (GPT-2's vocab.json)", path.string()));
+        "{}: expected a non-empty JSON object mapping tokens to ids (GPT-2's vocab.json)", source));
   }
   const std::size_t size = json.size();
   tokens.assign(size, std::string());
   std::vector<bool> seen(size, false);
   for (const auto& [token, value] : json.items()) {
     if (!value.is_number_integer()) {
-      throw InputError(fmt::format("{}: token \"{}\" maps to {}, expected an integer id", path.string(),
+      throw InputError(fmt::format("{}: token \"{}\" maps to {}, expected an integer id", source,
                                    token, value.dump()));
     }
     const auto id = value.get<std::int64_t>();
     if (id < 0 || static_cast<std::size_t>(id) >= size || seen[static_cast<std::size_t>(id)]) {
       throw InputError(fmt::format(
-          "{}: token \"{}\" has id {}; expected the {} ids to be 0..{}, each used once", path.string(),
+          "{}: token \"{}\" has id {}; expected the {} ids to be 0..{}, each used once", source,
           token, id, size, size - 1));
     }
     seen[static_cast<std::size_t>(id)] = true;
@@ -126,7 +126,7 @@ void Gpt2Tokenizer::Impl::load_vocab(const std::filesystem::path& path) {
         throw InputError(fmt::format(
             "{}: token \"{}\" (id {}) contains U+{:04X}, which is not one of the 256 characters of "
             "GPT-2's byte-to-unicode table; expected a byte-level BPE vocabulary",
-            path.string(), token, id, static_cast<std::uint32_t>(c)));
+            source, token, id, static_cast<std::uint32_t>(c)));
       }
       bytes.push_back(static_cast<char>(unicode_to_byte[static_cast<std::size_t>(c)]));
     }
@@ -140,16 +140,15 @@ void Gpt2Tokenizer::Impl::load_vocab(const std::filesystem::path& path) {
     if (found == token_ids.end()) {
       throw InputError(fmt::format(
           "{}: no token for byte 0x{:02X} (\"{}\"); a byte-level BPE vocabulary needs all 256",
-          path.string(), byte, character));
+          source, byte, character));
     }
     byte_ids[static_cast<std::size_t>(byte)] = found->second;
   }
   if (const auto found = token_ids.find(kEndOfText); found != token_ids.end()) end_of_text = found->second;
 }
 
-void Gpt2Tokenizer::Impl::load_merges(const std::filesystem::path& path) {
-  const std::string content = detail::read_text_file(path, "GPT-2 merges.txt");
-  std::istringstream stream(content);
+void Gpt2Tokenizer::Impl::load_merges(std::string_view content, const std::string& source) {
+  std::istringstream stream{std::string(content)};
   std::string line;
   std::size_t line_number = 0;
   int rank = 0;
@@ -162,7 +161,7 @@ void Gpt2Tokenizer::Impl::load_merges(const std::filesystem::path& path) {
     if (space == std::string::npos || space == 0 || space + 1 == line.size() ||
         line.find(' ', space + 1) != std::string::npos) {
       throw InputError(fmt::format(
-          "{}:{}: \"{}\" is not a merge; expected two tokens separated by one space", path.string(),
+          "{}:{}: \"{}\" is not a merge; expected two tokens separated by one space", source,
           line_number, line));
     }
     const std::string_view left(line.data(), space);
@@ -176,7 +175,7 @@ void Gpt2Tokenizer::Impl::load_merges(const std::filesystem::path& path) {
                                       std::pair{merged, merged_id}}) {
       if (found == token_ids.end()) {
         throw InputError(fmt::format("{}:{}: merge \"{}\" needs the token \"{}\", which vocab.json lacks",
-                                     path.string(), line_number, line, name));
+                                     source, line_number, line, name));
       }
     }
     // A repeated pair keeps its first (highest-priority) rank.
@@ -186,21 +185,33 @@ void Gpt2Tokenizer::Impl::load_merges(const std::filesystem::path& path) {
   }
 }
 
-void Gpt2Tokenizer::Impl::compile_regex() {
-  int error_code = 0;
-  PCRE2_SIZE error_offset = 0;
-  pretoken_regex = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(kPretokenPattern.data()),
-                                 kPretokenPattern.size(), PCRE2_UTF | PCRE2_UCP, &error_code,
-                                 &error_offset, nullptr);
-  if (pretoken_regex == nullptr) {
-    PCRE2_UCHAR message[256];
-    pcre2_get_error_message(error_code, message, sizeof message);
-    throw std::runtime_error(fmt::format("GPT-2 pre-tokeniser pattern does not compile at {}: {}",
-                                         error_offset, reinterpret_cast<const char*>(message)));
-  }
-  // JIT makes the pre-tokeniser several times faster; without JIT support PCRE2 interprets instead.
-  pcre2_jit_compile(pretoken_regex, PCRE2_JIT_COMPLETE);
+namespace {
+
+// The pattern is a constant, so it is compiled (and JIT-compiled) once per process rather than per
+// tokenizer; a compiled PCRE2 pattern may be shared by threads, each match having its own match data.
+// It lives as long as the process (a static, so leak checkers see it reachable).
+const pcre2_code* compiled_pretoken_pattern() {
+  static const pcre2_code* const pattern = [] {
+    int error_code = 0;
+    PCRE2_SIZE error_offset = 0;
+    pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(kPretokenPattern.data()), kPretokenPattern.size(),
+                                     PCRE2_UTF | PCRE2_UCP, &error_code, &error_offset, nullptr);
+    if (code == nullptr) {
+      PCRE2_UCHAR message[256];
+      pcre2_get_error_message(error_code, message, sizeof message);
+      throw std::runtime_error(fmt::format("GPT-2 pre-tokeniser pattern does not compile at {}: {}", error_offset,
+                                           reinterpret_cast<const char*>(message)));
+    }
+    // JIT makes the pre-tokeniser several times faster; without JIT support PCRE2 interprets instead.
+    pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);
+    return code;
+  }();
+  return pattern;
 }
+
+}  // namespace
+
+void Gpt2Tokenizer::Impl::compile_regex() { pretoken_regex = compiled_pretoken_pattern(); }
 
 void Gpt2Tokenizer::Impl::encode_segment(std::string_view segment, std::vector<int>& out) const {
   if (segment.empty()) return;
@@ -251,11 +262,20 @@ void Gpt2Tokenizer::Impl::bpe(std::string_view piece, std::vector<int>& out) con
   }
 }
 
+Gpt2Tokenizer::Gpt2Tokenizer() : impl_(std::make_unique<Impl>()) {}
+
 Gpt2Tokenizer::Gpt2Tokenizer(const std::filesystem::path& vocab_json, const std::filesystem::path& merges_txt)
-    : impl_(std::make_unique<Impl>()) {
-  impl_->load_vocab(vocab_json);
-  impl_->load_merges(merges_txt);
-  impl_->compile_regex();
+    : Gpt2Tokenizer(from_text(detail::read_text_file(vocab_json, "GPT-2 vocab.json"),
+                              detail::read_text_file(merges_txt, "GPT-2 merges.txt"), vocab_json.string(),
+                              merges_txt.string())) {}
+
+Gpt2Tokenizer Gpt2Tokenizer::from_text(std::string_view vocab_json, std::string_view merges_txt,
+                                       const std::string& vocab_source, const std::string& merges_source) {
+  Gpt2Tokenizer t;
+  t.impl_->load_vocab(vocab_json, vocab_source);
+  t.impl_->load_merges(merges_txt, merges_source);
+  t.impl_->compile_regex();
+  return t;
 }
 
 Gpt2Tokenizer::~Gpt2Tokenizer() = default;

@@ -17,6 +17,10 @@ class Gpt2Tokenizer {
   // Throws lipattn::InputError naming the file (and line, where there is one) if either file is
   // missing, unreadable or malformed.
   Gpt2Tokenizer(const std::filesystem::path& vocab_json, const std::filesystem::path& merges_txt);
+  // The same loader on the files' contents held in memory; the sources name them in errors.
+  static Gpt2Tokenizer from_text(std::string_view vocab_json, std::string_view merges_txt,
+                                 const std::string& vocab_source = "vocab.json",
+                                 const std::string& merges_source = "merges.txt");
   ~Gpt2Tokenizer();
   Gpt2Tokenizer(Gpt2Tokenizer&&) noexcept;
   Gpt2Tokenizer& operator=(Gpt2Tokenizer&&) noexcept;
@@ -40,6 +44,7 @@ class Gpt2Tokenizer {
   int end_of_text_id() const;
 
  private:
+  Gpt2Tokenizer();
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

@@ -1,6 +1,7 @@
 #include "text/llama2c_tokenizer.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <map>
@@ -15,7 +16,7 @@ namespace lipattn::text {
 namespace {
 
 template <class T>
-T read_at(const std::string& bytes, std::size_t offset) {
+T read_at(std::string_view bytes, std::size_t offset) {
   T v;
   std::memcpy(&v, bytes.data() + offset, sizeof v);
   return v;
@@ -24,9 +25,28 @@ T read_at(const std::string& bytes, std::size_t offset) {
 }  // namespace
 
 Llama2cTokenizer::Llama2cTokenizer(const std::filesystem::path& path) : path_(path) {
-  const std::string bytes = detail::read_text_file(path, "llama2.c tokenizer.bin");
+  load(detail::read_text_file(path, "llama2.c tokenizer.bin"));
+}
+
+Llama2cTokenizer Llama2cTokenizer::from_bytes(std::string_view bytes, const std::filesystem::path& source) {
+  Llama2cTokenizer t;
+  t.path_ = source;
+  t.load(bytes);
+  return t;
+}
+
+void Llama2cTokenizer::load(std::string_view bytes) {
+  const std::filesystem::path& path = path_;
   if (bytes.size() < 4) throw InputError(fmt::format("{}: too short for a llama2.c tokenizer.bin", path.string()));
   const auto max_length = read_at<std::int32_t>(bytes, 0);
+  // Building the merge table splits every piece at every byte, which costs length² per piece: the
+  // header's max_token_length is bounded so that a hostile file cannot make loading quadratic in its
+  // size. SentencePiece pieces are at most 16 characters by default (512 at the trainer's limit), so
+  // run.c's vocabularies have pieces of a few dozen bytes.
+  constexpr std::int32_t kMaxTokenLength = 1024;
+  if (max_length < 0 || max_length > kMaxTokenLength)
+    throw InputError(fmt::format("{}: max_token_length {} at byte 0 must lie in 0..{}", path.string(), max_length,
+                                 kMaxTokenLength));
   std::size_t offset = 4;
   while (offset < bytes.size()) {
     const std::size_t id = pieces_.size();
@@ -34,6 +54,9 @@ Llama2cTokenizer::Llama2cTokenizer(const std::filesystem::path& path) : path_(pa
       throw InputError(fmt::format("{}: token {} is truncated at byte {}", path.string(), id, offset));
     const auto score = read_at<float>(bytes, offset);
     const auto length = read_at<std::int32_t>(bytes, offset + 4);
+    // Scores rank merges (an ordered map below): NaN has no rank.
+    if (std::isnan(score))
+      throw InputError(fmt::format("{}: token {} has score NaN at byte {}", path.string(), id, offset));
     offset += 8;
     if (length < 0 || length > max_length || static_cast<std::size_t>(length) > bytes.size() - offset)
       throw InputError(fmt::format("{}: token {} has length {} (max_token_length {}, {} bytes left)", path.string(), id,
@@ -55,8 +78,10 @@ Llama2cTokenizer::Llama2cTokenizer(const std::filesystem::path& path) : path_(pa
   for (std::size_t id = 0; id < pieces_.size(); ++id) {
     const std::string& p = pieces_[id];
     for (std::size_t cut = 1; cut < p.size(); ++cut) {
-      const int left = lookup(std::string_view(p).substr(0, cut)), right = lookup(std::string_view(p).substr(cut));
-      if (left >= 0 && right >= 0)
+      const int left = lookup(std::string_view(p).substr(0, cut));
+      if (left < 0) continue;
+      const int right = lookup(std::string_view(p).substr(cut));
+      if (right >= 0)
         merges_.try_emplace(detail::bpe_pair_key(left, right),
                             detail::BpeMerge{rank_of_score.at(scores_[id]), lookup(p)});
     }

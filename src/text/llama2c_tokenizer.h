@@ -19,6 +19,8 @@ class Llama2cTokenizer {
   // the file (the file does not store the vocabulary size). InputError naming the file and the
   // token for a truncated or malformed entry.
   explicit Llama2cTokenizer(const std::filesystem::path& path);
+  // The same reader on the bytes of a tokenizer.bin held in memory; `source` names them in errors.
+  static Llama2cTokenizer from_bytes(std::string_view bytes, const std::filesystem::path& source);
 
   // run.c's encode(): BOS (id 1) if `bos`; the token of " " (the dummy prefix) when the text is
   // non-empty; each UTF-8 code point's token, or its bytes as ids byte + 3 when it has none; then
@@ -38,6 +40,8 @@ class Llama2cTokenizer {
   const std::filesystem::path& path() const { return path_; }
 
  private:
+  Llama2cTokenizer() = default;
+  void load(std::string_view bytes);
   int lookup(std::string_view piece) const;  // -1 when absent
   std::filesystem::path path_;
   std::vector<std::string> pieces_;

@@ -1,6 +1,8 @@
 #include "text/sentencepiece_bpe.h"
 
 #include <algorithm>
+#include <cstdint>
+#include <limits>
 
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
@@ -44,10 +46,21 @@ std::pair<std::string, std::string> merge_parts(const Json& m, const std::string
 }  // namespace
 
 SentencePieceBpe::SentencePieceBpe(const std::filesystem::path& tokenizer_json) : path_(tokenizer_json) {
+  load_checked(detail::read_text_file(tokenizer_json, "tokenizer.json"));
+}
+
+SentencePieceBpe SentencePieceBpe::from_text(const std::string& text, const std::filesystem::path& source) {
+  SentencePieceBpe t;
+  t.path_ = source;
+  t.load_checked(text);
+  return t;
+}
+
+void SentencePieceBpe::load_checked(const std::string& text) {
   try {
-    load(detail::read_text_file(tokenizer_json, "tokenizer.json"));
+    load(text);
   } catch (const Json::exception& e) {  // a key of the wrong type or a missing special token
-    throw InputError(fmt::format("{}: unexpected tokenizer.json content: {}", tokenizer_json.string(), e.what()));
+    throw InputError(fmt::format("{}: unexpected tokenizer.json content: {}", path_.string(), e.what()));
   }
 }
 
@@ -68,9 +81,9 @@ void SentencePieceBpe::load(const std::string& text) {
     fail("model.type", "must be \"BPE\" (lipattn reads SentencePiece-style BPE tokenizer.json files)");
   if (!model.contains("vocab") || !model.at("vocab").is_object()) fail("model.vocab", "must be an object");
   for (const auto& [piece, id] : model.at("vocab").items()) {
-    if (!id.is_number_integer() || id.get<int>() < 0) fail("model.vocab." + piece, "must be a non-negative id");
-    vocab_.emplace(piece, id.get<int>());
-    vocab_size_ = std::max(vocab_size_, id.get<int>() + 1);
+    const int value = token_id(id, "model.vocab." + piece);
+    vocab_.emplace(piece, value);
+    vocab_size_ = std::max(vocab_size_, value + 1);
   }
   for (const char* key : {"dropout", "continuing_subword_prefix", "end_of_word_suffix"})
     if (model.contains(key) && !model.at(key).is_null() && model.at(key) != Json(""))
@@ -90,13 +103,24 @@ void SentencePieceBpe::load(const std::string& text) {
   }
   for (const auto& t : json.value("added_tokens", Json::array())) {
     if (!t.contains("id") || !t.contains("content")) fail("added_tokens", "entries need \"id\" and \"content\"");
-    added_.emplace_back(t.at("content").get<std::string>(), t.at("id").get<int>());
-    vocab_size_ = std::max(vocab_size_, t.at("id").get<int>() + 1);
+    const int value = token_id(t.at("id"), "added_tokens");
+    added_.emplace_back(t.at("content").get<std::string>(), value);
+    vocab_size_ = std::max(vocab_size_, value + 1);
   }
   std::sort(added_.begin(), added_.end(), [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
   load_normalizer(json.value("normalizer", Json()));
   load_pre_tokenizer(json.value("pre_tokenizer", Json()));
   load_post_processor(json.value("post_processor", Json()));
+}
+
+int SentencePieceBpe::token_id(const Json& value, const std::string& key) const {
+  // 0 ≤ id < 2^31 − 1, so that id + 1 (a vocabulary size) is an int too.
+  constexpr std::int64_t kLimit = std::numeric_limits<std::int32_t>::max() - 1;
+  if (!value.is_number_integer() || (value.is_number_unsigned() && value.get<std::uint64_t>() > kLimit) ||
+      value.get<std::int64_t>() < 0 || value.get<std::int64_t>() > kLimit)
+    throw InputError(fmt::format("{}: \"{}\" must be a token id in 0..{}, found {}", path_.string(), key, kLimit,
+                                 value.dump()));
+  return static_cast<int>(value.get<std::int64_t>());
 }
 
 void SentencePieceBpe::load_normalizer(const Json& n) {
@@ -151,7 +175,13 @@ void SentencePieceBpe::load_post_processor(const Json& p) {
     }
     const std::string name = item.at("SpecialToken").at("id").get<std::string>();
     const Json& special = p.at("special_tokens").at(name);
-    for (const auto& i : special.at("ids")) (seen_text ? suffix_ : prefix_).push_back(i.get<int>());
+    for (const auto& i : special.at("ids")) {
+      const int value = token_id(i, "post_processor.special_tokens." + name);
+      if (value >= vocab_size_)
+        throw InputError(fmt::format("{}: \"post_processor.special_tokens.{}\" id {} is outside the vocabulary of {}",
+                                     path_.string(), name, value, vocab_size_));
+      (seen_text ? suffix_ : prefix_).push_back(value);
+    }
   }
 }
 

@@ -21,6 +21,8 @@ class SentencePieceBpe {
  public:
   // InputError naming the file and the JSON key for anything outside the form above.
   explicit SentencePieceBpe(const std::filesystem::path& tokenizer_json);
+  // The same reader on a tokenizer.json held in memory; `source` names it in errors.
+  static SentencePieceBpe from_text(const std::string& text, const std::filesystem::path& source);
 
   // Ids as transformers' tokenizer(text)["input_ids"] gives them: added tokens found in the text
   // become their ids, the rest is normalised, pre-tokenised and merged, and the template's special
@@ -32,7 +34,10 @@ class SentencePieceBpe {
   const std::filesystem::path& path() const { return path_; }
 
  private:
+  SentencePieceBpe() = default;
+  void load_checked(const std::string& text);
   void load(const std::string& text);
+  int token_id(const nlohmann::json& value, const std::string& key) const;  // InputError naming key
   void load_normalizer(const nlohmann::json& normalizer);
   void load_pre_tokenizer(const nlohmann::json& pre_tokenizer);
   void load_post_processor(const nlohmann::json& post_processor);

@@ -205,19 +205,24 @@ void WordPieceTokenizer::Impl::encode_text(std::string_view text, std::size_t ba
   for (const std::string& word : words) wordpiece(word, ids);
 }
 
+WordPieceTokenizer::WordPieceTokenizer() : impl_(std::make_unique<Impl>()) {}
+
 WordPieceTokenizer::WordPieceTokenizer(const std::filesystem::path& vocab_txt, bool lowercase)
-    : impl_(std::make_unique<Impl>()) {
-  Impl& impl = *impl_;
+    : WordPieceTokenizer(from_text(detail::read_text_file(vocab_txt, "BERT vocab.txt"), lowercase,
+                                   vocab_txt.string())) {}
+
+WordPieceTokenizer WordPieceTokenizer::from_text(std::string_view content, bool lowercase, const std::string& source) {
+  WordPieceTokenizer t;
+  Impl& impl = *t.impl_;
   impl.lowercase = lowercase;
-  const std::string content = detail::read_text_file(vocab_txt, "BERT vocab.txt");
   std::size_t line_start = 0;
   while (line_start < content.size()) {
     std::size_t line_end = content.find('\n', line_start);
     if (line_end == std::string::npos) line_end = content.size();
-    std::string line = content.substr(line_start, line_end - line_start);
+    std::string line(content.substr(line_start, line_end - line_start));
     if (!line.empty() && line.back() == '\r') line.pop_back();
     const std::size_t line_number = impl.tokens.size() + 1;
-    detail::require_valid_utf8(line, fmt::format("{}:{}", vocab_txt.string(), line_number));
+    detail::require_valid_utf8(line, fmt::format("{}:{}", source, line_number));
     // A repeated token maps to its last line, as in HF's load_vocab; every line keeps its id.
     impl.token_ids.insert_or_assign(line, static_cast<int>(impl.tokens.size()));
     impl.tokens.push_back(std::move(line));
@@ -227,7 +232,7 @@ WordPieceTokenizer::WordPieceTokenizer(const std::filesystem::path& vocab_txt, b
   if (impl.unk < 0) {
     throw InputError(fmt::format("{}: no [UNK] line ({} lines read); a WordPiece vocab.txt needs [UNK] "
                                  "for words it cannot split",
-                                 vocab_txt.string(), impl.tokens.size()));
+                                 source, impl.tokens.size()));
   }
   impl.cls = impl.lookup("[CLS]");
   impl.sep = impl.lookup("[SEP]");
@@ -239,6 +244,7 @@ WordPieceTokenizer::WordPieceTokenizer(const std::filesystem::path& vocab_txt, b
   UErrorCode status = U_ZERO_ERROR;
   impl.nfd = icu::Normalizer2::getNFDInstance(status);
   if (U_FAILURE(status)) throw std::runtime_error(fmt::format("ICU NFD unavailable: {}", u_errorName(status)));
+  return t;
 }
 
 WordPieceTokenizer::~WordPieceTokenizer() = default;

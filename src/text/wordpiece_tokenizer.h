@@ -17,6 +17,9 @@ class WordPieceTokenizer {
   // `lowercase`: true for uncased models (lower-case and strip accents), false for cased ones.
   // Throws lipattn::InputError naming the file (and line) if it is missing, not UTF-8, or lacks [UNK].
   explicit WordPieceTokenizer(const std::filesystem::path& vocab_txt, bool lowercase = true);
+  // The same loader on a vocab.txt held in memory; `source` names it in errors.
+  static WordPieceTokenizer from_text(std::string_view vocab_txt, bool lowercase = true,
+                                      const std::string& source = "vocab.txt");
   ~WordPieceTokenizer();
   WordPieceTokenizer(WordPieceTokenizer&&) noexcept;
   WordPieceTokenizer& operator=(WordPieceTokenizer&&) noexcept;
@@ -48,6 +51,7 @@ class WordPieceTokenizer {
   int mask_id() const;
 
  private:
+  WordPieceTokenizer();
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
