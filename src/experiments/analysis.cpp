@@ -927,7 +927,8 @@ Section blocks_section(Analysis& a) {
       if (pts.empty()) continue;
       const std::string what = blocks_what(*e);
       if (what == "depth") {
-        const auto rows = composition_rows(pts, [](const Point& p) { return static_cast<double>(depth_of(block_of(p))); });
+        const auto rows =
+            composition_rows(pts, [](const Point& p) { return static_cast<double>(depth_of(block_of(p))); });
         Series exact = line(blocks_model_words(key) + " exact", "linespoints", {}, {}),
                product = line(blocks_model_words(key) + " product of layer L", "dashed", {}, {});
         for (const auto& r : rows) {
@@ -944,11 +945,13 @@ Section blocks_section(Analysis& a) {
         continue;
       }
       std::map<int, std::vector<double>> effective;
-      for (const auto& p : pts) effective[block_of(p).layer.value_or(-1)].push_back(block_of(p).concentration.effective_tokens);
+      for (const auto& p : pts)
+        effective[block_of(p).layer.value_or(-1)].push_back(block_of(p).concentration.effective_tokens);
       for (const FitRecord& f : blocks_fits(*e, pts)) {
         a.fits.push_back(f);
         const bool product = f.quantity == "product";
-        const std::string block = product ? "product of layer L" : f.layer >= 0 ? fmt::format("layer {}", f.layer) : "model";
+        const std::string block =
+            product ? "product of layer L" : f.layer >= 0 ? fmt::format("layer {}", f.layer) : "model";
         n_table.rows.push_back({e->name, block, std::to_string(f.points), interval(f), compare_quarter_half(f),
                                 fmt_num(f.constant), product ? "" : fmt_num(median_of(effective[f.layer]))});
         if (product) continue;
@@ -982,8 +985,9 @@ Section blocks_section(Analysis& a) {
   blocks.add_table(depth_table);
   add_figure(blocks, depth_figure, a.figures_dir,
              "Exact L of the stack 0..k-1 against depth k (solid) and the product of its layers' constants (dashed)");
-  blocks.paragraph("The whole model: exact against the product of its per-layer constants (the final norm included as a "
-                   "factor), per n (medians over the windows):");
+  blocks.paragraph(
+      "The whole model: exact against the product of its per-layer constants (the final norm included as a factor), "
+      "per n (medians over the windows):");
   blocks.add_table(model_table);
   return blocks;
 }

@@ -83,8 +83,10 @@ constexpr const char* kStoriesLayerFull =
     R"({"n": {"from": 2.0, "to": 512.0, "step": 30.0}, "samples": 2, "layer": [0, 1, 2, 3, 4]})";
 constexpr const char* kStoriesModelQuick = R"({"n": {"from": 2.0, "to": 512.0, "step": 85.0}, "samples": 1})";
 constexpr const char* kStoriesModelFull = R"({"n": {"from": 2.0, "to": 512.0, "step": 30.0}, "samples": 2})";
-constexpr const char* kStoriesDepthQuick = R"({"n": [128], "samples": 2, "layers": ["0:1", "0:2", "0:3", "0:4", "0:5"]})";
-constexpr const char* kStoriesDepthFull = R"({"n": [128], "samples": 4, "layers": ["0:1", "0:2", "0:3", "0:4", "0:5"]})";
+constexpr const char* kStoriesDepthQuick =
+    R"({"n": [128], "samples": 2, "layers": ["0:1", "0:2", "0:3", "0:4", "0:5"]})";
+constexpr const char* kStoriesDepthFull =
+    R"({"n": [128], "samples": 4, "layers": ["0:1", "0:2", "0:3", "0:4", "0:5"]})";
 
 // clang-format off: one definition per block, one field per line.
 const Definition kCatalogue[] = {
@@ -336,7 +338,8 @@ const Definition kCatalogue[] = {
      .group = ExperimentGroup::Blocks,
      .model = Slot::Gpt2,
      .title = "{model}, whole layers",
-     .setting = "the whole layer x ↦ x + attn(ln_1(x)) ↦ · + mlp(ln_2(·)) (gelu_new), at its own input from the same forward pass, {source}",
+     .setting = "the whole layer x ↦ x + attn(ln_1(x)) ↦ · + mlp(ln_2(·)) (gelu_new), at its own input from the "
+                "same forward pass, {source}",
      .spec = R"({"kind": "block", "block": "layer"})",
      .quick = kBlocksLayerQuick,
      .full = kBlocksLayerFull},
@@ -344,7 +347,8 @@ const Definition kCatalogue[] = {
      .group = ExperimentGroup::Blocks,
      .model = Slot::Gpt2,
      .title = "{model}, the whole model",
-     .setting = "the whole model from the embedding output through the 12 layers and ln_f, with the product of its per-layer constants, {source}",
+     .setting = "the whole model from the embedding output through the 12 layers and ln_f, with the product of "
+                "its per-layer constants, {source}",
      .spec = R"({"kind": "block", "block": "model"})",
      .quick = kBlocksModelQuick,
      .full = kBlocksModelFull},
@@ -361,7 +365,8 @@ const Definition kCatalogue[] = {
      .group = ExperimentGroup::Blocks,
      .model = Slot::Bert,
      .title = "{model}, whole layers",
-     .setting = "the whole layer x ↦ a = LN(x + attn(x)) ↦ LN(a + mlp(a)) (erf gelu), at its own input from the same forward pass, {source}",
+     .setting = "the whole layer x ↦ a = LN(x + attn(x)) ↦ LN(a + mlp(a)) (erf gelu), at its own input from the "
+                "same forward pass, {source}",
      .spec = R"({"kind": "block", "block": "layer"})",
      .quick = kBlocksLayerQuick,
      .full = kBlocksLayerFull},
@@ -369,7 +374,8 @@ const Definition kCatalogue[] = {
      .group = ExperimentGroup::Blocks,
      .model = Slot::Bert,
      .title = "{model}, the whole model",
-     .setting = "the whole model from the embedding output (after its LayerNorm) through the 12 layers, with the product of its per-layer constants, {source}",
+     .setting = "the whole model from the embedding output (after its LayerNorm) through the 12 layers, with the "
+                "product of its per-layer constants, {source}",
      .spec = R"({"kind": "block", "block": "model"})",
      .quick = kBlocksModelQuick,
      .full = kBlocksModelFull},
@@ -387,7 +393,8 @@ const Definition kCatalogue[] = {
      .model = Slot::Stories,
      .when = When::TrainedData,
      .title = "{model}, whole layers",
-     .setting = "the whole layer x ↦ x + attn(rmsnorm(x)) (RoPE, 8 query heads on 4 K/V heads) ↦ · + SwiGLU(rmsnorm(·)), at its own input from the same forward pass, {source}",
+     .setting = "the whole layer x ↦ x + attn(rmsnorm(x)) (RoPE, 8 query heads on 4 K/V heads) ↦ · + "
+                "SwiGLU(rmsnorm(·)), at its own input from the same forward pass, {source}",
      .spec = R"({"kind": "block", "block": "layer"})",
      .quick = kStoriesLayerQuick,
      .full = kStoriesLayerFull},
@@ -396,7 +403,8 @@ const Definition kCatalogue[] = {
      .model = Slot::Stories,
      .when = When::TrainedData,
      .title = "{model}, the whole model",
-     .setting = "the whole model from the embedding output through the 5 layers and the final RMSNorm, with the product of its per-layer constants, {source}",
+     .setting = "the whole model from the embedding output through the 5 layers and the final RMSNorm, with the "
+                "product of its per-layer constants, {source}",
      .spec = R"({"kind": "block", "block": "model"})",
      .quick = kStoriesModelQuick,
      .full = kStoriesModelFull},

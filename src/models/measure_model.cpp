@@ -56,8 +56,9 @@ CompositionFactor measure_factor(const std::string& name, const MapBuilder& buil
 }
 
 // The chain-rule factors of a stack or model at the inputs the forward pass tapped (docs/theory.md §10.1).
-Composition compose_factors(const ModelWeights& weights, const BlockTarget& target, const ForwardResult& taps, double exact,
-                    const SpectralOptions& options, Precision precision, const AttentionMemory& memory) {
+Composition compose_factors(const ModelWeights& weights, const BlockTarget& target, const ForwardResult& taps,
+                            double exact, const SpectralOptions& options, Precision precision,
+                            const AttentionMemory& memory) {
   Composition c;
   for (int l = target.span.first; l < target.span.last; ++l) {
     const MatrixD& X = taps.layers[l].block_in;
