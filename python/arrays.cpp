@@ -6,6 +6,7 @@
 
 #include "bindings.h"
 #include "common/error.h"
+#include "io/npy.h"
 
 namespace lipattn::python {
 
@@ -46,6 +47,27 @@ py::array matrix_to_numpy(MatrixD&& m) {
   auto* owned = new MatrixD(std::move(m));
   py::capsule owner(owned, [](void* p) { delete static_cast<MatrixD*>(p); });
   return py::array_t<double>({owned->rows(), owned->cols()}, owned->data(), owner);
+}
+
+bool is_path(py::handle obj) {
+  return py::isinstance<py::str>(obj) || py::isinstance(obj, py::module_::import("os").attr("PathLike"));
+}
+
+std::string path_string(py::handle obj) { return py::str(py::module_::import("os").attr("fspath")(obj)); }
+
+MatrixD matrix_argument(py::handle obj, const std::string& what) {
+  if (is_path(obj)) return io::read_npy_matrix(path_string(obj));
+  return to_matrix(obj, what);
+}
+
+VectorD vector_argument(py::handle obj, Index n, const std::string& what, const std::string& field) {
+  if (is_path(obj)) return io::read_npy_vector(path_string(obj), n, what);
+  auto a = to_float64_array(obj, field);
+  if (a.ndim() != 1 || a.shape(0) != n)
+    throw InputError(fmt::format("{}: expected {} values, one per token (shape [{}]), got shape {}", field, n, n,
+                                 std::string(py::str(a.attr("shape")))),
+                     field);
+  return Eigen::Map<const VectorD>(a.data(), n);
 }
 
 py::object json_to_python(const nlohmann::json& j) { return py::module_::import("json").attr("loads")(j.dump()); }

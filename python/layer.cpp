@@ -57,10 +57,10 @@ std::optional<NormKind> norm_kind(const std::optional<std::string>& name, const 
   return models::parse_norm_kind(*name, field);
 }
 
-py::object measure(py::dict weights, py::object X, Index heads, bool causal, std::optional<std::string> pre_norm,
-                   bool residual, std::optional<std::string> post_norm, double norm_eps, const std::string& method,
-                   double tol, int max_iter, int krylov, std::uint64_t seed, const std::string& dtype,
-                   const std::string& storage, py::object max_memory) {
+}  // namespace
+
+models::LayerFileOptions layer_options(Index heads, bool causal, const std::optional<std::string>& pre_norm,
+                                       bool residual, const std::optional<std::string>& post_norm, double norm_eps) {
   models::LayerFileOptions o;
   o.heads = heads;
   o.causal = causal;
@@ -68,8 +68,24 @@ py::object measure(py::dict weights, py::object X, Index heads, bool causal, std
   o.residual = residual;
   o.post_norm = norm_kind(post_norm, "post_norm");
   o.norm_eps = norm_eps;
-  const LayerSpec spec = layer_from_arrays(weights, o);
-  const MatrixD x = to_matrix(X, "X");
+  return o;
+}
+
+LayerSpec layer_argument(py::handle weights, const models::LayerFileOptions& options) {
+  if (is_path(weights)) return models::load_layer_file(path_string(weights), options);
+  if (!py::isinstance<py::dict>(weights))
+    throw InputError("weights: expected a dict of arrays named as in a layer file, or the path of one", "weights");
+  return layer_from_arrays(weights.cast<py::dict>(), options);
+}
+
+namespace {
+
+py::object measure(py::object weights, py::object X, Index heads, bool causal, std::optional<std::string> pre_norm,
+                   bool residual, std::optional<std::string> post_norm, double norm_eps, const std::string& method,
+                   double tol, int max_iter, int krylov, std::uint64_t seed, const std::string& dtype,
+                   const std::string& storage, py::object max_memory) {
+  const LayerSpec spec = layer_argument(weights, layer_options(heads, causal, pre_norm, residual, post_norm, norm_eps));
+  const MatrixD x = matrix_argument(X, "X");
   if (x.cols() != spec.attention.input_dim())
     throw InputError(fmt::format("X has d = {} features per token, but the weights expect d = {}", x.cols(),
                                  spec.attention.input_dim()),
@@ -77,11 +93,7 @@ py::object measure(py::dict weights, py::object X, Index heads, bool causal, std
   const SpectralOptions options = solver_options(method, tol, max_iter, krylov, seed);
   const Precision precision = parse_precision(dtype);
   const AttentionMemory memory = attention_memory(storage, max_memory);
-  SpectralResult r;
-  {
-    py::gil_scoped_release release;
-    r = measure_local_lipschitz(spec, x, options, precision, memory);
-  }
+  SpectralResult r = run_interruptible([&] { return measure_local_lipschitz(spec, x, options, precision, memory); });
   // The same object `measure --json` prints (src/cli/measure.cpp).
   nlohmann::json j = r;  // spectral/result_json.h, as `measure --json` prints it
   j["n"] = x.rows();
@@ -103,11 +115,6 @@ SpectralOptions solver_options(const std::string& method, double tol, int max_it
   o.seed = seed;
   if (krylov < 3) throw InputError(fmt::format("krylov must be at least 3, got {}", krylov), "krylov");
   o.krylov_dim = krylov;
-  // Ctrl-C between products: the solve runs without the GIL, so take it back for the check only.
-  o.on_product = [](long, double) {
-    py::gil_scoped_acquire acquire;
-    if (PyErr_CheckSignals() != 0) throw py::error_already_set();
-  };
   return o;
 }
 
@@ -136,7 +143,9 @@ LAYER.safetensors --input X.npy --json` makes, on arrays.
 weights: dict of arrays named and laid out as in a layer file (docs/formats.md): 'q.weight', 'k.weight',
   'v.weight' in nn.Linear layout (out, in), optionally 'o.weight', 'q.bias' ... 'o.bias', 'pre_norm.weight',
   'pre_norm.bias', 'post_norm.weight', 'post_norm.bias'; or 'A' and 'V' for the paper's single head.
-X: float32/float64 array-like [n, d] (or [1, n, d]): NumPy, __array__ (CPU torch tensors), DLPack.
+  Or the path of a layer file, read as the CLI reads it.
+X: float32/float64 array-like [n, d] (or [1, n, d]): NumPy, __array__ (CPU torch tensors), DLPack; or the
+  path of an .npy file, read as the CLI reads it.
 heads, causal, pre_norm ('layernorm'|'rmsnorm'|None), residual, post_norm, norm_eps: the layer.
 method ('auto'|'dense'|'lanczos'|'power'), tol, max_iter, krylov, seed, dtype ('f64'|'f32'),
 storage ('auto'|'stored'|'streaming'), max_memory (bytes or '2G'): the solver, as the CLI's flags.

@@ -85,11 +85,11 @@ py::list measure(const Model& m, int layer, std::optional<int> head, const std::
   }
   const SpectralOptions options = solver_options(method, tol, max_iter, krylov, m.seed);
   std::vector<models::BlockMeasurement> records;
-  {
-    py::gil_scoped_release release;
-    models::measure_model(request, options, parse_precision(dtype),
+  const Precision precision = parse_precision(dtype);
+  run_interruptible([&] {
+    models::measure_model(request, options, precision,
                           [&](const models::BlockMeasurement& record) { records.push_back(record); });
-  }
+  });
   py::list results;
   for (const auto& r : records) results.append(make_result(nlohmann::json(r), py::none()));
   return results;

@@ -265,7 +265,10 @@ TEST(ModelBlocks, DefaultBlocksReproduceTheTappedOutputs) {
 TEST(ModelBlocks, BlockNamesLayersAndHeadsAreChecked) {
   const Model m = make_model({}, "names");
   EXPECT_NE(error_of([] { parse_block("self", ModelType::Gpt2); }).find("'attn'"), std::string::npos);
-  EXPECT_NE(error_of([] { parse_block("mlp", ModelType::Bert); }).find("'self'"), std::string::npos);
+  EXPECT_NE(error_of([] { parse_block("ffn", ModelType::Bert); }).find("'self'"), std::string::npos);
+  EXPECT_NE(error_of([] { parse_block("ffn", ModelType::Bert); }).find("'stack'"), std::string::npos);
+  EXPECT_EQ(parse_block("mlp", ModelType::Bert), Block::Mlp);  // the whole blocks exist in every family
+  EXPECT_EQ(parse_block("model", ModelType::Llama), Block::Model);
   EXPECT_EQ(parse_block("self", ModelType::Bert), Block::Self);
   // The library names the field and its value; the CLI adds the flag (cli_models_test).
   EXPECT_NE(error_of([&] { block_spec(m.weights, 2, Block::Attn); }).find("layer 2"), std::string::npos);

@@ -32,7 +32,7 @@ def test_measure_equals_cli(stories, cli):
     ids = [1, 403, 407, 261, 378, 2]
     results = stories.measure(layer=2, ids=ids)
     assert len(results) == 1
-    run = subprocess.run([str(cli), "measure", "--model", str(STORIES), "--layer", "2", "--ids",
+    run = subprocess.run([str(cli), "measure", "--model", str(STORIES), "--layer", "2", "--json", "--ids",
                           ",".join(map(str, ids))], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     expected = json.loads(run.stdout.splitlines()[0])
@@ -52,3 +52,17 @@ def test_model_errors(stories):
         stories.forward([10**6])
     with pytest.raises(lipattn.InputError):
         lipattn.Model.load("/nonexistent/model")
+
+
+def test_measure_whole_blocks(stories):
+    ids = [1, 403, 407, 261, 378, 2]
+    layer = stories.measure(block="layer", layer=1, ids=ids)[0]
+    stack = stories.measure(block="stack", layers=(1, 2), ids=ids)[0]
+    assert abs(stack.lipschitz - layer.lipschitz) <= 1e-9 * layer.lipschitz
+    model = stories.measure(block="model", ids=ids)[0]
+    assert model.composition["product"] >= model.lipschitz * (1 - 1e-9)
+    assert abs(sum(model.concentration["shares"]) - 1) < 1e-12
+    with pytest.raises(lipattn.InputError, match="layers"):
+        stories.measure(block="stack", ids=ids)
+    with pytest.raises(lipattn.InputError, match="head"):
+        stories.measure(block="layer", head=0, ids=ids)

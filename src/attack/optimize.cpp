@@ -269,9 +269,17 @@ AscentResult ascend(const MapPtr<double>& map, const ConstraintSet& set, const M
 
 AttackResult maximize_lipschitz(const LayerSpec& spec, const ConstraintSet& set, const std::vector<NamedStart>& starts,
                                 const AttackOptions& o) {
+  MapBuilder builder;
+  builder.attention_heads = spec.attention.heads;
+  builder.f64 = [&spec](const AttentionMemory& memory) { return build_map<double>(spec, memory); };
+  return maximize_lipschitz(builder, set, starts, o);
+}
+
+AttackResult maximize_lipschitz(const MapBuilder& builder, const ConstraintSet& set,
+                                const std::vector<NamedStart>& starts, const AttackOptions& o) {
   if (o.restarts < 0) throw InputError(fmt::format("restarts must be ≥ 0, got {}", o.restarts), "restarts");
   if (o.steps < 0) throw InputError(fmt::format("steps must be ≥ 0, got {}", o.steps), "steps");
-  const MapPtr<double> map = build_map<double>(spec);
+  const MapPtr<double> map = builder.f64(AttentionMemory{});
   if (map->input_dim() != set.d)
     throw InputError(fmt::format("the set has d = {} features per token, the layer expects {}", set.d,
                                  map->input_dim()));
@@ -296,7 +304,7 @@ AttackResult maximize_lipschitz(const LayerSpec& spec, const ConstraintSet& set,
     const AscentResult end = ascend(map, set, all[s].Z, o, o.seed + 1000 * s);
     record.accepted_steps = end.accepted;
     const MatrixD X = set.to_input(end.Z);
-    const SpectralResult certificate = measure_local_lipschitz(spec, X, final_options);
+    const SpectralResult certificate = measure_local_lipschitz(builder, X, final_options);
     record.final_value = certificate.lower;
     record.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time).count();
     if (o.progress)

@@ -12,6 +12,7 @@
 
 #include "attention/layer.h"
 #include "attention/construction.h"
+#include "spectral/measure.h"
 #include "spectral/spectral_norm.h"
 
 namespace lipattn::attack {
@@ -91,6 +92,11 @@ struct NamedStart {
 // never below any start's value.
 AttackResult maximize_lipschitz(const LayerSpec& spec, const ConstraintSet& set, const std::vector<NamedStart>& starts,
                                 const AttackOptions& options);
+// The same ascent on any map given as a builder (a transformer layer, a stack, a whole model:
+// models/blocks.h); the LayerSpec entry is this one with build_map. Only builder.f64 is used; the
+// witness is certified through measure_local_lipschitz(builder, ...).
+AttackResult maximize_lipschitz(const MapBuilder& builder, const ConstraintSet& set,
+                                const std::vector<NamedStart>& starts, const AttackOptions& options);
 
 // The paper's construction(s) as starts for the Ball set: for each head given, the rule's branch and
 // the other one. Heads whose A_h has no real eigenvalue are skipped.

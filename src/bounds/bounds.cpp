@@ -370,7 +370,7 @@ double activation_derivative_bound(Activation activation) {
   switch (activation) {
     case Activation::GeluErf:
     case Activation::GeluTanh:
-      return 1.13;  // sup gelu' = Φ(√2) + √2 φ(√2) ≈ 1.12897; gelu_new's ≈ 1.1289 (§9.3)
+      return 1.13;  // sup gelu' = Φ(√2) + √2 φ(√2) ≈ 1.12897; gelu_new's ≈ 1.1289 (§10.1)
     case Activation::Silu:
     case Activation::QuickGelu:
       return 1.1;  // sup silu' ≈ 1.0998 at x ≈ 2.40

@@ -95,7 +95,7 @@ struct SweepPoint {
 std::vector<SweepPoint> hardmax_sweep(const LayerSpec& spec, const MatrixD& X, const std::vector<double>& factors,
                                       const SpectralOptions& options = {});
 
-// The MLP map (attention/mlp.h), globally (docs/theory.md §9.3): Lip(mlp) ≤ ‖W_out‖₂ · sup|act'| ·
+// The MLP map (attention/mlp.h), globally (docs/theory.md §10.1): Lip(mlp) ≤ ‖W_out‖₂ · sup|act'| ·
 // ‖W_in‖₂ for an ungated MLP. A gated MLP (SwiGLU) is a product of two linear functions of x and has
 // no global constant: nullopt, with the reason in *why_not.
 std::optional<double> mlp_global_bound(const MlpWeights& weights, std::string* why_not = nullptr);

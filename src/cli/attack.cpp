@@ -5,13 +5,13 @@
 
 #include <fmt/core.h>
 
+#include "attack/report_json.h"
 #include "attack/run.h"
+#include "models/attack_model.h"
 #include "cli/command.h"
 #include "cli/common.h"
 #include "common/error.h"
-#include "common/json.h"
 #include "io/npy.h"
-#include "spectral/result_json.h"
 
 namespace lipattn::cli {
 namespace {
@@ -26,7 +26,88 @@ struct AttackFlags {
   int restarts = 4, steps = 60;
   std::uint64_t seed = 0;
   bool json = false, quiet = false;
+  // --model: a block of a real model around its input on real text
+  std::string model, block, layers, text, tokenizer;
+  int layer_index = 0;
+  std::vector<int> ids;
+  std::uint64_t model_seed = 0;
 };
+
+nlohmann::json model_attack_json(const models::ModelAttackReport& r, const AttackFlags& f, double seconds) {
+  nlohmann::json j = {
+      {"model", r.model},
+      {"block", r.block},
+      {"layer", r.layer ? nlohmann::json(*r.layer) : nlohmann::json(nullptr)},
+      {"layers", r.layers ? nlohmann::json::array({r.layers->first, r.layers->last}) : nlohmann::json(nullptr)},
+      {"head", r.head ? nlohmann::json(*r.head) : nlohmann::json(nullptr)},
+      {"n", r.n},
+      {"d", r.center.cols()},
+      {"set", "around"},
+      {"eps", r.eps},
+      {"unperturbed", r.unperturbed},
+      {"lower", r.result.lower},
+      {"lipschitz", r.result.lipschitz},
+      {"distance", r.distance},
+      {"in_set", attack::ConstraintSet::around(r.center, r.eps).violation(r.result.witness)},
+      {"witness", f.out.empty() ? nlohmann::json(nullptr) : nlohmann::json(f.out)},
+      {"certificate", r.result.certificate},
+      {"seconds", seconds}};
+  j["starts"] = nlohmann::json::array();
+  for (const auto& s : r.result.starts)
+    j["starts"].push_back({{"name", s.name},
+                           {"start", s.start_value},
+                           {"final", s.final_value},
+                           {"steps_kept", s.accepted_steps},
+                           {"seconds", s.seconds}});
+  return j;
+}
+
+void print_model_attack(const models::ModelAttackReport& r, const AttackFlags& f, double seconds) {
+  fmt::print("block         {} {} of {}\n", r.block,
+             r.layers ? fmt::format("layers {}:{}", r.layers->first, r.layers->last) : fmt::format("layer {}", *r.layer),
+             r.model);
+  fmt::print("set           ‖X − X0‖_F ≤ ε = {:g} around the block's input (n = {}, d = {})\n", r.eps, r.n,
+             r.center.cols());
+  fmt::print("unperturbed   {:.12g}   σ_max at X0 (certified)\n", r.unperturbed);
+  fmt::print("lower         {:.12g}   σ_max at the witness (certified: ‖Jv‖ of a unit v), {:.4g}× X0's\n",
+             r.result.lower, r.result.lower / r.unperturbed);
+  fmt::print("distance      {:.6g}   ‖witness − X0‖_F\n", r.distance);
+  fmt::print("witness       {}\n", f.out.empty() ? "(not saved: pass --out WITNESS.npy)" : f.out);
+  fmt::print("time          {:.1f} s\n", seconds);
+}
+
+// attack --model: the request measure_model would get, and the ball ‖X − X0‖_F ≤ ε around the input.
+int run_model_attack(const AttackFlags& f, std::chrono::steady_clock::time_point start_time) {
+  if (!f.weights.empty() || !f.around.empty() || f.radius || f.layernorm)
+    throw InputError("--model attacks the ball around the block's input: drop --weights, --around, --radius and "
+                     "--layernorm, and give --eps");
+  if (!f.eps) throw InputError("--model needs --eps E: the ball ‖X − X0‖_F ≤ E around the block's input");
+  models::ModelMeasureRequest request;
+  request.model = f.model;
+  request.seed = f.model_seed;
+  request.layer = f.layer_index;
+  request.head = f.head;
+  request.block = f.block;
+  if (!f.layers.empty()) request.layers = models::parse_layer_range(f.layers, "layers");
+  request.text_file = f.text;
+  request.tokenizer_dir = f.tokenizer;
+  request.n = f.n;
+  request.ids = f.ids;
+  request.causal_override = f.layer.causal;
+  attack::AttackOptions options;
+  options.restarts = f.restarts;
+  options.steps = f.steps;
+  options.seed = f.seed;
+  if (!f.quiet) options.progress = [](const std::string& line) { std::cerr << "lipattn attack: " << line << std::endl; };
+  const models::ModelAttackReport r = models::attack_model(request, *f.eps, options);
+  if (!f.out.empty()) io::write_npy(f.out, r.result.witness);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time).count();
+  if (f.json)
+    std::cout << model_attack_json(r, f, seconds).dump() << std::endl;
+  else
+    print_model_attack(r, f, seconds);
+  return 0;
+}
 
 attack::AttackRequest make_request(const AttackFlags& f) {
   const int chosen = (f.radius ? 1 : 0) + (f.layernorm ? 1 : 0) + (f.around.empty() ? 0 : 1);
@@ -55,57 +136,6 @@ attack::AttackRequest make_request(const AttackFlags& f) {
   return r;
 }
 
-nlohmann::json construction_json(const attack::HeadConstruction& hc) {
-  const Construction& c = hc.construction;
-  nlohmann::json j = {{"head", hc.head}, {"applies", c.applies}};
-  if (c.applies)
-    j.update({{"lambda_max", c.lambda_max},
-              {"lambda_min", c.lambda_min},
-              {"branch", c.uses_lambda_max ? "lambda_max" : "lambda_min"},
-              {"log_n_star", c.log_n_star},
-              {"n_star", finite_or_null(c.n_star)},
-              {"value", hc.value}});
-  return j;
-}
-
-nlohmann::json report_json(const attack::AttackReport& r, const AttackFlags& f, double seconds) {
-  const attack::AttackResult& result = r.result;
-  nlohmann::json j;
-  j["lower"] = result.lower;
-  j["lipschitz"] = result.lipschitz;
-  j["construction"] = r.best_construction ? nlohmann::json(r.best_construction->value) : nlohmann::json(nullptr);
-  j["constructions"] = nlohmann::json::array();
-  for (const auto& hc : r.constructions) j["constructions"].push_back(construction_json(hc));
-  j["witness"] = f.out.empty() ? nlohmann::json(nullptr) : nlohmann::json(f.out);
-  j["upper"] = r.upper ? nlohmann::json(*r.upper) : nlohmann::json(nullptr);
-  j["upper_name"] = r.upper ? nlohmann::json(r.upper_name) : nlohmann::json(nullptr);
-  j["n"] = r.set.n;
-  j["d"] = r.set.d;
-  j["set"] = attack::to_string(r.set.kind);
-  j["radius"] = f.radius ? nlohmann::json(*f.radius) : nlohmann::json(nullptr);
-  j["eps"] = f.eps ? nlohmann::json(*f.eps) : nlohmann::json(nullptr);
-  j["n_star"] = nullptr;
-  j["log_n_star"] = nullptr;
-  j["regime"] = nullptr;
-  if (r.best_construction) {
-    const Construction& c = r.best_construction->construction;
-    j["n_star"] = finite_or_null(c.n_star);
-    j["log_n_star"] = c.log_n_star;
-    j["regime"] = c.below_n_star(r.set.n) ? "sqrt_n" : "saturated";
-  }
-  j["in_set"] = r.set.violation(result.witness);  // ≤ 1e-12
-  j["certificate"] = result.certificate;
-  j["starts"] = nlohmann::json::array();
-  for (const auto& s : result.starts)
-    j["starts"].push_back({{"name", s.name},
-                           {"start", s.start_value},
-                           {"final", s.final_value},
-                           {"steps_kept", s.accepted_steps},
-                           {"seconds", s.seconds}});
-  j["seconds"] = seconds;
-  return j;
-}
-
 void print_report(const attack::AttackReport& r, const AttackFlags& f, double seconds) {
   fmt::print("layer         {}\n", r.spec.describe());
   fmt::print("set           {} (n = {}, d = {}{})\n", attack::to_string(r.set.kind), r.set.n, r.set.d,
@@ -123,6 +153,7 @@ void print_report(const attack::AttackReport& r, const AttackFlags& f, double se
 
 int run(const AttackFlags& f) {
   const auto start_time = std::chrono::steady_clock::now();
+  if (!f.model.empty()) return run_model_attack(f, start_time);
   if (f.weights.empty()) throw InputError("--weights LAYER.safetensors is required");
   const attack::AttackRequest request = make_request(f);
   const attack::AttackReport report =
@@ -132,7 +163,7 @@ int run(const AttackFlags& f) {
   if (!f.out.empty()) io::write_npy(f.out, report.result.witness);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time).count();
   if (f.json)
-    std::cout << report_json(report, f, seconds).dump() << std::endl;
+    std::cout << attack::report_json(report, request, f.out, seconds).dump() << std::endl;
   else
     print_report(report, f, seconds);
   return 0;
@@ -162,6 +193,17 @@ const Register registered{
        app.add_option("--seed", f->seed, "seed of the random starts")->capture_default_str();
        app.add_flag("--json", f->json, "print one JSON object");
        app.add_flag("--quiet", f->quiet, "no progress lines on stderr");
+       app.add_option("--model", f->model,
+                      "attack a block of this model around its input on real text (with --eps; --text and --n, or "
+                      "--ids)");
+       app.add_option("--block", f->block, "with --model: attn | attention | self | mlp | layer | stack | model");
+       app.add_option("--layer", f->layer_index, "with --model: the layer of the block")->capture_default_str();
+       app.add_option("--layers", f->layers, "with --model --block stack: A:B, the layers A..B-1");
+       app.add_option("--text", f->text, "with --model: a text file; the first window of --n tokens is X0's");
+       app.add_option("--ids", f->ids, "with --model: explicit token ids, e.g. --ids 1,2,3")->delimiter(',');
+       app.add_option("--tokenizer", f->tokenizer, "with --model: folder with the tokenizer files");
+       app.add_option("--model-seed", f->model_seed, "with --model random:...: the initialisation seed")
+           ->capture_default_str();
        return [f] { return run(*f); };
      }}};
 

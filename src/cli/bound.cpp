@@ -6,14 +6,13 @@
 
 #include <fmt/core.h>
 
-#include "bounds/bounds.h"
+#include "bounds/report_json.h"
+#include "bounds/run.h"
 #include "cli/command.h"
 #include "cli/common.h"
 #include "common/error.h"
-#include "common/json.h"
 #include "common/progress.h"
 #include "io/npy.h"
-#include "spectral/result_json.h"
 
 namespace lipattn::cli {
 namespace {
@@ -28,73 +27,13 @@ struct BoundFlags {
   std::vector<double> sweep;
 };
 
-nlohmann::json to_json(const std::map<std::string, double>& values) {
-  nlohmann::json j = nlohmann::json::object();
-  for (const auto& [name, value] : values) j[name] = number_or_string(value);
-  return j;
-}
-
-int run(const BoundFlags& f) {
-  if (f.weights.empty()) throw InputError("--weights LAYER.safetensors is required");
-  const bool local = !f.input.empty();
-  const bool on_set = f.n != 0 || !std::isnan(f.radius);
-  if (local && on_set) throw InputError("give either --input X.npy (local bounds) or --n N --radius R (a set), not both");
-  if (!local && !on_set) throw InputError("give --input X.npy (local bounds) or --n N --radius R (a set)");
-  if (on_set && (f.n == 0 || std::isnan(f.radius))) throw InputError("a set needs both --n N and --radius R");
-  if (!local && f.exact) throw InputError("--exact needs --input: the exact constant is measured at an input");
-  if (!local && !f.sweep.empty()) throw InputError("--sweep needs --input: it scales that input");
-
-  const LayerSpec spec = models::load_layer_file(f.weights, f.layer.options());
-  MatrixD X;
-  BoundReport report;
-  if (local) {
-    X = io::read_npy_matrix(f.input);
-    if (X.cols() != spec.attention.input_dim())
-      throw InputError(fmt::format("{}: X has d = {} features per token, but {} expects d = {}", f.input, X.cols(),
-                                   f.weights, spec.attention.input_dim()));
-    report = local_bounds(spec, X);
-  } else {
-    report = set_bounds(spec, {f.n, f.radius});
-  }
-  std::optional<SpectralResult> exact;
-  if (f.exact) exact = measure_local_lipschitz(spec, X, f.solver.options(), f.solver.precision());
-  std::vector<SweepPoint> sweep;
-  if (!f.sweep.empty()) sweep = hardmax_sweep(spec, X, f.sweep, f.solver.options());
-  progress::end_line();
-
-  if (f.json) {
-    nlohmann::json j;
-    j["bounds"] = to_json(report.bounds);
-    j["attention_bounds"] = to_json(report.attention);
-    j["status"] = report.status;
-    j["best"] = {{"name", report.best_name}, {"value", number_or_string(report.best)}};
-    j["n"] = report.factors.tokens;
-    j["radius"] = number_or_string(report.factors.attention_radius);
-    j["mode"] = local ? "local" : "set";
-    j["factors"] = {{"pre_norm", number_or_string(report.factors.pre_norm)},
-                    {"residual", report.factors.residual},
-                    {"post_norm", number_or_string(report.factors.post_norm)}};
-    j["notes"] = report.notes;
-    if (!report.structured_terms.empty()) j["structured_terms"] = to_json(report.structured_terms);
-    if (report.hardmax)
-      j["hardmax"] = {{"exists", report.hardmax->exists},
-                      {"value", number_or_string(report.hardmax->value)},
-                      {"max_in_degree", report.hardmax->max_in_degree},
-                      {"note", report.hardmax->note}};
-    if (exact) {
-      j["exact"] = exact->lipschitz;
-      j["exact_detail"] = *exact;
-    }
-    if (!sweep.empty()) {
-      j["sweep"] = nlohmann::json::array();
-      for (const auto& p : sweep) j["sweep"].push_back({{"factor", p.radius_factor}, {"exact", p.exact}});
-    }
-    std::cout << j.dump() << std::endl;
-    return 0;
-  }
+void print_run(const LayerSpec& spec, const BoundFlags& f, const BoundRun& run, Index n_tokens) {
+  const BoundReport& report = run.report;
+  const std::optional<SpectralResult>& exact = run.exact;
+  const std::vector<SweepPoint>& sweep = run.sweep;
   fmt::print("layer   {}\n", spec.describe());
-  if (local)
-    fmt::print("input   {}: n = {}, max_i ‖z_i‖ = {:.6g} (attention input)\n", f.input, X.rows(),
+  if (run.local)
+    fmt::print("input   {}: n = {}, max_i ‖z_i‖ = {:.6g} (attention input)\n", f.input, n_tokens,
                report.factors.attention_radius);
   else
     fmt::print("set     n = {}, every attention-input token of norm ≤ {:.6g}\n", f.n, report.factors.attention_radius);
@@ -117,6 +56,39 @@ int run(const BoundFlags& f) {
   }
   for (const auto& p : sweep) fmt::print("sweep   r = {:<8g} ‖Df(rX)‖₂ = {:.6g}\n", p.radius_factor, p.exact);
   for (const auto& note : report.notes) fmt::print("note    {}\n", note);
+}
+
+int run(const BoundFlags& f) {
+  if (f.weights.empty()) throw InputError("--weights LAYER.safetensors is required");
+  const bool local = !f.input.empty();
+  const bool on_set = f.n != 0 || !std::isnan(f.radius);
+  if (local && on_set) throw InputError("give either --input X.npy (local bounds) or --n N --radius R (a set), not both");
+  if (!local && !on_set) throw InputError("give --input X.npy (local bounds) or --n N --radius R (a set)");
+  if (on_set && (f.n == 0 || std::isnan(f.radius))) throw InputError("a set needs both --n N and --radius R");
+  if (!local && f.exact) throw InputError("--exact needs --input: the exact constant is measured at an input");
+  if (!local && !f.sweep.empty()) throw InputError("--sweep needs --input: it scales that input");
+
+  const LayerSpec spec = models::load_layer_file(f.weights, f.layer.options());
+  BoundRequest request;
+  if (local) {
+    request.input = io::read_npy_matrix(f.input);
+    if (request.input->cols() != spec.attention.input_dim())
+      throw InputError(fmt::format("{}: X has d = {} features per token, but {} expects d = {}", f.input,
+                                   request.input->cols(), f.weights, spec.attention.input_dim()));
+  } else {
+    request.ball = TokenBall{f.n, f.radius};
+  }
+  request.exact = f.exact;
+  request.sweep = f.sweep;
+  request.options = f.solver.options();
+  request.precision = f.solver.precision();
+  const BoundRun run = run_bound(spec, request);
+  progress::end_line();
+  if (f.json) {
+    std::cout << to_json(run).dump() << std::endl;
+    return 0;
+  }
+  print_run(spec, f, run, local ? request.input->rows() : f.n);
   return 0;
 }
 

@@ -9,10 +9,9 @@
 #include "cli/command.h"
 #include "cli/common.h"
 #include "common/error.h"
-#include "common/json.h"
 #include "io/npy.h"
-#include "meanfield/regime.h"
-#include "spectral/result_json.h"
+#include "meanfield/analysis.h"
+#include "meanfield/report_json.h"
 
 namespace lipattn::cli {
 namespace {
@@ -31,69 +30,15 @@ struct MeanFieldFlags {
   bool json = false;
 };
 
-nlohmann::json point_json(const meanfield::RegimePoint& p) {
-  return {{"n", p.n},
-          {"lipschitz", number_or_string(p.lipschitz)},
-          {"merged", number_or_string(p.merged)},
-          {"query", number_or_string(p.query)},
-          {"full", number_or_string(p.full)},
-          {"seconds", p.seconds},
-          {"converged", p.converged}};
-}
-
-int run_regime(const MeanFieldFlags& f, LayerSpec spec) {
-  using namespace meanfield;
-  if (std::isnan(f.radius)) throw InputError("--regime needs --radius R");
-  RegimeOptions o;
-  o.n_min = f.n_min;
-  o.n_max = f.n_max;  // 0 and −1: the regime's defaults
-  o.full_max = f.full_max;
-  o.per_decade = f.per_decade;
-  o.spectral = f.solver.options();
-  o.seed = f.solver.seed;
-  RegimeCurve curve;
-  if (f.regime == "construction") {
-    curve = construction_curve(spec.attention, f.head.value_or(0), f.radius, o);
-  } else if (f.regime == "iid") {
-    if (f.head) spec.attention = spec.attention.head(*f.head);
-    curve = iid_curve(spec, f.radius, o);
-  } else {
-    throw InputError(fmt::format("--regime must be construction or iid, got '{}'", f.regime));
-  }
-  if (f.json) {
-    nlohmann::json j;
-    j["regime"] = curve.regime;
-    j["radius"] = curve.radius;
-    j["points"] = nlohmann::json::array();
-    for (const auto& p : curve.points) j["points"].push_back(point_json(p));
-    if (curve.regime == "construction") {
-      const auto& c = curve.construction;
-      j["head"] = f.head.value_or(0);
-      j["applies"] = c.applies;
-      j["lambda_max"] = c.lambda_max;
-      j["lambda_min"] = c.lambda_min;
-      j["uses_lambda_max"] = c.uses_lambda_max;
-      j["log_n_star"] = c.log_n_star;
-      j["n_star"] = number_or_string(c.n_star);
-      j["slope_below_n_star"] = number_or_string(curve.slope_below);
-      j["slope_above_n_star"] = number_or_string(curve.slope_above);
-      j["peak"] = {{"n", curve.peak_n}, {"lipschitz", number_or_string(curve.peak_value)}};
-    } else {
-      j["sigma"] = curve.sigma;
-      j["slope"] = number_or_string(curve.slope_all);
-      j["slope_last_decade"] = number_or_string(curve.slope_last_decade);
-    }
-    std::cout << j.dump() << std::endl;
-    return 0;
-  }
+void print_curve(const meanfield::RegimeCurve& curve, Index head) {
   fmt::print("regime  {} (radius {})\n", curve.regime, curve.radius);
   if (curve.regime == "construction") {
     const auto& c = curve.construction;
     if (!c.applies) {
       fmt::print("the construction does not apply: A_h has no real eigenvalue\n");
-      return 0;
+      return;
     }
-    fmt::print("head    {}: λ_max = {:.6g}, λ_min = {:.6g}, branch {}, n* ≈ e^{:.4g} = {:.4g}\n", f.head.value_or(0),
+    fmt::print("head    {}: λ_max = {:.6g}, λ_min = {:.6g}, branch {}, n* ≈ e^{:.4g} = {:.4g}\n", head,
                c.lambda_max, c.lambda_min, c.uses_lambda_max ? "λ_max" : "λ_min", c.log_n_star, c.n_star);
     fmt::print("{:>12} {:>14} {:>14} {:>14} {:>14}\n", "n", "L (n tokens)", "2-point L", "‖Q‖", "full");
     for (const auto& p : curve.points)
@@ -112,78 +57,76 @@ int run_regime(const MeanFieldFlags& f, LayerSpec spec) {
                curve.slope_last_decade);
     fmt::print("note    with masses 1/n the two constants are the same number (§MF.3)\n");
   }
+}
+
+int run_regime(const MeanFieldFlags& f, LayerSpec spec) {
+  using namespace meanfield;
+  if (std::isnan(f.radius)) throw InputError("--regime needs --radius R");
+  RegimeRequest request;
+  request.regime = f.regime;
+  request.radius = f.radius;
+  request.head = f.head;
+  request.options.n_min = f.n_min;
+  request.options.n_max = f.n_max;  // 0 and −1: the regime's defaults
+  request.options.full_max = f.full_max;
+  request.options.per_decade = f.per_decade;
+  request.options.spectral = f.solver.options();
+  request.options.seed = f.solver.seed;
+  const RegimeCurve curve = regime_curve(std::move(spec), request);
+  if (f.json) {
+    std::cout << to_json(curve, f.head.value_or(0)).dump() << std::endl;
+    return 0;
+  }
+  print_curve(curve, f.head.value_or(0));
   return 0;
 }
 
-int run_input(const MeanFieldFlags& f, LayerSpec spec) {
-  using namespace meanfield;
-  if (f.head) spec.attention = spec.attention.head(*f.head);
-  Measure mu = Measure::uniform(io::read_npy_matrix(f.input), spec.attention.causal);
-  if (mu.points.cols() != spec.attention.input_dim())
-    throw InputError(fmt::format("{}: X has d = {} features per token, but {} expects d = {}", f.input,
-                                 mu.points.cols(), f.weights, spec.attention.input_dim()));
-  const Index n = mu.size();
-  if (!f.masses.empty()) mu.masses = io::read_npy_vector(f.masses, n, "the masses");
-  if (!f.positions.empty()) {
-    if (!spec.attention.causal) throw InputError("--positions needs --causal (the mask by position)");
-    mu.positions = io::read_npy_vector(f.positions, n, "the positions");
-  }
-  mu.validate_and_normalise(f.masses.empty() ? f.input : f.masses);
-  const SpectralOptions options = f.solver.options();
-  const SpectralResult euclid = measure_local_lipschitz(spec, mu.points, options);
-  const SpectralResult mf = meanfield_lipschitz(spec, mu, options);
-  const MergedMeasure merged = merge_identical(mu);
-  std::optional<ReducedConstant> reduced;
-  if (merged.measure.size() < n) reduced = reduced_lipschitz(spec, mu, options);
-  std::optional<SplitEffect> split;
-  if (f.split) {
-    const MatrixD offsets =
-        f.spread > 0 ? gaussian_offsets(f.copies, mu.points.cols(), f.spread, f.solver.seed + 7) : MatrixD();
-    split = split_effect(spec, mu, *f.split, f.copies, offsets, options);
-  }
-  if (f.json) {
-    nlohmann::json j;
-    j["n"] = n;
-    j["d"] = mu.points.cols();
-    j["masked"] = mu.masked();
-    j["euclidean"] = euclid.lipschitz;
-    j["meanfield"] = mf.lipschitz;
-    j["euclidean_detail"] = euclid;
-    j["meanfield_detail"] = mf;
-    if (reduced)
-      j["reduced"] = {{"distinct_points", reduced->distinct_points}, {"merged", reduced->merged},
-                      {"query", reduced->query}, {"value", reduced->value}};
-    if (split)
-      j["split"] = {{"token", *f.split},
-                    {"copies", f.copies},
-                    {"spread", f.spread},
-                    {"meanfield_before", split->meanfield_before},
-                    {"meanfield_split", split->meanfield_split},
-                    {"meanfield_split_moved", number_or_string(split->meanfield_split_moved)},
-                    {"query_norm", split->query_norm},
-                    {"euclidean_before", split->euclidean_before},
-                    {"euclidean_split", split->euclidean_split},
-                    {"euclidean_split_moved", number_or_string(split->euclidean_split_moved)}};
-    std::cout << j.dump() << std::endl;
-    return 0;
-  }
+void print_cloud(const meanfield::CloudReport& r, const MeanFieldFlags& f, const LayerSpec& spec) {
   fmt::print("layer      {}\n", spec.describe());
-  fmt::print("input      n = {} tokens, d = {}{}{}\n", n, mu.points.cols(), f.masses.empty() ? ", masses 1/n" : ", masses from " + f.masses,
-             mu.masked() ? (f.positions.empty() ? ", causal (positions (i+1)/n)" : ", masked by " + f.positions) : "");
-  fmt::print("euclidean  {:.12g}   ‖Df(X)‖₂, every token of mass 1/n, by {}\n", euclid.lipschitz, to_string(euclid.method));
-  fmt::print("meanfield  {:.12g}   ‖M^½ Df M^-½‖₂ in L²(μ), by {}\n", mf.lipschitz, to_string(mf.method));
-  if (reduced)
+  fmt::print("input      n = {} tokens, d = {}{}{}\n", r.n, r.d, f.masses.empty() ? ", masses 1/n" : ", masses from " + f.masses,
+             r.masked ? (f.positions.empty() ? ", causal (positions (i+1)/n)" : ", masked by " + f.positions) : "");
+  fmt::print("euclidean  {:.12g}   ‖Df(X)‖₂, every token of mass 1/n, by {}\n", r.euclidean.lipschitz,
+             to_string(r.euclidean.method));
+  fmt::print("meanfield  {:.12g}   ‖M^½ Df M^-½‖₂ in L²(μ), by {}\n", r.meanfield.lipschitz,
+             to_string(r.meanfield.method));
+  if (const auto& reduced = r.reduced)
     fmt::print("reduced    {:.12g}   = max(L of the {} distinct points {:.8g}, ‖Q‖ of a repeated point {:.8g})\n",
                reduced->value, reduced->distinct_points, reduced->merged, reduced->query);
-  if (split) {
-    fmt::print("split      token {} into {} copies of mass m/{}:\n", *f.split, f.copies, f.copies);
+  if (const auto& split = r.split) {
+    fmt::print("split      token {} into {} copies of mass m/{}:\n", r.split_token, r.copies, r.copies);
     fmt::print("           mean-field {:.10g} → {:.10g} (not moved; ‖Q‖ = {:.6g})", split->meanfield_before,
                split->meanfield_split, split->query_norm);
-    if (!std::isnan(split->meanfield_split_moved)) fmt::print(" → {:.10g} (moved apart, spread {})", split->meanfield_split_moved, f.spread);
+    if (!std::isnan(split->meanfield_split_moved)) fmt::print(" → {:.10g} (moved apart, spread {})", split->meanfield_split_moved, r.spread);
     fmt::print("\n           euclidean  {:.10g} → {:.10g} (copies as tokens)", split->euclidean_before, split->euclidean_split);
     if (!std::isnan(split->euclidean_split_moved)) fmt::print(" → {:.10g} (moved apart)", split->euclidean_split_moved);
     fmt::print("\n");
   }
+}
+
+int run_input(const MeanFieldFlags& f, const LayerSpec& spec) {
+  using namespace meanfield;
+  const MatrixD X = io::read_npy_matrix(f.input);
+  const Index d_expected = f.head ? spec.attention.head(*f.head).input_dim() : spec.attention.input_dim();
+  if (X.cols() != d_expected)
+    throw InputError(fmt::format("{}: X has d = {} features per token, but {} expects d = {}", f.input, X.cols(),
+                                 f.weights, d_expected));
+  if (!f.positions.empty() && !spec.attention.causal)
+    throw InputError("--positions needs --causal (the mask by position)");
+  CloudRequest request;
+  if (!f.masses.empty()) request.masses = io::read_npy_vector(f.masses, X.rows(), "the masses");
+  if (!f.positions.empty()) request.positions = io::read_npy_vector(f.positions, X.rows(), "the positions");
+  request.what = f.masses.empty() ? f.input : f.masses;
+  request.head = f.head;
+  request.split = f.split;
+  request.copies = f.copies;
+  request.spread = f.spread;
+  request.options = f.solver.options();
+  const CloudReport r = analyse_cloud(spec, X, request);
+  if (f.json) {
+    std::cout << to_json(r).dump() << std::endl;
+    return 0;
+  }
+  print_cloud(r, f, spec);
   return 0;
 }
 

@@ -360,19 +360,23 @@ PlannedSweep plan_sweep(const nlohmann::json& spec_in) {
   return plan;
 }
 
-std::vector<PlannedSweep> plan_sweep_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw InputError(fmt::format("{}: cannot read the sweep file", path));
-  nlohmann::json spec = nlohmann::json::parse(in, nullptr, false);
-  if (spec.is_discarded()) throw InputError(fmt::format("{}: not valid JSON", path));
+std::vector<PlannedSweep> plan_sweeps(const nlohmann::json& spec, const std::string& what) {
   std::vector<PlannedSweep> out;
   if (spec.is_object() && spec.contains("sweeps")) {
-    if (!spec["sweeps"].is_array()) throw InputError(fmt::format("{}: 'sweeps' must be a list of sweeps", path));
+    if (!spec["sweeps"].is_array()) throw InputError(fmt::format("{}: 'sweeps' must be a list of sweeps", what));
     for (const auto& s : spec["sweeps"]) out.push_back(plan_sweep(s));
   } else {
     out.push_back(plan_sweep(spec));
   }
   return out;
+}
+
+std::vector<PlannedSweep> plan_sweep_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw InputError(fmt::format("{}: cannot read the sweep file", path));
+  nlohmann::json spec = nlohmann::json::parse(in, nullptr, false);
+  if (spec.is_discarded()) throw InputError(fmt::format("{}: not valid JSON", path));
+  return plan_sweeps(spec, path);
 }
 
 JobRunner::JobRunner() = default;

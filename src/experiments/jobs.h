@@ -45,7 +45,9 @@ struct PlannedSweep {
 // unknown kind or a missing field, naming it.
 PlannedSweep plan_sweep(const nlohmann::json& spec);
 
-// A spec file: one sweep object, or {"sweeps": [...]}.
+// A spec: one sweep object, or {"sweeps": [...]}; `what` names it in messages (a file, "spec").
+std::vector<PlannedSweep> plan_sweeps(const nlohmann::json& spec, const std::string& what);
+// A spec file: plan_sweeps of its JSON.
 std::vector<PlannedSweep> plan_sweep_file(const std::string& path);
 
 // Runs jobs of every kind. Loaded models, tokenised texts and head specs are cached and shared by

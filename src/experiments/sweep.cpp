@@ -22,6 +22,7 @@
 
 #include "common/error.h"
 #include "common/progress.h"
+#include "common/stop.h"
 
 namespace lipattn::experiments {
 
@@ -355,11 +356,22 @@ RunSummary run_jobs(const std::vector<Job>& jobs, const Executor& execute, Resul
   ProgressBar bar(options.label, static_cast<int>(side_by_side.size() + one_at_a_time.size()), options.progress);
   std::mutex summary_mutex;
 
+  // A stop request (common/stop.h) ends the run between jobs, or inside one between products: the
+  // job cut short is neither written nor counted as failed, so a rerun does it; Stopped is rethrown
+  // once every worker has returned.
+  std::atomic<bool> stopped{false};
   auto run_one = [&](const Job& job, int threads) {
+    if (stopped || stop::requested()) {
+      stopped = true;
+      return;
+    }
     try {
       results.append(run_record(job, options.sweep, execute, threads));
       std::lock_guard<std::mutex> lock(summary_mutex);
       ++summary.ran;
+    } catch (const Stopped&) {
+      stopped = true;
+      return;
     } catch (const std::exception& e) {
       std::lock_guard<std::mutex> lock(summary_mutex);
       ++summary.failed;
@@ -390,6 +402,7 @@ RunSummary run_jobs(const std::vector<Job>& jobs, const Executor& execute, Resul
   }
   set_inner_threads(saved_eigen_threads);
   bar.finish();
+  if (stopped) throw Stopped();
   summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return summary;
 }

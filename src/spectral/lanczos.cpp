@@ -14,6 +14,7 @@
 #include <Spectra/LinAlg/UpperHessenbergQR.h>
 
 #include "common/parallel.h"
+#include "common/stop.h"
 
 namespace lipattn {
 
@@ -27,6 +28,7 @@ class NormalProduct {
   void apply(const double* x, double* y) {
     Eigen::Map<VectorD>(y, size()) = op_.apply_normal(Eigen::Map<const VectorD>(x, size()));
     ++products_;
+    stop::throw_if_requested();  // common/stop.h: a stop request ends the solve between products
     if (options_.on_product)
       options_.on_product(products_, std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count());
   }

@@ -12,6 +12,7 @@
 #include <fmt/core.h>
 
 #include "common/error.h"
+#include "common/stop.h"
 #include "spectral/lanczos.h"
 
 namespace lipattn {
@@ -49,6 +50,7 @@ MatrixD assemble_dense(const LinearOperator& op) {
     e(j) = 1;
     J.col(j) = op.apply(e);
     e(j) = 0;
+    stop::throw_if_requested();  // common/stop.h: between columns, as between products
   }
   return J;
 }
@@ -159,6 +161,7 @@ SpectralResult power_method(const LinearOperator& op, const SpectralOptions& o, 
     v = w / w.norm();
     w = op.apply_normal(v);
     ++r.matvecs;
+    stop::throw_if_requested();  // common/stop.h
     if (o.on_product) o.on_product(r.matvecs, seconds_since(start));
   }
   r.lipschitz = std::sqrt(std::max(0.0, theta));
