@@ -1,16 +1,20 @@
 // `lipattn sweep` killed with SIGKILL midway and rerun (every job exactly once), a corrupt last line
-// redone, and `lipattn reproduce` on a small subset whose report.html renders in headless Chromium.
+// redone, `lipattn reproduce` on a small subset whose report.html renders in headless Chromium, and
+// the quick run's whole-block section on stories260K (finite numbers; a rerun does nothing again).
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -19,6 +23,7 @@
 #include "cli_support.h"
 #include "file_support.h"
 #include "requirement_support.h"
+#include "shared_data.h"
 
 namespace lipattn {
 namespace {
@@ -217,6 +222,65 @@ TEST(CliReproduce, SmallSubsetWritesAReportThatRendersInChromium) {
   EXPECT_EQ(png_size(shot), std::make_pair(1200u, 2000u));
   EXPECT_GT(shot.size(), 5 * shot_blank.size()) << "the report renders as a nearly blank page";
   EXPECT_GT(shot_figures.size(), 5 * shot_blank.size()) << "the figures do not render";
+}
+
+// The cells of the Markdown table rows of `section` that start with `| first |`.
+std::vector<std::vector<std::string>> table_rows(const std::string& section, const std::string& first) {
+  std::vector<std::vector<std::string>> rows;
+  const std::string start = "| " + first + " |";
+  for (std::size_t at = section.find(start); at != std::string::npos; at = section.find(start, at + 1)) {
+    const std::string line = section.substr(at, section.find('\n', at) - at);
+    std::vector<std::string> cells;
+    for (std::size_t from = 1, bar; (bar = line.find('|', from)) != std::string::npos; from = bar + 1)
+      cells.push_back(line.substr(from + 1, bar - from - 2));
+    rows.push_back(cells);
+  }
+  return rows;
+}
+
+TEST(CliReproduce, QuickWholeBlocksSectionOnTheTrainedModelHasFiniteNumbers) {
+  const std::filesystem::path data = testing::kSharedData;
+  if (!std::filesystem::exists(data / "stories260K" / "stories260K.bin") ||
+      !std::filesystem::exists(data / "text" / "tinystories-valid-head.txt"))
+    GTEST_SKIP() << "no shared data at " << data;
+  const auto dir = scratch_dir("reproduce-blocks");
+  const auto out = dir / "out";
+  const std::string command = "reproduce --out " + out.string() + " --quick --only blocks-stories --no-progress";
+  auto r = run_cli(command);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string report = read_bytes(out / "report.md");
+  const std::size_t begin = report.find("## Whole layers and whole models");
+  ASSERT_NE(begin, std::string::npos) << report.substr(0, 2000);
+  const std::string section = report.substr(begin, report.find("\n## ", begin) - begin);
+  EXPECT_NE(section.find("**stories260K.** Layer 0: L ∝ n^"), std::string::npos) << section;
+  EXPECT_EQ(section.find("No results"), std::string::npos) << section;
+  // The depth table: k = 1..5, two windows at n = 128; exact, product and ratio finite, the ratio 1 at
+  // k = 1 and at least 1 deeper. The model table: 7 n. The fits table: layers 0 and 4, model, product.
+  const auto depth = table_rows(section, "stories260K");
+  ASSERT_EQ(depth.size(), 5u + 7u);
+  for (int k = 0; k < 5; ++k) {
+    EXPECT_EQ(depth[k][1], std::to_string(k + 1));
+    for (int c : {4, 5, 6}) EXPECT_TRUE(std::isfinite(std::stod(depth[k][c]))) << depth[k][c];
+    EXPECT_GE(std::stod(depth[k][6]), k == 0 ? 1 - 1e-6 : 1.0) << depth[k][6];
+  }
+  EXPECT_EQ(depth[0][6], "1");
+  for (std::size_t i = 5; i < depth.size(); ++i)
+    for (int c : {3, 4, 5, 7}) EXPECT_TRUE(std::isfinite(std::stod(depth[i][c]))) << depth[i][c];
+  EXPECT_EQ(table_rows(section, "blocks-stories-layer").size(), 2u);
+  EXPECT_EQ(table_rows(section, "blocks-stories-model").size(), 2u);
+  for (const char* figure : {"figures/blocks-depth.png", "figures/blocks-stories-L-n.svg"})
+    EXPECT_TRUE(std::filesystem::exists(out / figure)) << figure;
+  std::set<std::string> fitted;
+  for (const auto& f : nlohmann::json::parse(read_bytes(out / "fits.json")))
+    if (f["experiment"].get<std::string>().rfind("blocks-stories", 0) == 0) {
+      fitted.insert(f["quantity"].get<std::string>());
+      EXPECT_TRUE(f["exponent"].is_number() && f["ci_low"].is_number() && f["ci_high"].is_number()) << f.dump();
+    }
+  EXPECT_EQ(fitted, (std::set<std::string>{"lipschitz_layer0", "lipschitz_layer4", "lipschitz", "product"}));
+  // Every job is in the results: a rerun computes nothing.
+  r = run_cli(command);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find(" 0 ran, 31 already done"), std::string::npos) << r.err;
 }
 
 }  // namespace

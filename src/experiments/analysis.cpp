@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <optional>
 #include <thread>
 
 #include <fmt/core.h>
@@ -754,6 +755,252 @@ Section trained_section(Analysis& a) {
     trained.add_table(bounds);
   }
   return trained;
+}
+
+}  // namespace lipattn::experiments
+
+namespace lipattn::experiments {
+
+namespace {
+
+// ---- Whole layers and whole models (docs/experiments.md, "Whole layers and whole models") ----------
+
+double median_of(std::vector<double> xs) {
+  xs.erase(std::remove_if(xs.begin(), xs.end(), [](double x) { return !std::isfinite(x); }), xs.end());
+  if (xs.empty()) return kNaN;
+  std::sort(xs.begin(), xs.end());
+  const std::size_t m = xs.size() / 2;
+  return xs.size() % 2 ? xs[m] : (xs[m - 1] + xs[m]) / 2;
+}
+
+// The model of a blocks experiment ("gpt2", "bert", "stories": blocks-<key>-<what>) and its words.
+std::string blocks_key(const Experiment& e) {
+  const std::size_t from = std::string("blocks-").size(), to = e.name.rfind('-');
+  return to > from ? e.name.substr(from, to - from) : e.name;
+}
+std::string blocks_what(const Experiment& e) { return e.name.substr(e.name.rfind('-') + 1); }
+std::string blocks_model_words(const std::string& key) {
+  return key == "gpt2" ? "GPT-2" : key == "bert" ? "BERT" : key == "stories" ? "stories260K" : key;
+}
+
+const BlockResult& block_of(const Point& p) { return p.result<BlockResult>(); }
+
+// The depth k of a stack record (its layers 0..k−1), or the layer count of a model record.
+int depth_of(const BlockResult& r) { return r.layers ? r.layers->last - r.layers->first : 1; }
+
+// Per n (or per depth): the medians over the windows of L, the product of the factors, product/exact,
+// bound product/exact and the effective tokens of the top singular vector.
+struct CompositionRow {
+  double x = 0, windows = 0, exact = kNaN, product = kNaN, ratio = kNaN, bound_ratio = kNaN, effective = kNaN;
+};
+template <class Key>
+std::vector<CompositionRow> composition_rows(const Points& pts, Key key) {
+  std::map<double, std::vector<const Point*>> groups;
+  for (const auto& p : pts) groups[key(p)].push_back(&p);
+  std::vector<CompositionRow> rows;
+  for (const auto& [x, members] : groups) {
+    std::vector<double> exact, product, ratio, bound_ratio, effective;
+    for (const Point* p : members) {
+      const BlockResult& r = block_of(*p);
+      exact.push_back(p->value);
+      effective.push_back(r.concentration.effective_tokens);
+      if (!r.composition) continue;
+      product.push_back(r.composition->product);
+      ratio.push_back(r.composition->ratio);
+      if (r.composition->bound_product) bound_ratio.push_back(*r.composition->bound_product / p->value);
+    }
+    rows.push_back({x, static_cast<double>(members.size()), median_of(exact), median_of(product), median_of(ratio),
+                    median_of(bound_ratio), median_of(effective)});
+  }
+  return rows;
+}
+
+// Why the bound product is missing: the first record's reason (every window has the same weights).
+std::string no_bound_reason(const Points& pts) {
+  for (const auto& p : pts)
+    if (block_of(p).composition && !block_of(p).composition->bound_product)
+      return block_of(p).composition->no_bound_reason;
+  return {};
+}
+
+// The fits of L against n: one per layer of a `layer` experiment, L and the product for `model`.
+std::vector<FitRecord> blocks_fits(const Experiment& e, const Points& pts) {
+  std::map<int, std::pair<std::vector<double>, std::vector<double>>> by_layer;
+  std::vector<double> n, product;
+  for (const auto& p : pts) {
+    const BlockResult& r = block_of(p);
+    auto& [x, y] = by_layer[r.layer.value_or(-1)];
+    x.push_back(p.n), y.push_back(p.value);
+    if (r.composition) n.push_back(p.n), product.push_back(r.composition->product);
+  }
+  std::vector<FitRecord> fits;
+  for (const auto& [layer, xy] : by_layer) {
+    const bool one_layer = layer >= 0;
+    FitRecord f = make_fit(e, one_layer ? fmt::format("lipschitz_layer{}", layer) : "lipschitz", xy.first, xy.second);
+    f.layer = layer;
+    fits.push_back(f);
+  }
+  if (!product.empty()) fits.push_back(make_fit(e, "product", n, product));
+  return fits;
+}
+
+// What the section opens with, per model: the growth in n, the depth and the cancellation.
+struct BlocksSummary {
+  std::vector<FitRecord> layer_fits;
+  std::optional<FitRecord> model_fit;
+  std::optional<CompositionRow> deepest;  // the stack of every layer (depth experiment)
+  std::optional<CompositionRow> model;    // the whole model at its largest n
+  double model_n = 0;
+  std::string no_bound;
+};
+
+std::string blocks_answer(const std::string& key, const BlocksSummary& s) {
+  std::string text = "**" + blocks_model_words(key) + ".**";
+  for (const FitRecord& f : s.layer_fits) text += fmt::format(" Layer {}: L ∝ n^{}.", f.layer, interval(f));
+  if (s.model_fit) text += fmt::format(" Whole model: L ∝ n^{}.", interval(*s.model_fit));
+  if (s.deepest)
+    text += fmt::format(
+        " Layers 0..{} composed (n = {}): exact L = {}, product of the per-layer constants {}, so the "
+        "composition cancels a factor {}; the top singular vector spreads over {} effective tokens.",
+        static_cast<int>(s.deepest->x) - 1, fmt_num(s.model_n), fmt_num(s.deepest->exact, 4),
+        fmt_num(s.deepest->product, 4), fmt_num(s.deepest->ratio, 4), fmt_num(s.deepest->effective));
+  if (s.model)
+    text += fmt::format(" Whole model at n = {}: L = {}, product {} (ratio {}), product of per-layer upper bounds {}.",
+                        fmt_num(s.model->x), fmt_num(s.model->exact, 4), fmt_num(s.model->product, 4),
+                        fmt_num(s.model->ratio, 4),
+                        std::isfinite(s.model->bound_ratio) ? fmt_num(s.model->bound_ratio, 3) + "× the exact value"
+                                                            : "none (" + s.no_bound + ")");
+  return text;
+}
+
+// L against n: the median per n of each layer and of the whole model, with the product (dashed).
+Figure blocks_n_figure(const std::string& key, const std::vector<std::pair<const Experiment*, Points>>& data) {
+  Figure f = make_figure("blocks-" + key + "-L-n", blocks_model_words(key) + ": whole layers and the whole model",
+                         "n (tokens)", "L = ||Df(X)||_2 (median over windows)", true, true);
+  for (const auto& [e, pts] : data) {
+    const std::string what = blocks_what(*e);
+    if (what == "depth") continue;
+    std::map<int, std::vector<std::pair<double, double>>> by_layer;
+    std::vector<std::pair<double, double>> product;
+    for (const auto& p : pts) {
+      by_layer[block_of(p).layer.value_or(-1)].emplace_back(p.n, p.value);
+      if (block_of(p).composition) product.emplace_back(p.n, block_of(p).composition->product);
+    }
+    for (const auto& [layer, points] : by_layer)
+      f.series.push_back(median_per_n(layer >= 0 ? fmt::format("layer {}", layer) : "whole model", points));
+    if (!product.empty()) {
+      Series s = median_per_n("product of the layer constants", product);
+      s.style = "dashed";
+      f.series.push_back(s);
+    }
+  }
+  return f;
+}
+
+}  // namespace
+
+Section blocks_section(Analysis& a) {
+  Section blocks;
+  blocks.title = "Whole layers and whole models";
+  // The experiments of each model, in catalogue order.
+  std::map<std::string, std::vector<std::pair<const Experiment*, Points>>> by_model;
+  std::vector<std::string> order;
+  for (const auto& e : a.experiments) {
+    if (e.group != ExperimentGroup::Blocks) continue;
+    const std::string key = blocks_key(e);
+    if (!by_model.count(key)) order.push_back(key);
+    by_model[key].emplace_back(&e, a.points(e));
+  }
+  if (order.empty()) return blocks;
+  blocks.paragraph(
+      "The paper measures one attention block. Here the whole transformer layer (attention, MLP, norms, residuals), "
+      "the stack of layers 0..k−1 and the whole model (embedding output to the last hidden state) are measured "
+      "exactly: L = ‖Df(X)‖₂ of the composed map at the model's own input, by Lanczos on JᵀJ through the chain "
+      "rule. Beside each stack and model: the product of the per-layer constants, each at its layer's own input "
+      "(a certified upper bound by the chain rule), its ratio to the exact value (how much the composition "
+      "cancels), the product of per-layer upper bounds of `lipattn bound` where they exist, and the participation "
+      "ratio 1/Σp_i² of the top right singular vector's token shares p_i (effective tokens, 1..n).");
+  Table n_table{{"experiment", "block", "points", "exponent [95% CI]", "vs 1/4, 1/2", "C", "median effective tokens"},
+                {}};
+  Table depth_table{{"model", "depth k", "windows", "n", "exact L", "product of layer L", "product / exact",
+                     "bound product / exact", "effective tokens"},
+                    {}};
+  Table model_table{{"model", "n", "windows", "exact L", "product of layer L", "product / exact",
+                     "bound product / exact", "effective tokens"},
+                    {}};
+  Figure depth_figure = make_figure("blocks-depth", "L of the layers 0..k-1 composed, against depth k", "depth k",
+                                    "L (median over windows)", false, true);
+  std::vector<std::string> answers, settings;
+  for (const auto& key : order) {
+    BlocksSummary summary;
+    for (const auto& [e, pts] : by_model[key]) {
+      settings.push_back(fmt::format("**{}** — {}.", e->title, e->setting));
+      if (pts.empty()) continue;
+      const std::string what = blocks_what(*e);
+      if (what == "depth") {
+        const auto rows =
+            composition_rows(pts, [](const Point& p) { return static_cast<double>(depth_of(block_of(p))); });
+        Series exact = line(blocks_model_words(key) + " exact", "linespoints", {}, {}),
+               product = line(blocks_model_words(key) + " product of layer L", "dashed", {}, {});
+        for (const auto& r : rows) {
+          exact.x.push_back(r.x), exact.y.push_back(r.exact);
+          product.x.push_back(r.x), product.y.push_back(r.product);
+          depth_table.rows.push_back({blocks_model_words(key), fmt_num(r.x), fmt_num(r.windows), fmt_num(pts.front().n),
+                                      fmt_num(r.exact, 4), fmt_num(r.product, 4), fmt_num(r.ratio, 4),
+                                      fmt_num(r.bound_ratio, 3), fmt_num(r.effective)});
+        }
+        depth_figure.series.push_back(exact);
+        depth_figure.series.push_back(product);
+        summary.deepest = rows.back();
+        summary.model_n = pts.front().n;
+        continue;
+      }
+      std::map<int, std::vector<double>> effective;
+      for (const auto& p : pts)
+        effective[block_of(p).layer.value_or(-1)].push_back(block_of(p).concentration.effective_tokens);
+      for (const FitRecord& f : blocks_fits(*e, pts)) {
+        a.fits.push_back(f);
+        const bool product = f.quantity == "product";
+        const std::string block =
+            product ? "product of layer L" : f.layer >= 0 ? fmt::format("layer {}", f.layer) : "model";
+        n_table.rows.push_back({e->name, block, std::to_string(f.points), interval(f), compare_quarter_half(f),
+                                fmt_num(f.constant), product ? "" : fmt_num(median_of(effective[f.layer]))});
+        if (product) continue;
+        if (f.layer >= 0)
+          summary.layer_fits.push_back(f);
+        else
+          summary.model_fit = f;
+      }
+      if (what == "model") {
+        const auto rows = composition_rows(pts, [](const Point& p) { return p.n; });
+        for (const auto& r : rows)
+          model_table.rows.push_back({blocks_model_words(key), fmt_num(r.x), fmt_num(r.windows), fmt_num(r.exact, 4),
+                                      fmt_num(r.product, 4), fmt_num(r.ratio, 4), fmt_num(r.bound_ratio, 3),
+                                      fmt_num(r.effective)});
+        summary.model = rows.back();
+        summary.no_bound = no_bound_reason(pts);
+      }
+    }
+    answers.push_back(blocks_answer(key, summary));
+  }
+  for (const auto& text : answers) blocks.paragraph(text);
+  for (const auto& s : settings) blocks.paragraph(s);
+  blocks.paragraph("L against n (fits of log L on log n over every window, 95% CIs from Student's t):");
+  blocks.add_table(n_table);
+  for (const auto& key : order)
+    add_figure(blocks, blocks_n_figure(key, by_model[key]), a.figures_dir,
+               blocks_model_words(key) + ": L against n, whole layers and the whole model (median over windows), "
+                                         "with the product of the per-layer constants (dashed)");
+  blocks.paragraph("L against depth: the layers 0..k−1 composed at the embedding output, exact and as the product of "
+                   "the per-layer constants:");
+  blocks.add_table(depth_table);
+  add_figure(blocks, depth_figure, a.figures_dir,
+             "Exact L of the stack 0..k-1 against depth k (solid) and the product of its layers' constants (dashed)");
+  blocks.paragraph(
+      "The whole model: exact against the product of its per-layer constants (the final norm included as a factor), "
+      "per n (medians over the windows):");
+  blocks.add_table(model_table);
+  return blocks;
 }
 
 }  // namespace lipattn::experiments

@@ -63,6 +63,10 @@ Section fits_section(const Analysis& a);
 // The trained model (stories260K) on TinyStories: opens with the answer (‖J‖₂ against the released
 // quantity, exponents with 95% CIs); adds the fits of every variant (whole layer, heads, RoPE removed).
 Section trained_section(Analysis& a);
+// Whole layers and whole models (kind "block"): L against n for whole layers and the whole model (adds
+// the fits), L of the stack 0..k−1 against depth k, the exact constant against the product of the
+// per-layer constants, and where the top singular vector lives.
+Section blocks_section(Analysis& a);
 Section reproducibility_section(const Analysis& a, const std::vector<std::string>& notes);
 
 }  // namespace lipattn::experiments

@@ -64,6 +64,30 @@ constexpr Reference kRandomGpt2Layer6 = {"0.445·n^0.25 (random GPT-2, layer 6)"
 
 constexpr const char* kAdversarialGrid = R"({"n": {"from": 2.0, "to": 97.0, "step": 5.0}})";
 
+// Whole layers and whole models (docs/experiments.md, "Whole layers and whole models"): `layer` and
+// `model` against n, the stack 0:k against depth k, each stack and model with its chain-rule factors.
+// GPT-2 and BERT (d = 768, 12 layers) cost about 48nd² flops per layer and product, so their quick
+// grids are small; stories260K (d = 64, 5 layers) runs its whole range of n.
+constexpr const char* kBlocksLayerQuick = R"({"n": [4, 16, 64], "samples": 1, "layer": [0, 11]})";
+constexpr const char* kBlocksLayerFull = R"({"n": {"from": 2.0, "to": 98.0, "step": 8.0}, "samples": 2,
+                                             "layer": [0, 6, 11]})";
+constexpr const char* kBlocksModelQuick = R"({"n": [2, 4, 8], "samples": 1})";
+constexpr const char* kBlocksModelFull = R"({"n": [2, 4, 8, 16, 32, 64, 96], "samples": 2})";
+// Quick: depth up to 6 (the model experiment has all 12 layers at n = 8; 0:12 would double it).
+constexpr const char* kBlocksDepthQuick = R"({"n": [8], "samples": 1, "layers": ["0:1", "0:2", "0:4", "0:6"]})";
+constexpr const char* kBlocksDepthFull = R"({"n": [32], "samples": 2, "layers": ["0:1", "0:2", "0:3", "0:4", "0:5",
+                                             "0:6", "0:7", "0:8", "0:9", "0:10", "0:11", "0:12"]})";
+constexpr const char* kStoriesLayerQuick =
+    R"({"n": {"from": 2.0, "to": 512.0, "step": 85.0}, "samples": 1, "layer": [0, 4]})";
+constexpr const char* kStoriesLayerFull =
+    R"({"n": {"from": 2.0, "to": 512.0, "step": 30.0}, "samples": 2, "layer": [0, 1, 2, 3, 4]})";
+constexpr const char* kStoriesModelQuick = R"({"n": {"from": 2.0, "to": 512.0, "step": 85.0}, "samples": 1})";
+constexpr const char* kStoriesModelFull = R"({"n": {"from": 2.0, "to": 512.0, "step": 30.0}, "samples": 2})";
+constexpr const char* kStoriesDepthQuick =
+    R"({"n": [128], "samples": 2, "layers": ["0:1", "0:2", "0:3", "0:4", "0:5"]})";
+constexpr const char* kStoriesDepthFull =
+    R"({"n": [128], "samples": 4, "layers": ["0:1", "0:2", "0:3", "0:4", "0:5"]})";
+
 // clang-format off: one definition per block, one field per line.
 const Definition kCatalogue[] = {
     // Real-data protocol.
@@ -309,6 +333,91 @@ const Definition kCatalogue[] = {
      .quick = R"({"n": [2, 8, 32], "attack_steps": 10, "attack_restarts": 0})",
      .full = R"({"n": [2, 8, 16, 32, 64, 97], "attack_steps": 40, "attack_restarts": 2})",
      .paper_radius = 15.5},
+    // Whole layers and whole models: L against n, against depth, and against the product of the layers'.
+    {.name = "blocks-gpt2-layer",
+     .group = ExperimentGroup::Blocks,
+     .model = Slot::Gpt2,
+     .title = "{model}, whole layers",
+     .setting = "the whole layer x ↦ x + attn(ln_1(x)) ↦ · + mlp(ln_2(·)) (gelu_new), at its own input from the "
+                "same forward pass, {source}",
+     .spec = R"({"kind": "block", "block": "layer"})",
+     .quick = kBlocksLayerQuick,
+     .full = kBlocksLayerFull},
+    {.name = "blocks-gpt2-model",
+     .group = ExperimentGroup::Blocks,
+     .model = Slot::Gpt2,
+     .title = "{model}, the whole model",
+     .setting = "the whole model from the embedding output through the 12 layers and ln_f, with the product of "
+                "its per-layer constants, {source}",
+     .spec = R"({"kind": "block", "block": "model"})",
+     .quick = kBlocksModelQuick,
+     .full = kBlocksModelFull},
+    {.name = "blocks-gpt2-depth",
+     .group = ExperimentGroup::Blocks,
+     .model = Slot::Gpt2,
+     .title = "{model}, the stack of layers 0..k−1 against depth k",
+     .setting = "the layers 0..k−1 composed, at the embedding output, with the product of their per-layer "
+                "constants, {source}",
+     .spec = R"({"kind": "block", "block": "stack"})",
+     .quick = kBlocksDepthQuick,
+     .full = kBlocksDepthFull},
+    {.name = "blocks-bert-layer",
+     .group = ExperimentGroup::Blocks,
+     .model = Slot::Bert,
+     .title = "{model}, whole layers",
+     .setting = "the whole layer x ↦ a = LN(x + attn(x)) ↦ LN(a + mlp(a)) (erf gelu), at its own input from the "
+                "same forward pass, {source}",
+     .spec = R"({"kind": "block", "block": "layer"})",
+     .quick = kBlocksLayerQuick,
+     .full = kBlocksLayerFull},
+    {.name = "blocks-bert-model",
+     .group = ExperimentGroup::Blocks,
+     .model = Slot::Bert,
+     .title = "{model}, the whole model",
+     .setting = "the whole model from the embedding output (after its LayerNorm) through the 12 layers, with the "
+                "product of its per-layer constants, {source}",
+     .spec = R"({"kind": "block", "block": "model"})",
+     .quick = kBlocksModelQuick,
+     .full = kBlocksModelFull},
+    {.name = "blocks-bert-depth",
+     .group = ExperimentGroup::Blocks,
+     .model = Slot::Bert,
+     .title = "{model}, the stack of layers 0..k−1 against depth k",
+     .setting = "the layers 0..k−1 composed, at the embedding output, with the product of their per-layer "
+                "constants, {source}",
+     .spec = R"({"kind": "block", "block": "stack"})",
+     .quick = kBlocksDepthQuick,
+     .full = kBlocksDepthFull},
+    {.name = "blocks-stories-layer",
+     .group = ExperimentGroup::Blocks,
+     .model = Slot::Stories,
+     .when = When::TrainedData,
+     .title = "{model}, whole layers",
+     .setting = "the whole layer x ↦ x + attn(rmsnorm(x)) (RoPE, 8 query heads on 4 K/V heads) ↦ · + "
+                "SwiGLU(rmsnorm(·)), at its own input from the same forward pass, {source}",
+     .spec = R"({"kind": "block", "block": "layer"})",
+     .quick = kStoriesLayerQuick,
+     .full = kStoriesLayerFull},
+    {.name = "blocks-stories-model",
+     .group = ExperimentGroup::Blocks,
+     .model = Slot::Stories,
+     .when = When::TrainedData,
+     .title = "{model}, the whole model",
+     .setting = "the whole model from the embedding output through the 5 layers and the final RMSNorm, with the "
+                "product of its per-layer constants, {source}",
+     .spec = R"({"kind": "block", "block": "model"})",
+     .quick = kStoriesModelQuick,
+     .full = kStoriesModelFull},
+    {.name = "blocks-stories-depth",
+     .group = ExperimentGroup::Blocks,
+     .model = Slot::Stories,
+     .when = When::TrainedData,
+     .title = "{model}, the stack of layers 0..k−1 against depth k",
+     .setting = "the layers 0..k−1 composed, at the embedding output, with the product of their per-layer "
+                "constants, {source}",
+     .spec = R"({"kind": "block", "block": "stack"})",
+     .quick = kStoriesDepthQuick,
+     .full = kStoriesDepthFull},
     // Mean-field regime: the construction at fixed R (n* = 30) far past n*, unmasked (the exact 2-point
     // reduction, any n) and masked (the full n-token computation); i.i.d. tokens on the toy head.
     {.name = "mf-construction",
@@ -353,6 +462,7 @@ const Definition kCatalogue[] = {
 // The models and inputs of one run, in arguments and in words.
 struct Models {
   std::string gpt2, bert, gpt2_words, bert_words, source, stories, stories_words, stories_source;
+  std::string blocks_text, blocks_source;  // the whole-block experiments' text on GPT-2 and BERT ("": ids)
   bool pretrained_gpt2 = false, pretrained_bert = false;
 
   explicit Models(const ReproduceOptions& o)
@@ -365,6 +475,8 @@ struct Models {
         stories_words("stories260K (llama2.c, trained on TinyStories)"),
         stories_source("consecutive windows of " + trained_text_file().string() +
                        " (encoded whole as run.c does, BOS once at its head: a window starts mid-story)"),
+        blocks_text(!o.text.empty() ? std::filesystem::absolute(o.text).string() : blocks_text_file().string()),
+        blocks_source(blocks_text.empty() ? "seeded random token ids" : "consecutive windows of " + blocks_text),
         pretrained_gpt2(!o.gpt2.empty()),
         pretrained_bert(!o.bert.empty()) {}
 
@@ -390,7 +502,10 @@ struct Models {
   bool pretrained(Slot s) const {
     return s == Slot::Stories || (s == Slot::Gpt2 && pretrained_gpt2) || (s == Slot::Bert && pretrained_bert);
   }
-  const std::string& source_words(Slot s) const { return s == Slot::Stories ? stories_source : source; }
+  const std::string& source_words(Slot s, ExperimentGroup g) const {
+    if (s == Slot::Stories) return stories_source;
+    return g == ExperimentGroup::Blocks ? blocks_source : source;
+  }
 };
 
 bool included(const Definition& d, const ReproduceOptions& o) {
@@ -445,10 +560,20 @@ Experiment make_experiment(const Definition& d, const Models& m, const Reproduce
   e.spec["model"] = e.model;
   e.spec["model_seed"] = o.seed;
   substitute_seed(e.spec, o.seed);
-  e.layer = e.spec.value("layer", -1);
-  e.title = words(d.title, m.words(d.model), m.source_words(d.model), e.spec);
-  if (d.setting) e.setting = words(d.setting, m.words(d.model), m.source_words(d.model), e.spec);
-  if (e.spec["kind"] == "window") {
+  // A single layer; a list of layers (an axis) or none: -1.
+  e.layer = e.spec.contains("layer") && e.spec["layer"].is_number_integer() ? e.spec["layer"].get<int>() : -1;
+  const std::string& source = m.source_words(d.model, d.group);
+  e.title = words(d.title, m.words(d.model), source, e.spec);
+  if (d.setting) e.setting = words(d.setting, m.words(d.model), source, e.spec);
+  if (e.spec["kind"] == "block") {
+    // Whole blocks read real text: the trained model its own, GPT-2 and BERT --text or Alice.
+    if (d.model == Slot::Stories)
+      e.spec["text"] = trained_text_file().string();
+    else if (!m.blocks_text.empty())
+      e.spec["text"] = m.blocks_text;
+    else
+      e.spec["ids_seed"] = o.seed;
+  } else if (e.spec["kind"] == "window") {
     if (d.model == Slot::Stories)  // the trained model always reads its own kind of text
       e.spec["text"] = trained_text_file().string();
     else if (o.text.empty())
@@ -482,6 +607,8 @@ std::string to_string(ExperimentGroup group) {
       return "meanfield";
     case ExperimentGroup::Trained:
       return "trained";
+    case ExperimentGroup::Blocks:
+      return "blocks";
   }
   return "?";
 }
@@ -500,6 +627,12 @@ std::filesystem::path trained_model_file() {
 
 std::filesystem::path trained_text_file() {
   const std::filesystem::path root = models::default_data_root(), file = root / "text" / "tinystories-valid-head.txt";
+  std::error_code ec;
+  return !root.empty() && std::filesystem::is_regular_file(file, ec) ? file : std::filesystem::path();
+}
+
+std::filesystem::path blocks_text_file() {
+  const std::filesystem::path root = models::default_data_root(), file = root / "text" / "carroll-alice.txt";
   std::error_code ec;
   return !root.empty() && std::filesystem::is_regular_file(file, ec) ? file : std::filesystem::path();
 }

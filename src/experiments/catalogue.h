@@ -36,8 +36,8 @@ struct PaperReference {
 };
 
 // The groups of experiments; each has its report section.
-enum class ExperimentGroup { Real, Bounds, Long, Adversarial, Attack, Meanfield, Trained };
-// "real", "bounds", "long", "adversarial", "attack", "meanfield", "trained"
+enum class ExperimentGroup { Real, Bounds, Long, Adversarial, Attack, Meanfield, Trained, Blocks };
+// "real", "bounds", "long", "adversarial", "attack", "meanfield", "trained", "blocks"
 std::string to_string(ExperimentGroup group);
 
 // One experiment = one sweep (one results file) plus how to read it.
@@ -59,6 +59,9 @@ std::vector<Experiment> reproduce_experiments(const ReproduceOptions& options);
 // the head of the TinyStories validation split, under models::default_data_root(); "" when absent.
 std::filesystem::path trained_model_file();
 std::filesystem::path trained_text_file();
+// The real text the whole-block experiments read on GPT-2 and BERT when --text is not given:
+// text/carroll-alice.txt under models::default_data_root(); "" when absent (then seeded random ids).
+std::filesystem::path blocks_text_file();
 
 // A model folder given as a relative path, made absolute (as the text is): the jobs, and so the
 // results files a rerun resumes, must not depend on the directory reproduce runs from. Cached names

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 #include <fstream>
+#include <limits>
 #include <random>
 #include <sstream>
 
@@ -26,8 +27,8 @@ namespace lipattn::experiments {
 
 namespace {
 
-const std::vector<std::string> kAxisOrder = {"model", "model_seed", "regime", "layer",  "block", "rope",
-                                             "head",  "causal",     "radius", "n_star", "n",     "sample"};
+const std::vector<std::string> kAxisOrder = {"model",  "model_seed", "regime", "layer", "layers", "block", "rope",
+                                             "head",   "causal",     "radius", "n_star", "n",     "sample"};
 
 std::string require_string(const nlohmann::json& job, const char* field, const std::string& where) {
   if (!job.contains(field) || !job[field].is_string())
@@ -94,6 +95,24 @@ double window_cost(const models::ModelConfig& c, double n, bool one_head) {
   return 16 * n * d * d + 16 * n * n * d;  // design.md §5
 }
 
+// A whole block's Jacobian product: per layer the attention's 16nd² + 16n²d and the MLP's jvp and
+// vjp, 2 · 2 · 2n·d·d_ff flops (design.md §5).
+double block_cost(const models::ModelConfig& c, double n, int layers) {
+  const double d = static_cast<double>(c.hidden_size), ff = static_cast<double>(c.intermediate_size);
+  return layers * (16 * n * d * d + 16 * n * n * d + 8 * n * d * ff);
+}
+
+// The layers a job needs loaded: a window's layer and those before it; a block job's span (all of
+// them, with the final norm, for "model").
+int layers_needed(const nlohmann::json& job) {
+  if (job.value("kind", std::string()) == "block") {
+    const std::string block = job.value("block", std::string());
+    if (block == "model") return std::numeric_limits<int>::max();
+    if (block == "stack") return models::parse_layer_range(job["layers"].get<std::string>()).last;
+  }
+  return job.value("layer", 0) + 1;
+}
+
 SpectralOptions solver_options(const nlohmann::json& job) {
   SpectralOptions o;
   o.tol = job.value("tol", 1e-8);
@@ -147,6 +166,8 @@ class SweepPlanner {
  private:
   const ResolvedModel& model(const std::string& name);
   bool plan_window(nlohmann::json& job, const ResolvedModel& m, Job& out);
+  bool plan_block(nlohmann::json& job, const ResolvedModel& m, Job& out);
+  bool plan_input(nlohmann::json& job, const ResolvedModel& m);
   std::optional<std::size_t> window_start(const ResolvedModel& m, const nlohmann::json& job);
   void plan_head(nlohmann::json& job, JobKind kind, Job& out);
 
@@ -171,6 +192,10 @@ bool SweepPlanner::plan(nlohmann::json& job, JobKind kind, Job& out) {
     if (model_name == "toy") throw InputError(where_ + ": window jobs need a real model, not 'toy'", "model");
     return plan_window(job, model(model_name), out);
   }
+  if (kind == JobKind::Block) {
+    if (model_name == "toy") throw InputError(where_ + ": block jobs need a real model, not 'toy'", "model");
+    return plan_block(job, model(model_name), out);
+  }
   plan_head(job, kind, out);
   return true;
 }
@@ -194,6 +219,14 @@ bool SweepPlanner::plan_window(nlohmann::json& job, const ResolvedModel& m, Job&
     throw InputError(fmt::format("{}: layer {} is out of range: {} has {} layers", where_, layer,
                                  job["model"].get<std::string>(), m.config.num_layers),
                      "layer");
+  if (!plan_input(job, m)) return false;
+  out.cost = window_cost(m.config, job["n"].get<int>(), !job["head"].is_null());
+  return true;
+}
+
+// The window of a window or block job: n within the model's positions, then its text window (false
+// when the text ran out before it) or its seeded random ids.
+bool SweepPlanner::plan_input(nlohmann::json& job, const ResolvedModel& m) {
   const int n = require_int(job, "n", where_);
   if (n < 1 || n > m.config.max_positions)
     throw InputError(
@@ -205,7 +238,39 @@ bool SweepPlanner::plan_window(nlohmann::json& job, const ResolvedModel& m, Job&
   } else {
     set_default(job, "ids_seed", 0);
   }
-  out.cost = window_cost(m.config, n, !job["head"].is_null());
+  return true;
+}
+
+// A whole block (docs/experiments.md, "Job kinds"): "block" mlp | layer | stack | model, "layer" for
+// mlp and layer, "layers" "A:B" for stack; "composition" (default true) measures a stack's or model's
+// chain-rule factors too. Checked as measure --model checks them (models::check_block_request).
+bool SweepPlanner::plan_block(nlohmann::json& job, const ResolvedModel& m, Job& out) {
+  set_default(job, "model_seed", 0);
+  set_default(job, "sample", 0);
+  set_default(job, "tol", 1e-8);
+  set_default(job, "composition", true);
+  const models::Block block = models::parse_block(require_string(job, "block", where_), m.config.type);
+  if (models::is_attention_block(block))
+    throw InputError(fmt::format("{}: block jobs measure mlp, layer, stack or model; '{}' is a window job's block",
+                                 where_, models::to_string(block)),
+                     "block");
+  const bool one_layer = block == models::Block::Mlp || block == models::Block::Layer;
+  if (one_layer) set_default(job, "layer", 0);
+  const int layer = one_layer ? require_int(job, "layer", where_) : 0;
+  std::optional<models::LayerRange> layers;
+  try {
+    if (job.contains("layers")) layers = models::parse_layer_range(require_string(job, "layers", where_));
+    models::check_block_request(m.config, block, layer, std::nullopt, layers);
+  } catch (const InputError& e) {
+    throw InputError(where_ + ": " + e.what(), e.field());
+  }
+  if (!job["composition"].is_boolean())
+    throw InputError(where_ + ": field 'composition' must be true or false", "composition");
+  // The model's own masking: the same cached weights as the window jobs of the model (model_key).
+  job["causal"] = m.config.causal();
+  if (!plan_input(job, m)) return false;
+  const models::LayerRange span = models::block_layers(m.config, block, layer, layers);
+  out.cost = block_cost(m.config, job["n"].get<int>(), span.last - span.first);
   return true;
 }
 
@@ -339,20 +404,22 @@ JobRunner::~JobRunner() = default;
 void JobRunner::prepare(const std::vector<Job>& jobs) {
   std::lock_guard<std::mutex> lock(mutex_);
   for (const auto& job : jobs) {
-    if (job.spec.value("model", std::string()) == "toy" || !job.spec.contains("layer")) continue;
+    const bool block = job.spec.value("kind", std::string()) == "block";
+    if (job.spec.value("model", std::string()) == "toy" || (!block && !job.spec.contains("layer"))) continue;
     int& layers = layers_needed_[model_key(job.spec)];
-    layers = std::max(layers, job.spec["layer"].get<int>() + 1);
+    layers = std::max(layers, layers_needed(job.spec));
   }
 }
 
 std::shared_ptr<const models::ModelWeights> JobRunner::model(const nlohmann::json& job) {
   const std::string key = model_key(job);
-  const int layer = job.value("layer", 0);
+  const int needed = layers_needed(job);
   std::lock_guard<std::mutex> lock(mutex_);
   auto it = models_.find(key);
-  if (it != models_.end() && static_cast<int>(it->second->layers.size()) > layer) return it->second;
+  if (it != models_.end() && (it->second->complete() || static_cast<int>(it->second->layers.size()) >= needed))
+    return it->second;
   int& layers = layers_needed_[key];
-  layers = std::max(layers, layer + 1);
+  layers = std::max(layers, needed);
   const models::ModelSource source = models::resolve_model(job["model"].get<std::string>());
   models::LoadOptions load;
   load.seed = job.value("model_seed", 0ULL);
@@ -421,6 +488,8 @@ JobResult JobRunner::compute(const Job& job) {
       return run_construction(job.spec);
     case JobKind::Regime:
       return run_regime(job.spec);
+    case JobKind::Block:
+      return run_block(job.spec);
   }
   throw std::logic_error("JobRunner::compute: unknown job kind");
 }
@@ -444,6 +513,22 @@ WindowResult JobRunner::run_window(const nlohmann::json& job) {
   result.output_norm = authors.output_norm;
   if (job.value("bounds", false)) result.local_bounds = BoundsRecord::from(local_bounds(spec, X));
   return result;
+}
+
+BlockResult JobRunner::run_block(const nlohmann::json& job) {
+  const auto weights = model(job);
+  const models::Block block = models::parse_block(job["block"].get<std::string>(), weights->config.type);
+  std::optional<models::LayerRange> layers;
+  if (job.contains("layers")) layers = models::parse_layer_range(job["layers"].get<std::string>());
+  const int layer = job.value("layer", 0);
+  const models::BlockTarget target{block, layer, std::nullopt,
+                                   models::block_layers(weights->config, block, layer, layers)};
+  text::Window window;
+  window.ids = window_ids(job);
+  window.n = static_cast<int>(window.ids.size());
+  window.sample = job.value("sample", 0);
+  return models::measure_block(*weights, job["model"].get<std::string>(), target, window, solver_options(job),
+                               Precision::F64, {}, job.value("composition", true));
 }
 
 double JobRunner::construction_radius(const nlohmann::json& job, const LayerSpec& spec) {

@@ -6,6 +6,9 @@
 //                        bounds on B_R^n and the local bounds at X, optionally the optimised attack.
 //   kind "regime"        one point of a mean-field regime curve: the construction at fixed R as n runs
 //                        past n*, or i.i.d. tokens as n grows (src/meanfield).
+//   kind "block"         a whole block of a model (mlp, layer, stack of layers, the whole model) on one
+//                        window: ‖Df(X)‖₂, where its top singular vector lives and, for stack and model,
+//                        the chain-rule factors (models::measure_block).
 // A head is either a model's head ("model", "model_seed", "layer", "head", "block", "with_wo",
 // "causal") or the toy head ("model": "toy", "d", "model_seed", "causal"): the paper's form with
 // A = (G + Gᵀ)/√(2d), G_ij ~ N(0, 1), and V = I_d.
@@ -74,6 +77,7 @@ class JobRunner {
   WindowResult run_window(const nlohmann::json& job);
   ConstructionResult run_construction(const nlohmann::json& job);
   RegimeResult run_regime(const nlohmann::json& job);
+  BlockResult run_block(const nlohmann::json& job);
   double construction_radius(const nlohmann::json& job, const LayerSpec& spec);
 
   std::mutex mutex_;

@@ -80,7 +80,8 @@ JobKind parse_job_kind(const std::string& name) {
   if (name == "window") return JobKind::Window;
   if (name == "construction") return JobKind::Construction;
   if (name == "regime") return JobKind::Regime;
-  throw InputError(fmt::format("unknown kind '{}' (expected window, construction or regime)", name), "kind");
+  if (name == "block") return JobKind::Block;
+  throw InputError(fmt::format("unknown kind '{}' (expected window, construction, regime or block)", name), "kind");
 }
 
 std::string to_string(JobKind kind) {
@@ -91,6 +92,8 @@ std::string to_string(JobKind kind) {
       return "construction";
     case JobKind::Regime:
       return "regime";
+    case JobKind::Block:
+      return "block";
   }
   return "?";
 }
@@ -275,6 +278,20 @@ void from_json(const json& j, RegimeResult& r) {
   r.converged = read_bool(j, "converged", false);
 }
 
+namespace {
+
+// models::BlockMeasurement reads its keys with json::at: a missing key or a wrong type there is an
+// InputError naming the block record here, as for the other kinds.
+BlockResult block_result_from_json(const json& j) {
+  try {
+    return j.get<BlockResult>();
+  } catch (const json::exception& e) {
+    throw InputError(fmt::format("block result: {}", e.what()), "result");
+  }
+}
+
+}  // namespace
+
 json result_to_json(const JobResult& result) {
   return std::visit([](const auto& r) { return json(r); }, result);
 }
@@ -282,6 +299,7 @@ json result_to_json(const JobResult& result) {
 double lipschitz(const JobResult& result) {
   if (const auto* w = std::get_if<WindowResult>(&result)) return w->solver.lipschitz;
   if (const auto* c = std::get_if<ConstructionResult>(&result)) return c->solver.lipschitz;
+  if (const auto* b = std::get_if<BlockResult>(&result)) return b->lipschitz;
   return std::get<RegimeResult>(result).lipschitz;
 }
 
@@ -293,6 +311,8 @@ JobResult result_from_json(JobKind kind, const json& j) {
       return j.get<ConstructionResult>();
     case JobKind::Regime:
       return j.get<RegimeResult>();
+    case JobKind::Block:
+      return block_result_from_json(j);
   }
   throw std::logic_error("result_from_json: unknown job kind");
 }

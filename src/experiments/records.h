@@ -18,6 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "models/measure_model.h"
 #include "spectral/spectral_norm.h"
 
 namespace lipattn {
@@ -29,8 +30,9 @@ namespace lipattn::experiments {
 // A number a job did not compute (or a record does not hold).
 inline constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
-enum class JobKind { Window, Construction, Regime };
-JobKind parse_job_kind(const std::string& name);  // "window" | "construction" | "regime"; InputError("kind")
+enum class JobKind { Window, Construction, Regime, Block };
+// "window" | "construction" | "regime" | "block"; InputError("kind")
+JobKind parse_job_kind(const std::string& name);
 std::string to_string(JobKind kind);
 
 // The spectral solve of a job: the fields every measuring kind shares.
@@ -113,7 +115,12 @@ struct RegimeResult {
   bool converged = false;
 };
 
-using JobResult = std::variant<WindowResult, ConstructionResult, RegimeResult>;
+// kind "block": a whole block (mlp, layer, stack, model) of a model on one window: the record of
+// models::measure_block (src/models/measure_model.h), with its own to/from JSON: the exact constant,
+// the top singular vector's concentration and, for stack and model, the composition.
+using BlockResult = models::BlockMeasurement;
+
+using JobResult = std::variant<WindowResult, ConstructionResult, RegimeResult, BlockResult>;
 
 void to_json(nlohmann::json& j, const SolverRecord& r);
 void from_json(const nlohmann::json& j, SolverRecord& r);

@@ -16,6 +16,7 @@ ReproduceSummary analyse(const ReproduceOptions& o, const std::vector<Experiment
   const Section real = real_section(a);
   const Section adversarial = adversarial_section(a);
   const Section meanfield = meanfield_section(a);
+  const Section blocks = blocks_section(a);
   Report report;
   report.title = "lipattn reproduce: how smooth is attention?";
   report.sections = {intro_section(a, sweep_seconds),
@@ -25,8 +26,9 @@ ReproduceSummary analyse(const ReproduceOptions& o, const std::vector<Experiment
                      adversarial,
                      bounds_section(a),
                      meanfield,
-                     masked_section(a),
-                     reproducibility_section(a, notes)};
+                     masked_section(a)};
+  if (a.has_group(ExperimentGroup::Blocks)) report.sections.push_back(blocks);
+  report.sections.push_back(reproducibility_section(a, notes));
   // The trained model's answer comes right after the introduction, before the random models' fits.
   if (a.has_group(ExperimentGroup::Trained)) report.sections.insert(report.sections.begin() + 1, trained);
 

@@ -56,19 +56,20 @@ CompositionFactor measure_factor(const std::string& name, const MapBuilder& buil
 }
 
 // The chain-rule factors of a stack or model at the inputs the forward pass tapped (docs/theory.md §10.1).
-Composition compose(const PreparedModel& p, const ForwardResult& taps, double exact, const SpectralOptions& options,
-                    Precision precision, const AttentionMemory& memory) {
+Composition compose_factors(const ModelWeights& weights, const BlockTarget& target, const ForwardResult& taps,
+                            double exact, const SpectralOptions& options, Precision precision,
+                            const AttentionMemory& memory) {
   Composition c;
-  for (int l = p.span.first; l < p.span.last; ++l) {
+  for (int l = target.span.first; l < target.span.last; ++l) {
     const MatrixD& X = taps.layers[l].block_in;
-    CompositionFactor f = measure_factor(fmt::format("layer {}", l), whole_block_builder(p.weights, Block::Layer, l, {}),
+    CompositionFactor f = measure_factor(fmt::format("layer {}", l), whole_block_builder(weights, Block::Layer, l, {}),
                                          X, options, precision, memory);
-    f.bound = layer_upper_bound(p.weights, l, taps.layers[l], &f.no_bound_reason);
+    f.bound = layer_upper_bound(weights, l, taps.layers[l], &f.no_bound_reason);
     if (f.bound) f.bound_name = "layer (§10.1)";
     c.factors.push_back(std::move(f));
   }
-  if (p.block == Block::Model && p.weights.final_norm) {
-    const NormWeights norm = *p.weights.final_norm;
+  if (target.block == Block::Model && weights.final_norm) {
+    const NormWeights norm = *weights.final_norm;
     MapBuilder builder;
     builder.f64 = [norm](const AttentionMemory&) -> MapPtr<double> { return std::make_shared<Norm<double>>(norm); };
     builder.f32 = [norm](const AttentionMemory&) -> MapPtr<float> { return std::make_shared<Norm<float>>(norm); };
@@ -92,16 +93,16 @@ Composition compose(const PreparedModel& p, const ForwardResult& taps, double ex
   return c;
 }
 
-BlockMeasurement record_header(const ModelMeasureRequest& request, const PreparedModel& p, const text::Window& w,
+BlockMeasurement record_header(const std::string& model, const BlockTarget& target, const text::Window& w,
                                const MatrixD& X) {
   BlockMeasurement m;
-  m.model = request.model;
-  m.block = to_string(p.block);
-  if (p.block == Block::Stack || p.block == Block::Model)
-    m.layers = p.span;
+  m.model = model;
+  m.block = to_string(target.block);
+  if (target.block == Block::Stack || target.block == Block::Model)
+    m.layers = target.span;
   else
-    m.layer = request.layer;
-  m.head = request.head;
+    m.layer = target.layer;
+  m.head = target.head;
   m.n = w.n;
   m.sample = w.sample;
   m.radius = rms_radius(X);
@@ -127,34 +128,41 @@ PreparedModel prepare_model(const ModelMeasureRequest& request) {
   return p;
 }
 
+BlockMeasurement measure_block(const ModelWeights& weights, const std::string& model, const BlockTarget& target,
+                               const text::Window& window, const SpectralOptions& options, Precision precision,
+                               const AttentionMemory& memory, bool compose) {
+  ForwardOptions forward;
+  forward.last_layer = target.block == Block::Model ? -1 : target.span.last - 1;
+  const ForwardResult taps = run_forward(weights, window.ids, forward);
+  const MatrixD& X = block_input(taps.layers[target.span.first], target.block);
+  const SpectralResult r =
+      is_attention_block(target.block)
+          ? measure_local_lipschitz(block_spec(weights, target.layer, target.block, target.head), X, options,
+                                    precision, memory)
+          : measure_local_lipschitz(whole_block_builder(weights, target.block, target.layer,
+                                                        target.block == Block::Stack
+                                                            ? std::optional<LayerRange>(target.span)
+                                                            : std::nullopt),
+                                    X, options, precision, memory);
+  BlockMeasurement m = record_header(model, target, window, X);
+  m.lipschitz = r.lipschitz;
+  m.lower = r.lower;
+  m.matvecs = r.matvecs;
+  m.converged = r.converged;
+  m.storage = r.storage;
+  m.concentration = token_concentration(r.right_vector, X.rows());
+  if (compose && (target.block == Block::Stack || target.block == Block::Model))
+    m.composition = compose_factors(weights, target, taps, r.lipschitz, options, precision, memory);
+  m.seconds = r.seconds;
+  return m;
+}
+
 void measure_model(const ModelMeasureRequest& request, const SpectralOptions& options, Precision precision,
                    const std::function<void(const BlockMeasurement&)>& on_record) {
   const PreparedModel p = prepare_model(request);
-  const bool attention = is_attention_block(p.block);
-  const std::optional<LayerSpec> spec =
-      attention ? std::optional<LayerSpec>(block_spec(p.weights, request.layer, p.block, request.head)) : std::nullopt;
-  const std::optional<MapBuilder> whole =
-      attention ? std::nullopt : std::optional<MapBuilder>(whole_block_builder(p.weights, p.block, request.layer,
-                                                                               request.layers));
-  ForwardOptions forward;
-  forward.last_layer = p.block == Block::Model ? -1 : p.span.last - 1;
-  for (const auto& w : p.windows) {
-    const ForwardResult taps = run_forward(p.weights, w.ids, forward);
-    const MatrixD& X = block_input(taps.layers[p.span.first], p.block);
-    const SpectralResult r = attention ? measure_local_lipschitz(*spec, X, options, precision, request.memory)
-                                       : measure_local_lipschitz(*whole, X, options, precision, request.memory);
-    BlockMeasurement m = record_header(request, p, w, X);
-    m.lipschitz = r.lipschitz;
-    m.lower = r.lower;
-    m.matvecs = r.matvecs;
-    m.converged = r.converged;
-    m.storage = r.storage;
-    m.concentration = token_concentration(r.right_vector, X.rows());
-    if (p.block == Block::Stack || p.block == Block::Model)
-      m.composition = compose(p, taps, r.lipschitz, options, precision, request.memory);
-    m.seconds = r.seconds;
-    on_record(m);
-  }
+  const BlockTarget target{p.block, request.layer, request.head, p.span};
+  for (const auto& w : p.windows)
+    on_record(measure_block(p.weights, request.model, target, w, options, precision, request.memory));
 }
 
 }  // namespace lipattn::models

@@ -112,6 +112,23 @@ struct PreparedModel {
 // "samples", "ids") before loading anything heavy, then loads the layers the block needs.
 PreparedModel prepare_model(const ModelMeasureRequest& request);
 
+// What one measurement measures, resolved against the model (prepare_model's block and span).
+struct BlockTarget {
+  Block block = Block::Attn;
+  int layer = 0;             // one-layer blocks
+  std::optional<int> head;   // attention blocks only
+  LayerRange span;           // the layers the block covers (block_layers)
+};
+
+// One window of measure_model on weights already loaded (every layer the span needs; all of them,
+// with the final norm, for Model): the forward pass, the block's input from that pass, the solve, the
+// concentration and, for stack and model when `compose`, the composition. `model` names the model
+// in the record. For callers that measure many windows of one loaded model (the experiments' jobs,
+// which skip the composition where another job of the same window already has it).
+BlockMeasurement measure_block(const ModelWeights& weights, const std::string& model, const BlockTarget& target,
+                               const text::Window& window, const SpectralOptions& options, Precision precision,
+                               const AttentionMemory& memory = {}, bool compose = true);
+
 // Runs the model forward (float64) on each window, takes the input of the chosen block from that
 // same pass and measures the block in `precision` through measure_local_lipschitz (an attention
 // block through its LayerSpec, a whole block through its map). Calls on_record once per window.
