@@ -240,9 +240,8 @@ std::vector<std::vector<std::string>> table_rows(const std::string& section, con
 
 TEST(CliReproduce, QuickWholeBlocksSectionOnTheTrainedModelHasFiniteNumbers) {
   const std::filesystem::path data = testing::kSharedData;
-  if (!std::filesystem::exists(data / "stories260K" / "stories260K.bin") ||
-      !std::filesystem::exists(data / "text" / "tinystories-valid-head.txt"))
-    GTEST_SKIP() << "no shared data at " << data;
+  LIPATTN_REQUIRE_SHARED_DATA(data / "stories260K" / "stories260K.bin");
+  LIPATTN_REQUIRE_SHARED_DATA(data / "text" / "tinystories-valid-head.txt");
   const auto dir = scratch_dir("reproduce-blocks");
   const auto out = dir / "out";
   const std::string command = "reproduce --out " + out.string() + " --quick --only blocks-stories --no-progress";
