@@ -47,7 +47,7 @@ log "start $(date -Is), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | se
 
 build() {  # build DIR [extra cmake args]
   local dir=$1; shift
-  cmake -S "$SRC" -B "$dir" -DCMAKE_BUILD_TYPE=Release -DLIPATTN_BUILD_BENCH=ON "$@" > "$OUT/cmake-$(basename "$dir").log"
+  cmake -S "$SRC" -B "$dir" -DCMAKE_BUILD_TYPE=Release -DLIPATTN_BUILD_BENCH=ON -DPYTHON_EXECUTABLE=/usr/bin/python3 "$@" > "$OUT/cmake-$(basename "$dir").log"
   cmake --build "$dir" --target jtj_bench solve_bench -j2 >> "$OUT/cmake-$(basename "$dir").log"
 }
 if [ "$BUILD" = 1 ]; then

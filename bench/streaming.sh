@@ -27,7 +27,7 @@ OUT=${OUT:-$BUILD_DIR/out}
 mkdir -p "$OUT"
 export OMP_NUM_THREADS=2
 
-cmake -S "$SRC" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DLIPATTN_BUILD_BENCH=ON > "$OUT/streaming-cmake.log"
+cmake -S "$SRC" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DLIPATTN_BUILD_BENCH=ON -DPYTHON_EXECUTABLE=/usr/bin/python3 > "$OUT/streaming-cmake.log"
 cmake --build "$BUILD_DIR" --target streaming_bench -j2 > "$OUT/streaming-build.log"
 BIN=$BUILD_DIR/streaming_bench
 RESULTS=$OUT/streaming.jsonl

@@ -37,7 +37,7 @@ log() { echo "== $* (load: $(cut -d' ' -f1-3 /proc/loadavg))" | tee -a "$OUT/run
 : > "$OUT/run.log"
 log "start $(date -Is), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores, commit $(git -C "$SRC" rev-parse --short HEAD)"
 log "building $BUILD_DIR"
-cmake -S "$SRC" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DLIPATTN_BUILD_BENCH=ON > "$OUT/cmake.log"
+cmake -S "$SRC" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DLIPATTN_BUILD_BENCH=ON -DPYTHON_EXECUTABLE=/usr/bin/python3 > "$OUT/cmake.log"
 cmake --build "$BUILD_DIR" --target whole_model_bench -j2 >> "$OUT/cmake.log"
 
 log "lipattn float64 (plain), n = $N, tol $TOL; dgemm rate and products"
