@@ -1,6 +1,7 @@
 #include "cli/common.h"
 
 #include <algorithm>
+#include <iostream>
 #include <map>
 
 #include <fmt/core.h>
@@ -102,6 +103,23 @@ std::string input_error_message(const CLI::App& app, const std::string& message,
   const std::string flag = flag_for(app, field);
   if (!flag.empty()) return flag + ": " + message;
   return field.empty() || message.rfind(field, 0) == 0 ? message : field + ": " + message;
+}
+
+int mpi_failure_exit(const std::exception_ptr& error, experiments::MpiSession& session) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const experiments::CollectiveError& e) {
+    if (session.rank() == 0)
+      std::cerr << fmt::format("lipattn: {}: {}{}\n", e.exit_code == 2 ? "error" : "internal error",
+                               e.failed_rank ? fmt::format("rank {}: ", e.failed_rank) : "", e.what());
+    return e.exit_code;
+  } catch (const std::exception& e) {
+    const bool input = dynamic_cast<const InputError*>(&e) != nullptr;
+    std::cerr << fmt::format("lipattn: {}: rank {}: {}\n", input ? "error" : "internal error", session.rank(),
+                             e.what())
+              << std::flush;
+    session.abort(input ? 2 : 1);
+  }
 }
 
 }  // namespace lipattn::cli

@@ -1,10 +1,12 @@
 // Flags shared by several subcommands, and printing helpers.
 #pragma once
 
+#include <exception>
 #include <string>
 
 #include <CLI/CLI.hpp>
 
+#include "experiments/distributed.h"
 #include "models/layer_file.h"
 #include "spectral/measure.h"
 
@@ -47,5 +49,10 @@ std::string flag_for(const CLI::App& app, const std::string& field);
 
 // The line printed for a bad input: "--heads: heads must be at least 1, got 0".
 std::string input_error_message(const CLI::App& app, const std::string& message, const std::string& field);
+
+// How an MPI rank ends a failed run (sweep, reproduce): a CollectiveError is agreed by every rank,
+// so the lead prints it and each rank returns its code; any other exception is this rank's alone,
+// so it prints it and aborts the whole job (exit 2 for bad input, 1 otherwise).
+int mpi_failure_exit(const std::exception_ptr& error, experiments::MpiSession& session);
 
 }  // namespace lipattn::cli

@@ -5,6 +5,7 @@
 #include <fmt/core.h>
 
 #include "cli/command.h"
+#include "cli/common.h"
 #include "cli/run_flags.h"
 #include "common/error.h"
 #include "experiments/distributed.h"
@@ -55,17 +56,8 @@ int run_mpi(const SweepFlags& f) {
                                r.ran, r.skipped, r.failed, f.out, r.ranks, per_rank, r.seconds);
     }
     return r.failed ? 1 : 0;
-  } catch (const CollectiveError& e) {
-    if (lead)
-      std::cerr << fmt::format("lipattn: {}: {}{}\n", e.exit_code == 2 ? "error" : "internal error",
-                               e.failed_rank ? fmt::format("rank {}: ", e.failed_rank) : "", e.what());
-    return e.exit_code;
-  } catch (const std::exception& e) {
-    const bool input = dynamic_cast<const InputError*>(&e) != nullptr;
-    std::cerr << fmt::format("lipattn: {}: rank {}: {}\n", input ? "error" : "internal error", session.rank(),
-                             e.what())
-              << std::flush;
-    session.abort(input ? 2 : 1);
+  } catch (...) {
+    return mpi_failure_exit(std::current_exception(), session);
   }
 }
 
