@@ -2,14 +2,12 @@
 import json
 import subprocess
 import sys
-import threading
-import time
 
 import numpy as np
 import pytest
 
 import lipattn
-from conftest import random_layer, require_module
+from conftest import random_layer, releases_gil, require_module
 
 
 def cli_measure(cli, tmp_path, weights, X, args):
@@ -132,38 +130,10 @@ def test_bad_input_raises_input_error(kwargs, words):
 
 
 def test_gil_is_released_during_a_solve():
-    # With a long switch interval the main thread never hands the GIL over on its own while it runs
-    # Python code: the counting thread can count between the two reads of `counts` only if measure()
-    # releases the GIL. It sleeps between counts, so it hands the GIL back as soon as it can. A solve
-    # is repeated a few times so that a slow thread wake-up on a loaded machine cannot fail the test
-    # (each solve is far shorter than the 30 s interval).
+    # conftest.releases_gil: a counting thread makes progress only if measure() releases the GIL.
     w = random_layer(48, 4, seed=8, scale=0.05)
     X = np.random.default_rng(9).normal(size=(96, 48))
-    counts, stop = [0], threading.Event()
-
-    def count():
-        while not stop.is_set():
-            counts[0] += 1
-            time.sleep(1e-4)
-
-    thread = threading.Thread(target=count)
-    old = sys.getswitchinterval()
-    sys.setswitchinterval(30.0)
-    thread.start()
-    during = []
-    try:
-        for _ in range(10):
-            time.sleep(0.01)  # hand the GIL over here, so the counter's wait for it starts afresh
-            before = counts[0]
-            lipattn.measure(w, X, heads=4, method="lanczos")
-            during.append(counts[0] - before)
-            if during[-1] > 0:
-                break
-    finally:
-        stop.set()
-        sys.setswitchinterval(old)
-        thread.join()
-    assert during[-1] > 0, during
+    assert releases_gil(lambda: lipattn.measure(w, X, heads=4, method="lanczos"))
 
 
 def test_ctrl_c_stops_a_solve():
