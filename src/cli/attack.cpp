@@ -82,18 +82,7 @@ int run_model_attack(const AttackFlags& f, std::chrono::steady_clock::time_point
     throw InputError("--model attacks the ball around the block's input: drop --weights, --around, --radius and "
                      "--layernorm, and give --eps");
   if (!f.eps) throw InputError("--model needs --eps E: the ball ‖X − X0‖_F ≤ E around the block's input");
-  models::ModelMeasureRequest request;
-  request.model = f.model;
-  request.seed = f.model_seed;
-  request.layer = f.layer_index;
-  request.head = f.head;
-  request.block = f.block;
-  if (!f.layers.empty()) request.layers = models::parse_layer_range(f.layers, "layers");
-  request.text_file = f.text;
-  request.tokenizer_dir = f.tokenizer;
-  request.n = f.n;
-  request.ids = f.ids;
-  request.causal_override = f.layer.causal;
+  const models::ModelMeasureRequest request = model_request(f, f.model_seed);
   attack::AttackOptions options;
   options.restarts = f.restarts;
   options.steps = f.steps;

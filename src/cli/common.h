@@ -8,6 +8,7 @@
 
 #include "experiments/distributed.h"
 #include "models/layer_file.h"
+#include "models/measure_model.h"
 #include "spectral/measure.h"
 
 namespace lipattn::cli {
@@ -49,6 +50,26 @@ std::string flag_for(const CLI::App& app, const std::string& field);
 
 // The line printed for a bad input: "--heads: heads must be at least 1, got 0".
 std::string input_error_message(const CLI::App& app, const std::string& message, const std::string& field);
+
+// The request `measure --model` and `attack --model` both build from the flags they share (--model
+// --layer --head --block --layers --text --tokenizer --n --ids --causal); `model_seed` initialises a
+// random model.
+template <class Flags>
+models::ModelMeasureRequest model_request(const Flags& f, std::uint64_t model_seed) {
+  models::ModelMeasureRequest request;
+  request.model = f.model;
+  request.seed = model_seed;
+  request.layer = f.layer_index;
+  request.head = f.head;
+  request.block = f.block;
+  if (!f.layers.empty()) request.layers = models::parse_layer_range(f.layers, "layers");
+  request.text_file = f.text;
+  request.tokenizer_dir = f.tokenizer;
+  request.n = f.n;
+  request.ids = f.ids;
+  request.causal_override = f.layer.causal;
+  return request;
+}
 
 // How an MPI rank ends a failed run (sweep, reproduce): a CollectiveError is agreed by every rank,
 // so the lead prints it and each rank returns its code; any other exception is this rank's alone,

@@ -73,19 +73,8 @@ int run(const MeasureFlags& f) {
   const Precision precision = f.solver.precision();
   if (!f.model.empty()) {
     if (!f.weights.empty() || !f.input.empty()) throw InputError("--model cannot be combined with --weights/--input");
-    models::ModelMeasureRequest request;
-    request.model = f.model;
-    request.seed = f.solver.seed;
-    request.layer = f.layer_index;
-    request.head = f.head;
-    request.block = f.block;
-    if (!f.layers.empty()) request.layers = models::parse_layer_range(f.layers, "layers");
-    request.text_file = f.text;
-    request.tokenizer_dir = f.tokenizer;
-    request.n = f.n;
+    models::ModelMeasureRequest request = model_request(f, f.solver.seed);
     request.samples = f.samples;
-    request.ids = f.ids;
-    request.causal_override = f.layer.causal;
     request.memory = f.solver.memory();
     models::measure_model(request, options, precision, [&](const models::BlockMeasurement& record) {
       progress::end_line();
