@@ -24,18 +24,27 @@ py::array_t<double, py::array::c_style> to_float64_array(py::handle obj, const s
   return py::array_t<double, py::array::c_style>::ensure(array);
 }
 
-MatrixD to_matrix(py::handle obj, const std::string& what) {
-  auto a = to_float64_array(obj, what);
-  if (a.ndim() == 3 && a.shape(0) == 1) a = a.reshape({a.shape(1), a.shape(2)});
+InputMatrix::InputMatrix(py::handle obj, const std::string& what) {
+  if (is_path(obj)) {
+    owned_ = io::read_npy_matrix(path_string(obj));
+    data_ = owned_.data();
+    rows_ = owned_.rows();
+    cols_ = owned_.cols();
+    return;
+  }
+  auto a = to_float64_array(obj, what);  // the caller's own buffer when it is float64 and C-contiguous
+  if (a.ndim() == 3 && a.shape(0) == 1) a = a.reshape({a.shape(1), a.shape(2)});  // a view, still contiguous
   if (a.ndim() != 2)
     throw InputError(fmt::format("{}: expected a 2-D array [n, d] (or [1, n, d]), got {} dimensions", what, a.ndim()),
                      what);
-  MatrixD m(a.shape(0), a.shape(1));
-  std::copy(a.data(), a.data() + a.size(), m.data());
-  for (Index i = 0; i < m.size(); ++i)
-    if (!std::isfinite(m.data()[i])) throw InputError(fmt::format("{}: element {} is not finite", what, i), what);
-  return m;
+  for (py::ssize_t i = 0; i < a.size(); ++i)
+    if (!std::isfinite(a.data()[i])) throw InputError(fmt::format("{}: element {} is not finite", what, i), what);
+  data_ = a.data();
+  rows_ = a.shape(0);
+  cols_ = a.shape(1);
+  array_ = std::move(a);
 }
+
 
 py::array vector_to_numpy(VectorD&& v, Index rows, Index cols) {
   auto* owned = new VectorD(std::move(v));
@@ -55,10 +64,7 @@ bool is_path(py::handle obj) {
 
 std::string path_string(py::handle obj) { return py::str(py::module_::import("os").attr("fspath")(obj)); }
 
-MatrixD matrix_argument(py::handle obj, const std::string& what) {
-  if (is_path(obj)) return io::read_npy_matrix(path_string(obj));
-  return to_matrix(obj, what);
-}
+MatrixD matrix_argument(py::handle obj, const std::string& what) { return InputMatrix(obj, what).view(); }
 
 VectorD vector_argument(py::handle obj, Index n, const std::string& what, const std::string& field) {
   if (is_path(obj)) return io::read_npy_vector(path_string(obj), n, what);

@@ -20,18 +20,34 @@ namespace lipattn::python {
 
 namespace py = pybind11;
 
-// Any float32/float64 array-like (NumPy array, anything with __array__, a DLPack producer such as a
-// CPU torch tensor) as an n × d float64 matrix; [1, n, d] is accepted as the CLI accepts it. `what`
-// names the argument in InputError messages. One copy into the library's row-major float64 matrix.
-MatrixD to_matrix(py::handle obj, const std::string& what);
 // The float64 C-contiguous NumPy view of an array-like (float32/float64 only), any shape.
 py::array_t<double, py::array::c_style> to_float64_array(py::handle obj, const std::string& what);
 // A str or os.PathLike: a file the CLI would be given.
 bool is_path(py::handle obj);
 std::string path_string(py::handle obj);
 // X as the CLI's --input: a path to an .npy file (read as the CLI reads it, messages naming the
-// file) or an array-like (to_matrix).
+// file) or any float32/float64 array-like (NumPy array, anything with __array__, a DLPack producer
+// such as a CPU torch tensor) [n, d], or [1, n, d] as the CLI accepts it. `what` names the argument in
+// InputError messages. A copy the library owns, for calls that keep or change X (an attack's centre,
+// a bound's input); InputMatrix below reads it in place.
 MatrixD matrix_argument(py::handle obj, const std::string& what);
+// The same argument for a call that only reads X (measure): a float64, C-contiguous [n, d] or
+// [1, n, d] array-like is read in place through view() (no copy; the object keeps the caller's
+// array alive), anything else is converted once as matrix_argument does. Build it with the GIL held.
+class InputMatrix {
+ public:
+  InputMatrix(py::handle obj, const std::string& what);
+  MatrixView<double> view() const { return Eigen::Map<const MatrixD>(data_, rows_, cols_); }
+  Index rows() const { return rows_; }
+  Index cols() const { return cols_; }
+  const double* data() const { return data_; }
+
+ private:
+  py::object array_;  // the caller's buffer, when borrowed
+  MatrixD owned_;     // the converted copy otherwise
+  const double* data_ = nullptr;
+  Index rows_ = 0, cols_ = 0;
+};
 // One value per token: a path to an .npy file (messages name the file and `what`, "the masses", as
 // the CLI's) or a 1-D array-like of n values (messages name `field`, the argument).
 VectorD vector_argument(py::handle obj, Index n, const std::string& what, const std::string& field);

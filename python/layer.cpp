@@ -1,9 +1,4 @@
 // lipattn.measure: one layer, given as arrays, at an input X (the library call `measure --weights` makes).
-#include <atomic>
-#include <cstdio>
-#include <filesystem>
-#include <unistd.h>
-
 #include <fmt/core.h>
 #include <pybind11/stl.h>
 
@@ -17,9 +12,9 @@
 namespace lipattn::python {
 namespace {
 
-// The weights dict written as a float64 layer file (exact for float32 and float64) and read back by
-// load_layer_file, so arrays are validated, named and laid out exactly as the CLI's files are
-// (docs/formats.md, "Layer files"). Messages name "weights" instead of the temporary file.
+// The weights dict as the bytes of a float64 layer file in memory (exact for float32 and float64), read
+// by load_layer_file, so arrays are validated, named and laid out exactly as the CLI's files are
+// (docs/formats.md, "Layer files"); messages name "weights" where they would name the file.
 std::vector<io::TensorToWrite> tensors_of(const py::dict& weights) {
   std::vector<io::TensorToWrite> tensors;
   for (auto [key, value] : weights) {
@@ -33,23 +28,9 @@ std::vector<io::TensorToWrite> tensors_of(const py::dict& weights) {
 }
 
 LayerSpec layer_from_arrays(const py::dict& weights, const models::LayerFileOptions& options) {
-  const std::vector<io::TensorToWrite> tensors = tensors_of(weights);
-  static std::atomic<int> counter{0};
-  const auto path =
-      std::filesystem::temp_directory_path() / fmt::format("lipattn-py-{}-{}.safetensors", ::getpid(), counter++);
-  struct Remove {
-    std::filesystem::path p;
-    ~Remove() { std::filesystem::remove(p); }
-  } remove{path};
-  try {
-    io::write_safetensors(path, tensors, io::DType::F64);
-    return models::load_layer_file(path, options);
-  } catch (const InputError& e) {
-    std::string message = e.what();
-    for (auto at = message.find(path.string()); at != std::string::npos; at = message.find(path.string()))
-      message.replace(at, path.string().size(), "weights");
-    throw InputError(message, e.field());
-  }
+  const io::SafetensorsFile file = io::SafetensorsFile::from_bytes(
+      io::safetensors_bytes(tensors_of(weights), io::DType::F64, {}, "weights"), "weights");
+  return models::load_layer_file(file, options);
 }
 
 std::optional<NormKind> norm_kind(const std::optional<std::string>& name, const std::string& field) {
@@ -85,7 +66,7 @@ py::object measure(py::object weights, py::object X, Index heads, bool causal, s
                    double tol, int max_iter, int krylov, std::uint64_t seed, const std::string& dtype,
                    const std::string& storage, py::object max_memory) {
   const LayerSpec spec = layer_argument(weights, layer_options(heads, causal, pre_norm, residual, post_norm, norm_eps));
-  const MatrixD x = matrix_argument(X, "X");
+  const InputMatrix x(X, "X");
   if (x.cols() != spec.attention.input_dim())
     throw InputError(fmt::format("X has d = {} features per token, but the weights expect d = {}", x.cols(),
                                  spec.attention.input_dim()),
@@ -93,7 +74,8 @@ py::object measure(py::object weights, py::object X, Index heads, bool causal, s
   const SpectralOptions options = solver_options(method, tol, max_iter, krylov, seed);
   const Precision precision = parse_precision(dtype);
   const AttentionMemory memory = attention_memory(storage, max_memory);
-  SpectralResult r = run_interruptible([&] { return measure_local_lipschitz(spec, x, options, precision, memory); });
+  SpectralResult r =
+      run_interruptible([&] { return measure_local_lipschitz(spec, x.view(), options, precision, memory); });
   // The same object `measure --json` prints (src/cli/measure.cpp).
   nlohmann::json j = r;  // spectral/result_json.h, as `measure --json` prints it
   j["n"] = x.rows();
@@ -154,6 +136,11 @@ The solve releases the GIL; Ctrl-C stops it (KeyboardInterrupt). Bad input raise
         "residual"_a = false, "post_norm"_a = py::none(), "norm_eps"_a = 1e-5, "method"_a = "auto", "tol"_a = 1e-10,
         "max_iter"_a = 0, "krylov"_a = 20, "seed"_a = 0, "dtype"_a = "f64", "storage"_a = "auto",
         "max_memory"_a = py::none());
+  m.def(
+      "_input_address",
+      [](py::object X) { return reinterpret_cast<std::uintptr_t>(InputMatrix(X, "X").data()); }, "X"_a,
+      "The address of the float64 data measure() reads for X: the caller's own buffer when X is a float64, "
+      "C-contiguous array (no copy), a converted copy otherwise. For the zero-copy tests.");
   m.def(
       "save_weights",
       [](const std::string& path, py::dict weights, const std::string& dtype) {

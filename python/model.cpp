@@ -24,8 +24,8 @@ Model load(const std::string& spec, std::uint64_t seed) {
   Model m{spec, seed, models::resolve_model(spec), nullptr};
   models::LoadOptions load;
   load.seed = seed;
-  py::gil_scoped_release release;
-  m.weights = std::make_shared<models::ModelWeights>(models::load_model(m.source, load));
+  m.weights = run_interruptible(
+      [&] { return std::make_shared<models::ModelWeights>(models::load_model(m.source, load)); });
   return m;
 }
 
@@ -33,11 +33,7 @@ py::dict forward(const Model& m, const std::vector<int>& ids, const std::string&
   models::ForwardOptions options;
   options.precision = parse_precision(dtype);
   options.logits = logits;
-  models::ForwardResult r;
-  {
-    py::gil_scoped_release release;
-    r = models::run_forward(*m.weights, ids, options);
-  }
+  models::ForwardResult r = run_interruptible([&] { return models::run_forward(*m.weights, ids, options); });
   // The names `lipattn forward --dump` gives its files (src/cli/forward.cpp), without ".npy".
   py::dict taps;
   if (r.hidden.size()) taps["hidden"] = matrix_to_numpy(std::move(r.hidden));

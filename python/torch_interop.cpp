@@ -10,7 +10,7 @@ namespace lipattn::python {
 namespace {
 
 MatrixD matrix_of(const py::dict &sd, const std::string &key) {
-  return to_matrix(sd[py::str(key)], "state_dict['" + key + "']");
+  return matrix_argument(sd[py::str(key)], "state_dict['" + key + "']");
 }
 
 VectorD vector_of(const py::dict &sd, const std::string &key) {

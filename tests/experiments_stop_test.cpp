@@ -2,6 +2,7 @@
 // (and the dense method between columns) by throwing Stopped; a sweep ends between jobs, keeps every
 // record it wrote, counts the job cut short as neither run nor failed, and a rerun resumes.
 #include <atomic>
+#include <fstream>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -9,6 +10,8 @@
 #include "common/stop.h"
 #include "experiments/sweep.h"
 #include "file_support.h"
+#include "models/forward.h"
+#include "models/weights.h"
 #include "spectral/spectral_norm.h"
 
 namespace lipattn::experiments {
@@ -53,6 +56,25 @@ TEST(StopRequest, EndsEverySolverBetweenProducts) {
     o.on_product = nullptr;
     EXPECT_NEAR(spectral_norm(op, o).lipschitz, top_singular_value(m), 1e-8) << to_string(method);
   }
+}
+
+// Loading a model and its forward pass (the Python module's Model.load and Model.forward) end at the
+// next tensor and the next layer; without a request the same calls run.
+TEST(StopRequest, EndsAModelLoadAndAForwardPass) {
+  ClearStop clear;
+  const std::filesystem::path dir = testing::scratch_dir("stop-model");
+  std::ofstream(dir / "tiny.json") << R"({"model_type": "gpt2", "n_embd": 8, "n_head": 2, "n_layer": 3,
+                                          "n_positions": 16, "vocab_size": 20})";
+  const std::string spec = "random:" + (dir / "tiny.json").string();
+  stop::request();
+  EXPECT_THROW(models::load_model(spec), Stopped);
+  stop::clear();
+  const models::ModelWeights model = models::load_model(spec);
+  const std::vector<int> ids{1, 2, 3, 4};
+  stop::request();
+  EXPECT_THROW(models::run_forward(model, ids), Stopped);
+  stop::clear();
+  EXPECT_EQ(models::run_forward(model, ids).layers.size(), 3u);
 }
 
 TEST(StopRequest, EndsASweepBetweenJobsAndKeepsItsRecords) {

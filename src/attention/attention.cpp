@@ -113,7 +113,7 @@ MultiHeadAttention<T>::MultiHeadAttention(const AttentionWeights& w, const Atten
   if (scores.positions.size() && !w.causal)
     throw InputError("positions mask the attention only when it is causal (the layer's causal flag is off)", "causal");
   // n·(H·k_v)² flops for dO·(W_OᵀW_O) against 2·n·H·k_v·d_out for the two W_O products (§2.5).
-  if (proj_.w_o.size() && proj_.w_o.cols() < 2 * proj_.w_o.rows()) w_o_gram_ = proj_.w_o.transpose() * proj_.w_o;
+  use_w_o_gram_ = proj_.w_o.size() && proj_.w_o.cols() < 2 * proj_.w_o.rows();
 }
 
 template <class T>
@@ -161,7 +161,7 @@ bool MultiHeadAttention<T>::is_streaming(const Cache<T>& cache) const {
 
 // §2.1; streaming §8.1
 template <class T>
-std::unique_ptr<Cache<T>> MultiHeadAttention<T>::forward(const Matrix<T>& X) const {
+std::unique_ptr<Cache<T>> MultiHeadAttention<T>::forward(const MatrixView<T>& X) const {
   const Index n = X.rows();
   if (X.cols() != proj_.d)
     throw InputError(fmt::format("attention expects {} features per token, the input has {}", proj_.d, X.cols()));
@@ -430,9 +430,10 @@ Matrix<T> MultiHeadAttention<T>::vjp(const Cache<T>& cache, const Matrix<T>& dY)
 // §2.5: JᵀJ dX = head_vjp(head_jvp(dX) · W_OᵀW_O), one (H·k_v)² GEMM instead of two with W_O.
 template <class T>
 Matrix<T> MultiHeadAttention<T>::normal_product(const Cache<T>& cache, const Matrix<T>& dX) const {
-  if (!w_o_gram_.size()) return vjp(cache, jvp(cache, dX));
+  if (!use_w_o_gram_) return vjp(cache, jvp(cache, dX));
+  std::call_once(w_o_gram_->once, [this] { w_o_gram_->value.noalias() = proj_.w_o.transpose() * proj_.w_o; });
   Matrix<T> dO_back;
-  dO_back.noalias() = head_jvp(cache, qkv_tangent(cache, dX)) * w_o_gram_;
+  dO_back.noalias() = head_jvp(cache, qkv_tangent(cache, dX)) * w_o_gram_->value;
   return qkv_cotangent(cache, head_vjp(cache, dO_back));
 }
 

@@ -7,6 +7,9 @@
 //   - stored or streaming attention matrices (AttentionMemory, §8), float64 or float32.
 #pragma once
 
+#include <memory>
+#include <mutex>
+
 #include "attention/map.h"
 #include "attention/memory.h"
 #include "attention/qk_transform.h"
@@ -26,7 +29,7 @@ class MultiHeadAttention final : public Map<T> {
   Index input_dim() const override { return proj_.d; }
   Index output_dim() const override { return proj_.d_out; }
   std::string describe() const override;
-  std::unique_ptr<Cache<T>> forward(const Matrix<T>& X) const override;
+  std::unique_ptr<Cache<T>> forward(const MatrixView<T>& X) const override;
   Matrix<T> jvp(const Cache<T>& cache, const Matrix<T>& dX) const override;
   Matrix<T> vjp(const Cache<T>& cache, const Matrix<T>& dY) const override;
   Matrix<T> second_order(const Cache<T>& cache, const Matrix<T>& v, const Matrix<T>& u) const override;
@@ -59,8 +62,15 @@ class MultiHeadAttention final : public Map<T> {
   AttentionMemory memory_;
   ScoreOptions scores_;
   bool causal_;
-  // W_OᵀW_O (H·k_v × H·k_v) when it makes normal_product cheaper (H·k_v < 2·d_out), else empty.
-  Matrix<T> w_o_gram_;
+  // W_OᵀW_O (H·k_v × H·k_v), used when it makes normal_product cheaper (H·k_v < 2·d_out). Computed on
+  // the first normal_product: an attention inside a composed map is never asked for one (§2.5).
+  // Shared, so that copies of the map share it too.
+  struct LazyGram {
+    std::once_flag once;
+    Matrix<T> value;
+  };
+  bool use_w_o_gram_ = false;
+  std::shared_ptr<LazyGram> w_o_gram_ = std::make_shared<LazyGram>();
 };
 
 }  // namespace lipattn

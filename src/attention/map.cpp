@@ -38,14 +38,11 @@ std::string Chain<T>::describe() const {
 }
 
 template <class T>
-std::unique_ptr<Cache<T>> Chain<T>::forward(const Matrix<T>& X) const {
+std::unique_ptr<Cache<T>> Chain<T>::forward(const MatrixView<T>& X) const {
   auto cache = std::make_unique<ChainCache<T>>();
-  const Matrix<T>* input = &X;
-  for (const auto& map : maps_) {
-    cache->stages.push_back(map->forward(*input));
-    input = &cache->stages.back()->output;
-  }
-  cache->output = *input;
+  for (const auto& map : maps_)
+    cache->stages.push_back(map->forward(cache->stages.empty() ? X : MatrixView<T>(cache->stages.back()->output)));
+  cache->output = cache->stages.empty() ? Matrix<T>(X) : cache->stages.back()->output;
   return cache;
 }
 
@@ -107,7 +104,7 @@ template <class T>
 std::string Residual<T>::describe() const { return "residual(" + inner_->describe() + ")"; }
 
 template <class T>
-std::unique_ptr<Cache<T>> Residual<T>::forward(const Matrix<T>& X) const {
+std::unique_ptr<Cache<T>> Residual<T>::forward(const MatrixView<T>& X) const {
   auto cache = std::make_unique<ResidualCache<T>>();
   cache->inner = inner_->forward(X);
   cache->output = X + cache->inner->output;

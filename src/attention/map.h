@@ -34,7 +34,7 @@ class Map {
   virtual Index output_dim() const = 0;  // d_out: columns of Y
   virtual std::string describe() const = 0;
 
-  virtual std::unique_ptr<Cache<T>> forward(const Matrix<T>& X) const = 0;
+  virtual std::unique_ptr<Cache<T>> forward(const MatrixView<T>& X) const = 0;
   virtual Matrix<T> jvp(const Cache<T>& cache, const Matrix<T>& dX) const = 0;  // n×d_in → n×d_out
   virtual Matrix<T> vjp(const Cache<T>& cache, const Matrix<T>& dY) const = 0;  // n×d_out → n×d_in
 
@@ -67,7 +67,7 @@ class Chain final : public Map<T> {
   Index input_dim() const override;
   Index output_dim() const override;
   std::string describe() const override;
-  std::unique_ptr<Cache<T>> forward(const Matrix<T>& X) const override;
+  std::unique_ptr<Cache<T>> forward(const MatrixView<T>& X) const override;
   Matrix<T> jvp(const Cache<T>& cache, const Matrix<T>& dX) const override;
   Matrix<T> vjp(const Cache<T>& cache, const Matrix<T>& dY) const override;
   Matrix<T> second_order(const Cache<T>& cache, const Matrix<T>& v, const Matrix<T>& u) const override;
@@ -84,7 +84,7 @@ class Residual final : public Map<T> {
   Index input_dim() const override { return inner_->input_dim(); }
   Index output_dim() const override { return inner_->output_dim(); }
   std::string describe() const override;
-  std::unique_ptr<Cache<T>> forward(const Matrix<T>& X) const override;
+  std::unique_ptr<Cache<T>> forward(const MatrixView<T>& X) const override;
   Matrix<T> jvp(const Cache<T>& cache, const Matrix<T>& dX) const override;
   Matrix<T> vjp(const Cache<T>& cache, const Matrix<T>& dY) const override;
   Matrix<T> second_order(const Cache<T>& cache, const Matrix<T>& v, const Matrix<T>& u) const override;

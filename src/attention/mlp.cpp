@@ -109,7 +109,7 @@ std::string Mlp<T>::describe() const {
 }
 
 template <class T>
-std::unique_ptr<Cache<T>> Mlp<T>::forward(const Matrix<T>& X) const {
+std::unique_ptr<Cache<T>> Mlp<T>::forward(const MatrixView<T>& X) const {
   if (X.cols() != input_dim())
     throw InputError(fmt::format("the MLP expects {} features per token, the input has {}", input_dim(), X.cols()));
   auto cache = std::make_unique<MlpCache<T>>();

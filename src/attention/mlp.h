@@ -166,7 +166,7 @@ class Mlp final : public Map<T> {
   Index input_dim() const override { return w_stack_.cols(); }
   Index output_dim() const override { return w_out_.rows(); }
   std::string describe() const override;
-  std::unique_ptr<Cache<T>> forward(const Matrix<T>& X) const override;
+  std::unique_ptr<Cache<T>> forward(const MatrixView<T>& X) const override;
   Matrix<T> jvp(const Cache<T>& cache, const Matrix<T>& dX) const override;
   Matrix<T> vjp(const Cache<T>& cache, const Matrix<T>& dY) const override;
   Matrix<T> second_order(const Cache<T>& cache, const Matrix<T>& v, const Matrix<T>& u) const override;

@@ -45,7 +45,7 @@ std::string Norm<T>::describe() const {
 }
 
 template <class T>
-NormStatistics<T> norm_statistics(NormKind kind, const Matrix<T>& X, T eps) {
+NormStatistics<T> norm_statistics(NormKind kind, const MatrixView<std::type_identity_t<T>>& X, T eps) {
   const Index n = X.rows(), d = X.cols();
   NormStatistics<T> stats;
   stats.centred.resize(n, d);
@@ -63,7 +63,7 @@ NormStatistics<T> norm_statistics(NormKind kind, const Matrix<T>& X, T eps) {
 }
 
 template <class T>
-std::unique_ptr<Cache<T>> Norm<T>::forward(const Matrix<T>& X) const {
+std::unique_ptr<Cache<T>> Norm<T>::forward(const MatrixView<T>& X) const {
   if (X.cols() != gamma_.size())
     throw InputError(fmt::format("norm expects {} features per token, the input has {}", gamma_.size(), X.cols()));
   auto cache = std::make_unique<NormCache<T>>();
@@ -156,8 +156,8 @@ Matrix<T> Norm<T>::second_order(const Cache<T>& cache_base, const Matrix<T>& v, 
   return out;
 }
 
-template NormStatistics<double> norm_statistics(NormKind, const Matrix<double>&, double);
-template NormStatistics<float> norm_statistics(NormKind, const Matrix<float>&, float);
+template NormStatistics<double> norm_statistics(NormKind, const MatrixView<double>&, double);
+template NormStatistics<float> norm_statistics(NormKind, const MatrixView<float>&, float);
 template class Norm<double>;
 template class Norm<float>;
 

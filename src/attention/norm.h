@@ -1,6 +1,8 @@
 // Per-token LayerNorm and RMSNorm with analytic jvp and vjp (docs/theory.md §3).
 #pragma once
 
+#include <type_traits>
+
 #include "attention/map.h"
 
 namespace lipattn {
@@ -26,7 +28,7 @@ struct NormStatistics {
   Vector<T> scale;    // n
 };
 template <class T>
-NormStatistics<T> norm_statistics(NormKind kind, const Matrix<T>& X, T eps);
+NormStatistics<T> norm_statistics(NormKind kind, const MatrixView<std::type_identity_t<T>>& X, T eps);
 
 template <class T>
 class Norm final : public Map<T> {
@@ -35,7 +37,7 @@ class Norm final : public Map<T> {
   Index input_dim() const override { return gamma_.size(); }
   Index output_dim() const override { return gamma_.size(); }
   std::string describe() const override;
-  std::unique_ptr<Cache<T>> forward(const Matrix<T>& X) const override;
+  std::unique_ptr<Cache<T>> forward(const MatrixView<T>& X) const override;
   Matrix<T> jvp(const Cache<T>& cache, const Matrix<T>& dX) const override;
   Matrix<T> vjp(const Cache<T>& cache, const Matrix<T>& dY) const override;
   Matrix<T> second_order(const Cache<T>& cache, const Matrix<T>& v, const Matrix<T>& u) const override;

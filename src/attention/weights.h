@@ -81,13 +81,13 @@ struct Projections {
   Index qkv_width() const { return w_qkv.rows(); }
 
   // qkv = X W_qkvᵀ + b_qkv, n × (H·k + H_kv·k + H_kv·k_v): [Q_1..Q_H K_1..K_Hkv V_1..V_Hkv].
-  Matrix<T> qkv(const Matrix<T>& X) const {
+  Matrix<T> qkv(const MatrixView<T>& X) const {
     Matrix<T> m = qkv_tangent(X);
     if (b_qkv.size()) m.rowwise() += b_qkv.transpose();
     return m;
   }
   // The linear maps' own derivatives (§2.2, §2.3): [dQ dK dV] = dX W_qkvᵀ and back, dX = [..] W_qkv.
-  Matrix<T> qkv_tangent(const Matrix<T>& dX) const {
+  Matrix<T> qkv_tangent(const MatrixView<T>& dX) const {
     Matrix<T> m;
     m.noalias() = dX * w_qkv.transpose();
     return m;

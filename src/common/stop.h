@@ -1,7 +1,8 @@
 // A request to stop a long computation early, made from another thread: the Python module's Ctrl-C
-// (python/interrupt.cpp) sets it while the computation runs on a thread of its own. Long loops check
-// it at their natural boundaries, between two JᵀJ products (src/spectral) and before each job of a
-// sweep (src/experiments/sweep.cpp), and end by throwing Stopped; what was finished stays finished
+// (run_interruptible, python/bindings.h) sets it while the computation runs on a thread of its own.
+// Long loops check it at their natural boundaries: between two JᵀJ products (src/spectral), before
+// each job of a sweep (src/experiments/sweep.cpp), between two tensors of a model being loaded and
+// two layers of a forward pass (src/models); they end by throwing Stopped; what was finished stays finished
 // (a sweep's results file keeps every record written). The CLI never requests a stop: SIGINT ends
 // the process, with the same effect on results files.
 #pragma once

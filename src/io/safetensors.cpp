@@ -464,9 +464,8 @@ VectorD SafetensorsFile::vector(const std::string& name) const {
   return Eigen::Map<const VectorD>(v.data(), static_cast<Index>(v.size()));
 }
 
-void write_safetensors(const std::filesystem::path& path, const std::vector<TensorToWrite>& tensors, DType dtype,
-                       const std::map<std::string, std::string>& metadata) {
-  const std::string file = path.string();
+std::string safetensors_bytes(const std::vector<TensorToWrite>& tensors, DType dtype,
+                              const std::map<std::string, std::string>& metadata, const std::string& file) {
   if (!is_float(dtype)) {
     throw InputError(fmt::format("{}: cannot write dtype {}; lipattn writes only F64, F32, F16 and BF16", file,
                                  to_string(dtype)));
@@ -510,9 +509,16 @@ void write_safetensors(const std::filesystem::path& path, const std::vector<Tens
   // Pad with spaces so the data area starts 8-byte aligned (8-byte length + header), as HF does.
   header_text.append((8 - header_text.size() % 8) % 8, ' ');
   const std::uint64_t header_len = header_text.size();
+  std::string bytes(reinterpret_cast<const char*>(&header_len), 8);
+  bytes.reserve(8 + header_text.size() + data.size());
+  bytes += header_text;
+  bytes.append(reinterpret_cast<const char*>(data.data()), data.size());
+  return bytes;
+}
 
-  write_file_atomically(path, {std::string_view(reinterpret_cast<const char*>(&header_len), 8), header_text,
-                               std::string_view(reinterpret_cast<const char*>(data.data()), data.size())});
+void write_safetensors(const std::filesystem::path& path, const std::vector<TensorToWrite>& tensors, DType dtype,
+                       const std::map<std::string, std::string>& metadata) {
+  write_file_atomically(path, {safetensors_bytes(tensors, dtype, metadata, path.string())});
 }
 
 }  // namespace lipattn::io

@@ -97,5 +97,9 @@ struct TensorToWrite {
 // failed write never leaves a half file behind.
 void write_safetensors(const std::filesystem::path& path, const std::vector<TensorToWrite>& tensors,
                        DType dtype, const std::map<std::string, std::string>& metadata = {});
+// The bytes write_safetensors writes, in memory (SafetensorsFile::from_bytes reads them back); errors
+// name `file`.
+std::string safetensors_bytes(const std::vector<TensorToWrite>& tensors, DType dtype,
+                              const std::map<std::string, std::string>& metadata, const std::string& file);
 
 }  // namespace lipattn::io

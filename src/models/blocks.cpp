@@ -164,14 +164,19 @@ LayerMaps<T> layer_maps(const ModelWeights& model, int layer, const AttentionMem
           std::make_shared<Mlp<T>>(mlp_weights(L, model.config.activation))};
 }
 
+// The MLP sub-block from its two maps: BERT a ↦ LN(a + mlp(a)); GPT-2 / LLaMA x ↦ x + mlp(norm(x)).
+template <class T>
+MapPtr<T> mlp_block(ModelType type, MapPtr<T> norm, MapPtr<T> mlp) {
+  if (type == ModelType::Bert)
+    return std::make_shared<Chain<T>>(std::vector<MapPtr<T>>{std::make_shared<Residual<T>>(mlp), norm});
+  return std::make_shared<Residual<T>>(std::make_shared<Chain<T>>(std::vector<MapPtr<T>>{norm, mlp}));
+}
+
 template <class T>
 MapPtr<T> mlp_block_map(const ModelWeights& model, int layer) {
   const LayerWeights& L = model.layers.at(layer);
-  const auto norm = std::make_shared<Norm<T>>(L.mlp_norm);
-  const auto mlp = std::make_shared<Mlp<T>>(mlp_weights(L, model.config.activation));
-  if (model.config.type == ModelType::Bert)
-    return std::make_shared<Chain<T>>(std::vector<MapPtr<T>>{std::make_shared<Residual<T>>(mlp), norm});
-  return std::make_shared<Residual<T>>(std::make_shared<Chain<T>>(std::vector<MapPtr<T>>{norm, mlp}));
+  return mlp_block<T>(model.config.type, std::make_shared<Norm<T>>(L.mlp_norm),
+                      std::make_shared<Mlp<T>>(mlp_weights(L, model.config.activation)));
 }
 
 template <class T>
@@ -179,9 +184,9 @@ MapPtr<T> layer_map(const ModelWeights& model, int layer, const AttentionMemory&
   const LayerMaps<T> m = layer_maps<T>(model, layer, memory);
   auto chain = [](std::vector<MapPtr<T>> maps) { return std::make_shared<Chain<T>>(std::move(maps)); };
   auto residual = [](MapPtr<T> inner) { return std::make_shared<Residual<T>>(std::move(inner)); };
-  if (model.config.type == ModelType::Bert)
-    return chain({residual(m.attention), m.attention_norm, mlp_block_map<T>(model, layer)});
-  return chain({residual(chain({m.attention_norm, m.attention})), mlp_block_map<T>(model, layer)});
+  const MapPtr<T> mlp = mlp_block<T>(model.config.type, m.mlp_norm, m.mlp);
+  if (model.config.type == ModelType::Bert) return chain({residual(m.attention), m.attention_norm, mlp});
+  return chain({residual(chain({m.attention_norm, m.attention})), mlp});
 }
 
 template <class T>

@@ -7,6 +7,7 @@
 #include <fmt/core.h>
 
 #include "common/error.h"
+#include "common/stop.h"
 #include "models/blocks.h"
 
 namespace lipattn::models {
@@ -68,7 +69,10 @@ ForwardResult forward_impl(const ModelWeights& model, const std::vector<int>& id
                                  c.num_layers),
                      "layer");
   ForwardResult result;
-  for (int l = 0; l <= last; ++l) result.layers.push_back(run_layer<T>(model, l, x));
+  for (int l = 0; l <= last; ++l) {
+    stop::throw_if_requested();  // common/stop.h: between two layers
+    result.layers.push_back(run_layer<T>(model, l, x));
+  }
   if (last == loaded - 1 && model.complete()) {
     if (model.final_norm) result.final_norm_in = x.template cast<double>();
     if (model.final_norm) x = run_map<T>(std::make_shared<Norm<T>>(*model.final_norm), x);

@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "common/stop.h"
 #include "io/safetensors.h"
 #include "models/llama2c.h"
 
@@ -594,7 +595,12 @@ ModelWeights assemble(const ModelConfig& config, const LoadOptions& options, con
   w.config = config;
   if (options.force_causal) w.config.is_decoder = config.type == ModelType::Bert ? true : config.is_decoder;
   const auto layout = checkpoint_layout(config, options.layers);
-  Tensors tensors{config, provide, {}};
+  // Loading a large model takes seconds: a stop request (common/stop.h) ends it between two tensors.
+  const Provider checked = [&provide](const TensorSpec& spec) {
+    stop::throw_if_requested();
+    return provide(spec);
+  };
+  Tensors tensors{config, checked, {}};
   for (const auto& spec : layout) tensors.by_name[spec.name] = &spec;
   const int count = options.layers < 0 ? static_cast<int>(config.num_layers) : options.layers;
   switch (config.type) {

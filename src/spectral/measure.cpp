@@ -37,12 +37,12 @@ VectorD top_right_guess(const MatrixD& M) {
 // attention matrix) ≈ P̄ ⊗ Σ_h V_h, V = W_O·W_V (W_V alone without W_O), whose top right singular
 // vector is u ⊗ w: u of P̄, w of V. Empty where the approximation has no footing: a residual (J is
 // near I + …), streaming attention or n > 4096 (no room for n × n matrices), grouped K/V heads.
-VectorD dominant_part_hint(const LayerSpec& spec, const MatrixD& X, const AttentionMemory& memory) {
+VectorD dominant_part_hint(const LayerSpec& spec, const MatrixView<double>& X, const AttentionMemory& memory) {
   const AttentionWeights& w = spec.attention;
   if (spec.residual || memory.storage != AttentionStorage::Stored || w.kv_head_count() != w.heads ||
       X.rows() > 4096)  // P̄ is one more n × n matrix
     return {};
-  const MatrixD Z = spec.pre_norm ? MatrixD(Norm<double>(*spec.pre_norm).forward(X)->output) : X;
+  const MatrixD Z = spec.pre_norm ? MatrixD(Norm<double>(*spec.pre_norm).forward(X)->output) : MatrixD(X);
   const MultiHeadAttention<double> attention(w, memory);
   const auto cache = attention.forward(Z);
   MatrixD P_mean = MatrixD::Zero(X.rows(), X.rows());
@@ -60,17 +60,17 @@ VectorD dominant_part_hint(const LayerSpec& spec, const MatrixD& X, const Attent
 // could never be met; the floor keeps f32 runs from spinning to --max-iter.
 constexpr double kFloat32ToleranceFloor = 1e-6;
 
-SpectralResult measure_local_lipschitz(const LayerSpec& spec, const MatrixD& X, const SpectralOptions& options,
+SpectralResult measure_local_lipschitz(const LayerSpec& spec, const MatrixView<double>& X, const SpectralOptions& options,
                                        Precision precision, const AttentionMemory& memory) {
   MapBuilder builder;
   builder.attention_heads = spec.attention.heads;
   builder.f64 = [&spec](const AttentionMemory& m) { return build_map<double>(spec, m); };
   builder.f32 = [&spec](const AttentionMemory& m) { return build_map<float>(spec, m); };
-  builder.start_hint = [&spec](const MatrixD& X0, const AttentionMemory& m) { return dominant_part_hint(spec, X0, m); };
+  builder.start_hint = [&spec](const MatrixView<double>& X0, const AttentionMemory& m) { return dominant_part_hint(spec, X0, m); };
   return measure_local_lipschitz(builder, X, options, precision, memory);
 }
 
-SpectralResult measure_local_lipschitz(const MapBuilder& builder, const MatrixD& X, const SpectralOptions& options,
+SpectralResult measure_local_lipschitz(const MapBuilder& builder, const MatrixView<double>& X, const SpectralOptions& options,
                                        Precision precision, const AttentionMemory& memory) {
   const auto start = std::chrono::steady_clock::now();
   if (!X.allFinite()) throw InputError("the input X holds NaN or Inf");

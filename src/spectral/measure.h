@@ -16,7 +16,7 @@ std::string to_string(Precision precision);
 // every product) and runs the solver. In f32 the certificate (lower, relative_residual) is still
 // recomputed in float64 at the vector found, so `lower` stays a certified bound.
 // `memory` picks stored or streaming attention (docs/theory.md §8).
-SpectralResult measure_local_lipschitz(const LayerSpec& spec, const MatrixD& X,
+SpectralResult measure_local_lipschitz(const LayerSpec& spec, const MatrixView<double>& X,
                                        const SpectralOptions& options = {},
                                        Precision precision = Precision::F64, const AttentionMemory& memory = {});
 
@@ -31,9 +31,9 @@ struct MapBuilder {
   std::function<MapPtr<float>(const AttentionMemory&)> f32;  // may be empty when only f64 is asked for
   // The dominant-part start of docs/theory.md §4.6 at X, for SpectralOptions::dominant_start; may be
   // empty (one attention layer has it; a composed map has none).
-  std::function<VectorD(const MatrixD&, const AttentionMemory&)> start_hint;
+  std::function<VectorD(const MatrixView<double>&, const AttentionMemory&)> start_hint;
 };
-SpectralResult measure_local_lipschitz(const MapBuilder& builder, const MatrixD& X,
+SpectralResult measure_local_lipschitz(const MapBuilder& builder, const MatrixView<double>& X,
                                        const SpectralOptions& options = {},
                                        Precision precision = Precision::F64, const AttentionMemory& memory = {});
 

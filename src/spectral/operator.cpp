@@ -8,7 +8,7 @@
 namespace lipattn {
 
 template <class T>
-Linearization<T>::Linearization(MapPtr<T> map, const MatrixD& X) : map_(std::move(map)), n_(X.rows()) {
+Linearization<T>::Linearization(MapPtr<T> map, const MatrixView<double>& X) : map_(std::move(map)), n_(X.rows()) {
   if (X.cols() != map_->input_dim())
     throw InputError(fmt::format("the input has {} features per token, the layer expects {}", X.cols(),
                                  map_->input_dim()));

@@ -26,7 +26,7 @@ class LinearOperator {
 template <class T>
 class Linearization final : public LinearOperator {
  public:
-  Linearization(MapPtr<T> map, const MatrixD& X);
+  Linearization(MapPtr<T> map, const MatrixView<double>& X);
   Index input_size() const override { return n_ * map_->input_dim(); }
   Index output_size() const override { return n_ * map_->output_dim(); }
   VectorD apply(const VectorD& v) const override;
@@ -49,7 +49,7 @@ class Linearization final : public LinearOperator {
 // passes, one per precision.
 class TwinLinearization final : public LinearOperator {
  public:
-  TwinLinearization(MapPtr<double> map64, MapPtr<float> map32, const MatrixD& X)
+  TwinLinearization(MapPtr<double> map64, MapPtr<float> map32, const MatrixView<double>& X)
       : f64_(std::move(map64), X), f32_(std::move(map32), X) {}
   Index input_size() const override { return f64_.input_size(); }
   Index output_size() const override { return f64_.output_size(); }
