@@ -6,7 +6,8 @@
 # The fuzzers live in build-fuzz/ (clang, -DLIPATTN_FUZZ=ON: -fsanitize=fuzzer,address,undefined).
 # A run starts from tests/fuzz/corpus/TARGET and tests/fuzz/regressions/TARGET, grows its own work corpus
 # in build-fuzz/work/TARGET (the committed corpus changes only through `merge`), writes crash inputs to
-# build-fuzz/artifacts/TARGET/ and its log to build-fuzz/logs/TARGET.log. FUZZ_NO_BUILD=1 skips the build.
+# build-fuzz/artifacts/TARGET/ and its log to build-fuzz/logs/TARGET.log. FUZZ_NO_BUILD=1 skips the build;
+# FUZZ_NICE=N runs the fuzzer at niceness N (default 19).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -70,7 +71,7 @@ case "$1" in
     [ -d "$root/tests/fuzz/regressions/$t" ] && seeds+=("$root/tests/fuzz/regressions/$t")
     dict=()
     [ -f "$root/tests/fuzz/dict/$t.dict" ] && dict=(-dict="$root/tests/fuzz/dict/$t.dict")
-    cmd=(nice -n 19 "$build/fuzz_$t" "$build/work/$t" "${seeds[@]}" "${dict[@]}" -max_len="$(max_len "$t")"
+    cmd=(nice -n "${FUZZ_NICE:-19}" "$build/fuzz_$t" "$build/work/$t" "${seeds[@]}" "${dict[@]}" -max_len="$(max_len "$t")"
          -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=2048 -detect_leaks=1 -max_total_time="$seconds"
          -print_final_stats=1 -artifact_prefix="$build/artifacts/$t/" "$@")
     echo "fuzz.sh: ${cmd[*]}" | tee "$build/logs/$t.log" >&2

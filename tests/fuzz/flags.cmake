@@ -4,6 +4,8 @@
 if(NOT CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
   message(FATAL_ERROR "LIPATTN_FUZZ needs clang (CXX=clang++; Debian clang and libclang-rt-14-dev)")
 endif()
+# FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION (the libFuzzer/OSS-Fuzz convention) lowers the sweep
+# planner's job and size caps (src/experiments/sweep.cpp) so each input stays cheap.
 add_compile_options(-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
-                    -g -O1 -fno-omit-frame-pointer)
+                    -g -O1 -fno-omit-frame-pointer -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION)
 add_link_options(-fsanitize=address,undefined)
