@@ -134,7 +134,7 @@ LayerSpec make_layer(std::mt19937_64& rng, const Combo& c, Index d, double sd) {
   return spec;
 }
 
-bool proved(const BoundReport& r, const std::string& name) { return r.status.at(name) == "proved"; }
+bool proved(const BoundReport& r, const std::string& name) { return r.status.at(name).proved(); }
 
 // min over cases of bound/exact, per bound name, and the number of violations.
 struct Tally {

@@ -184,6 +184,11 @@ TEST(Records, BoundStatusIsAnEnumWithItsReason) {
   EXPECT_EQ(s.reason, "fails when ‖Aᵀ z‖ ≫ ‖A z‖");
   EXPECT_EQ(s.to_string(), "refuted: fails when ‖Aᵀ z‖ ≫ ‖A z‖");
   EXPECT_TRUE(BoundStatus::parse("refuted").refuted());
+  const BoundStatus outside = BoundStatus::parse("not covered: a post-norm");
+  EXPECT_EQ(outside.kind, BoundStatus::Kind::NotCovered);
+  EXPECT_EQ(outside.reason, "a post-norm");
+  EXPECT_EQ(outside.to_string(), "not covered: a post-norm");
+  EXPECT_FALSE(outside.proved());
   expect_input_error([] { BoundStatus::parse("probably"); }, "status", "probably");
   expect_input_error([] { BoundStatus::parse("unrefuted"); }, "status", "unrefuted");
 }

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <utility>
 
 #include <Eigen/Eigenvalues>
 #include <fmt/core.h>
@@ -20,6 +21,24 @@
 #include "spectral/measure.h"
 
 namespace lipattn {
+
+BoundStatus BoundStatus::parse(const std::string& text) {
+  if (text == "proved") return {Kind::Proved, {}};
+  for (const auto& [prefix, kind] : {std::pair<std::string, Kind>{"refuted", Kind::Refuted}, {"not covered", Kind::NotCovered}}) {
+    if (text.compare(0, prefix.size(), prefix) != 0) continue;
+    const std::size_t reason = text.find_first_not_of(": ", prefix.size());
+    return {kind, reason == std::string::npos ? std::string() : text.substr(reason)};
+  }
+  throw InputError(
+      fmt::format("bound status '{}': expected \"proved\", \"refuted: <reason>\" or \"not covered: <reason>\"", text),
+      "status");
+}
+
+std::string BoundStatus::to_string() const {
+  if (kind == Kind::Proved) return "proved";
+  const std::string word = kind == Kind::Refuted ? "refuted" : "not covered";
+  return reason.empty() ? word : word + ": " + reason;
+}
 
 namespace {
 
@@ -207,14 +226,14 @@ double compose(const CompositionFactors& f, double attention) {
 void set_status(BoundReport& r) {
   for (const auto& [name, value] : r.bounds) {
     if (name == bound_names::kReleasedCodeDataDependent)
-      r.status[name] =
-          "refuted: fails when ‖Aᵀ z‖ ≫ ‖A z‖ (docs/theory.md §U.2, counterexample tests/data/bounds/)";
+      r.status[name] = {BoundStatus::Kind::Refuted,
+                        "fails when ‖Aᵀ z‖ ≫ ‖A z‖ (docs/theory.md §U.2, counterexample tests/data/bounds/)"};
     else
-      r.status[name] = "proved";
+      r.status[name] = {BoundStatus::Kind::Proved, {}};
   }
   r.best = kInf;
   for (const auto& [name, value] : r.bounds) {
-    if (r.status[name] != "proved") continue;
+    if (!r.status[name].proved()) continue;
     if (value < r.best) {
       r.best = value;
       r.best_name = name;
@@ -411,7 +430,7 @@ BoundReport not_covered_report(const std::string& why, Index n, double radius) {
   BoundReport r;
   for (const char* name : {bound_names::kPaperCompact, bound_names::kReleasedCodeDataDependent, bound_names::kDataDependent,
                            bound_names::kNIndependent, bound_names::kNIndependentSharp, bound_names::kStructured})
-    r.status[name] = "not covered: " + why;
+    r.status[name] = {BoundStatus::Kind::NotCovered, why};
   r.notes.push_back("no bound reported: the proofs (docs/theory.md §5) do not cover " + why);
   r.factors.tokens = n;
   r.factors.attention_radius = radius;

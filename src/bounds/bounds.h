@@ -65,10 +65,21 @@ struct HardmaxLimit {
   std::string note;
 };
 
+// A bound's status, written "proved", "refuted: <reason>" or "not covered: <reason>" (a report whose
+// inputs the proofs do not cover lists every bound so, with no value).
+struct BoundStatus {
+  enum class Kind { Proved, Refuted, NotCovered } kind = Kind::Proved;
+  std::string reason;                                 // why it is refuted or not covered
+  static BoundStatus parse(const std::string& text);  // InputError("status") for anything else
+  std::string to_string() const;
+  bool proved() const { return kind == Kind::Proved; }
+  bool refuted() const { return kind == Kind::Refuted; }
+};
+
 struct BoundReport {
   std::map<std::string, double> bounds;        // name → upper bound on the whole layer (composed, §U.6)
   std::map<std::string, double> attention;     // name → the same bound on the attention alone
-  std::map<std::string, std::string> status;   // name → "proved" | "refuted: ..."
+  std::map<std::string, BoundStatus> status;   // name → its status
   std::vector<std::string> notes;              // why a bound is absent, what the set is, ...
   CompositionFactors factors;
   std::optional<HardmaxLimit> hardmax;         // local mode only

@@ -25,7 +25,8 @@ inline nlohmann::json to_json(const BoundRun& run) {
   nlohmann::json j;
   j["bounds"] = named_values_json(report.bounds);
   j["attention_bounds"] = named_values_json(report.attention);
-  j["status"] = report.status;
+  j["status"] = nlohmann::json::object();
+  for (const auto& [name, status] : report.status) j["status"][name] = status.to_string();
   j["best"] = {{"name", report.best_name}, {"value", number_or_string(report.best)}};
   j["n"] = report.factors.tokens;
   j["radius"] = number_or_string(report.factors.attention_radius);

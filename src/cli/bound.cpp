@@ -43,7 +43,7 @@ void print_run(const LayerSpec& spec, const BoundFlags& f, const BoundRun& run, 
   fmt::print("\n{:<22} {:>14} {:>10}  {}\n", "bound", "value", exact ? "/exact" : "", "status");
   for (const auto& [name, value] : report.bounds) {
     const std::string ratio = exact && exact->lipschitz > 0 ? fmt::format("{:.4g}", value / exact->lipschitz) : "";
-    fmt::print("{:<22} {:>14.6g} {:>10}  {}\n", name, value, ratio, report.status.at(name));
+    fmt::print("{:<22} {:>14.6g} {:>10}  {}\n", name, value, ratio, report.status.at(name).to_string());
   }
   fmt::print("\nbest    {} = {:.6g}\n", report.best_name, report.best);
   if (report.hardmax) {

@@ -119,24 +119,9 @@ void from_json(const json& j, SolverRecord& r) {
   r.solver_seconds = read_number(j, "solver_seconds");
 }
 
-BoundStatus BoundStatus::parse(const std::string& text) {
-  if (text == "proved") return {Kind::Proved, {}};
-  const std::string refuted = "refuted";
-  if (text.compare(0, refuted.size(), refuted) == 0) {
-    const std::size_t reason = text.find_first_not_of(": ", refuted.size());
-    return {Kind::Refuted, reason == std::string::npos ? std::string() : text.substr(reason)};
-  }
-  throw InputError(fmt::format("bound status '{}': expected \"proved\" or \"refuted: <reason>\"", text), "status");
-}
-
-std::string BoundStatus::to_string() const {
-  if (kind == Kind::Proved) return "proved";
-  return reason.empty() ? "refuted" : "refuted: " + reason;
-}
-
 BoundsRecord BoundsRecord::from(const BoundReport& report) {
   BoundsRecord r;
-  for (const auto& [name, value] : report.bounds) r.bounds[name] = {value, BoundStatus::parse(report.status.at(name))};
+  for (const auto& [name, value] : report.bounds) r.bounds[name] = {value, report.status.at(name)};
   r.best = report.best;
   r.best_name = report.best_name;
   return r;

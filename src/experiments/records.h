@@ -18,12 +18,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bounds/bounds.h"
 #include "models/measure_model.h"
 #include "spectral/spectral_norm.h"
-
-namespace lipattn {
-struct BoundReport;
-}
 
 namespace lipattn::experiments {
 
@@ -47,14 +44,6 @@ struct SolverRecord {
 
 // A bound's status, from src/bounds: proved, or refuted by a saved counterexample (reported, never
 // used as the best). Written as "proved" or "refuted: <reason>".
-struct BoundStatus {
-  enum class Kind { Proved, Refuted } kind = Kind::Proved;
-  std::string reason;                                 // why it is refuted
-  static BoundStatus parse(const std::string& text);  // InputError("status") for anything else
-  std::string to_string() const;
-  bool refuted() const { return kind == Kind::Refuted; }
-};
-
 // Upper bounds of src/bounds (local at X, or on B_R^n): each named bound, its status, and the best
 // (smallest unrefuted) one. A bound that does not apply is +inf (written "inf").
 struct BoundsRecord {
