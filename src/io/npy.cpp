@@ -267,14 +267,15 @@ MatrixD npy_matrix(const NpyArray& a, const std::string& source) {
   const std::int64_t rows = a.shape[a.shape.size() - 2];
   const std::int64_t cols = a.shape[a.shape.size() - 1];
   MatrixD m(rows, cols);
-  for (std::int64_t r = 0; r < rows; ++r) {
-    for (std::int64_t c = 0; c < cols; ++c) {
-      const double v = a.values[static_cast<std::size_t>(r * cols + c)];
-      if (!std::isfinite(v)) {
-        throw InputError(fmt::format("{}: element (row {}, col {}) is {}; X must be finite", source, r, c, v));
-      }
-      m(r, c) = v;
+  // One pass over the elements, not over the rows: an empty array may claim 2^31 rows of 0 columns
+  // (the npy fuzzer's slow input, tests/fuzz/regressions/npy/).
+  for (std::size_t i = 0; i < a.values.size(); ++i) {
+    const double v = a.values[i];
+    if (!std::isfinite(v)) {
+      const std::int64_t r = static_cast<std::int64_t>(i) / cols, c = static_cast<std::int64_t>(i) % cols;
+      throw InputError(fmt::format("{}: element (row {}, col {}) is {}; X must be finite", source, r, c, v));
     }
+    m.data()[i] = v;
   }
   return m;
 }
