@@ -2,16 +2,18 @@
 """The cost of calling lipattn from Python against the CLI (docs/performance.md, "Python overhead").
 
 The same solve (one random layer, the same X, --method lanczos, float64) from `build/lipattn measure`
-and from `lipattn.measure` in one Python process, interleaved, `--repeats` times each. Wall time of the
-whole call on both sides: the CLI's includes its process start and reading the files; Python's reads
-the same files (weights and X given as paths), and a second variant hands it the arrays instead (a dict
-written to a temporary layer file, X copied once). Prints medians, the overhead in % and the load.
+and from `lipattn.measure` in one Python process, interleaved in a seeded random order, `--repeats`
+times each. Wall time of the whole call on both sides: the CLI's includes its process start and reading
+the files; Python's reads the same files (weights and X given as paths), and a second variant hands it
+the arrays instead (the dict as an in-memory layer file, X read in place). Prints medians, the overhead
+in % and the load.
 
     PYTHONPATH=build/python python3 bench/python_overhead.py            # the target: overhead ≤ 5%
 """
 import argparse
 import json
 import os
+import random
 import pathlib
 import statistics
 import subprocess
@@ -52,19 +54,31 @@ def main():
         return time.perf_counter() - t0, out
 
     times = {"cli": [], "python (files)": [], "python (arrays)": []}
+    r = None
     solve = {k: [] for k in times}  # the solve's own "seconds" field: the call's time outside it is the overhead
     sigma = {}
-    for _ in range(a.repeats):
+    def run_cli():
         t, run = timed(lambda: subprocess.run(cli, capture_output=True, text=True, check=True))
-        times["cli"].append(t)
         out = json.loads(run.stdout)
-        sigma["cli"], _ = out["lipschitz"], solve["cli"].append(out["seconds"])
-        t, r = timed(lambda: lipattn.measure(str(layer), str(inputs), **kwargs))
-        times["python (files)"].append(t)
-        sigma["python (files)"], _ = r.lipschitz, solve["python (files)"].append(r.seconds)
-        t, r = timed(lambda: lipattn.measure(weights, X, **kwargs))
-        times["python (arrays)"].append(t)
-        sigma["python (arrays)"], _ = r.lipschitz, solve["python (arrays)"].append(r.seconds)
+        return t, out["lipschitz"], out["seconds"], None
+
+    def run_python(*args):
+        t, r = timed(lambda: lipattn.measure(*args, **kwargs))
+        return t, r.lipschitz, r.seconds, r
+
+    calls = {"cli": run_cli, "python (files)": lambda: run_python(str(layer), str(inputs)),
+             "python (arrays)": lambda: run_python(weights, X)}
+    order = random.Random(0)
+    for _ in range(a.repeats):
+        # A fresh order each repeat: what runs right after a CLI process (its exit, the page cache) or
+        # after another solve in the same process differs, and a fixed order biased one side by ~10%.
+        names = list(calls)
+        order.shuffle(names)
+        for name in names:
+            t, sigma[name], seconds, out = calls[name]()
+            times[name].append(t)
+            solve[name].append(seconds)
+            r = out or r
     assert len({round(s, 9) for s in sigma.values()}) == 1, sigma  # the same solve on every side
     base = statistics.median(times["cli"])
     print(f"n = {a.n}, d = {a.d}, heads = {a.heads}, lanczos, {r.matvecs} products, {a.repeats} repeats, interleaved")

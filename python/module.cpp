@@ -4,6 +4,7 @@
 #include <pybind11/stl.h>
 
 #include "bindings.h"
+#include "common/allocator.h"
 #include "common/error.h"
 
 namespace lipattn::python {
@@ -38,6 +39,10 @@ PYBIND11_MODULE(lipattn, m) {
       "measure(weights, X, ...) measures one layer on NumPy/PyTorch arrays; bound, attack and meanfield bound, "
       "attack and weigh it as the CLI's commands do; Model.load(...) runs real or random models; sweep and "
       "reproduce run experiments. Everything runs in the same C++ library as the lipattn CLI.";
+  // As the CLI's main does (common/allocator.h): products reuse their freed pages instead of faulting
+  // and zero-filling fresh ones. Without it a solve at n = 1536 took 1.2 s in Python against 0.95 s
+  // (docs/performance.md, "Python overhead"). Process-wide: docs/python.md, "Memory".
+  keep_freed_buffers_for_reuse();
   bind_errors(m);
   bind_records(m);
   bind_layer(m);
