@@ -34,13 +34,8 @@ struct AttackFlags {
 };
 
 nlohmann::json model_attack_json(const models::ModelAttackReport& r, const AttackFlags& f, double seconds) {
-  nlohmann::json j = {
-      {"model", r.model},
-      {"block", r.block},
-      {"layer", r.layer ? nlohmann::json(*r.layer) : nlohmann::json(nullptr)},
-      {"layers", r.layers ? nlohmann::json::array({r.layers->first, r.layers->last}) : nlohmann::json(nullptr)},
-      {"head", r.head ? nlohmann::json(*r.head) : nlohmann::json(nullptr)},
-      {"n", r.n},
+  nlohmann::json j = static_cast<const models::BlockIdentity&>(r);
+  j.update({
       {"d", r.center.cols()},
       {"set", "around"},
       {"eps", r.eps},
@@ -51,7 +46,7 @@ nlohmann::json model_attack_json(const models::ModelAttackReport& r, const Attac
       {"in_set", attack::ConstraintSet::around(r.center, r.eps).violation(r.result.witness)},
       {"witness", f.out.empty() ? nlohmann::json(nullptr) : nlohmann::json(f.out)},
       {"certificate", r.result.certificate},
-      {"seconds", seconds}};
+      {"seconds", seconds}});
   j["starts"] = nlohmann::json::array();
   for (const auto& s : r.result.starts)
     j["starts"].push_back({{"name", s.name},

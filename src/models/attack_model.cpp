@@ -35,14 +35,7 @@ ModelAttackReport attack_model(const ModelMeasureRequest& request, double eps, c
   const ForwardResult taps = run_forward(p.weights, w.ids, forward);
 
   ModelAttackReport report;
-  report.model = request.model;
-  report.block = to_string(p.block);
-  if (p.block == Block::Stack || p.block == Block::Model)
-    report.layers = p.span;
-  else
-    report.layer = request.layer;
-  report.head = request.head;
-  report.n = w.n;
+  static_cast<BlockIdentity&>(report) = block_identity(request.model, p.block, request.layer, p.span, request.head, w.n);
   report.eps = eps;
   report.center = block_input(taps.layers[p.span.first], p.block);
   SpectralOptions certificate;

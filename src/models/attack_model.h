@@ -11,12 +11,7 @@
 
 namespace lipattn::models {
 
-struct ModelAttackReport {
-  std::string model, block;
-  std::optional<int> layer;          // one-layer blocks
-  std::optional<LayerRange> layers;  // stack and model
-  std::optional<int> head;
-  int n = 0;
+struct ModelAttackReport : BlockIdentity {
   double eps = 0;
   MatrixD center;                 // X0: the block's input from the forward pass on the first window
   double unperturbed = 0;         // certified σ_max at X0 (lower of measure_local_lipschitz at final_tol)

@@ -144,34 +144,57 @@ void from_json(const nlohmann::json& j, Composition& c) {
   if (j.at("no_bound_reason").is_string()) c.no_bound_reason = j["no_bound_reason"].get<std::string>();
 }
 
+BlockIdentity block_identity(const std::string& model, Block block, int layer, LayerRange span,
+                             std::optional<int> head, int n) {
+  BlockIdentity id;
+  id.model = model;
+  id.block = to_string(block);
+  if (block == Block::Stack || block == Block::Model)
+    id.layers = span;
+  else
+    id.layer = layer;
+  id.head = head;
+  id.n = n;
+  return id;
+}
+
+void to_json(nlohmann::json& j, const BlockIdentity& id) {
+  j = {{"model", id.model},
+       {"layer", optional_json(id.layer)},
+       {"layers", id.layers ? nlohmann::json::array({id.layers->first, id.layers->last}) : nlohmann::json(nullptr)},
+       {"head", optional_json(id.head)},
+       {"block", id.block},
+       {"n", id.n}};
+}
+
+void from_json(const nlohmann::json& j, BlockIdentity& id) {
+  id = BlockIdentity{};
+  id.model = j.at("model").get<std::string>();
+  if (!j.at("layer").is_null()) id.layer = j["layer"].get<int>();
+  if (j.contains("layers") && !j["layers"].is_null())  // records before whole blocks have no "layers"
+    id.layers = LayerRange{j["layers"].at(0).get<int>(), j["layers"].at(1).get<int>()};
+  if (!j.at("head").is_null()) id.head = j["head"].get<int>();
+  id.block = j.at("block").get<std::string>();
+  id.n = j.at("n").get<int>();
+}
+
 void to_json(nlohmann::json& j, const BlockMeasurement& m) {
-  j = {{"model", m.model},
-       {"layer", optional_json(m.layer)},
-       {"layers", m.layers ? nlohmann::json::array({m.layers->first, m.layers->last}) : nlohmann::json(nullptr)},
-       {"head", optional_json(m.head)},
-       {"block", m.block},
-       {"n", m.n},
-       {"sample", m.sample},
+  j = static_cast<const BlockIdentity&>(m);
+  j.update({{"sample", m.sample},
        {"radius", m.radius},
        {"lipschitz", m.lipschitz},
        {"lower", m.lower},
        {"matvecs", m.matvecs},
        {"converged", m.converged},
        {"seconds", m.seconds},
-       {"concentration", m.concentration},
-       {"composition", m.composition ? nlohmann::json(*m.composition) : nlohmann::json(nullptr)}};
+            {"concentration", m.concentration},
+            {"composition", m.composition ? nlohmann::json(*m.composition) : nlohmann::json(nullptr)}});
   if (!m.storage.empty()) j["storage"] = m.storage;
 }
 
 void from_json(const nlohmann::json& j, BlockMeasurement& m) {
   m = BlockMeasurement{};
-  m.model = j.at("model").get<std::string>();
-  if (!j.at("layer").is_null()) m.layer = j["layer"].get<int>();
-  if (j.contains("layers") && !j["layers"].is_null())
-    m.layers = LayerRange{j["layers"].at(0).get<int>(), j["layers"].at(1).get<int>()};
-  if (!j.at("head").is_null()) m.head = j["head"].get<int>();
-  m.block = j.at("block").get<std::string>();
-  m.n = j.at("n").get<int>();
+  static_cast<BlockIdentity&>(m) = j.get<BlockIdentity>();
   m.sample = j.at("sample").get<int>();
   m.radius = number_from_json(j.at("radius"), "radius");
   m.lipschitz = number_from_json(j.at("lipschitz"), "lipschitz");

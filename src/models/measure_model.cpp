@@ -96,14 +96,7 @@ Composition compose_factors(const ModelWeights& weights, const BlockTarget& targ
 BlockMeasurement record_header(const std::string& model, const BlockTarget& target, const text::Window& w,
                                const MatrixD& X) {
   BlockMeasurement m;
-  m.model = model;
-  m.block = to_string(target.block);
-  if (target.block == Block::Stack || target.block == Block::Model)
-    m.layers = target.span;
-  else
-    m.layer = target.layer;
-  m.head = target.head;
-  m.n = w.n;
+  static_cast<BlockIdentity&>(m) = block_identity(model, target.block, target.layer, target.span, target.head, w.n);
   m.sample = w.sample;
   m.radius = rms_radius(X);
   return m;

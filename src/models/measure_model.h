@@ -69,14 +69,24 @@ struct Composition {
   std::string no_bound_reason;          // the first factor without a bound, and why
 };
 
-// One measurement of one block on one window: the record `measure --model --json` prints.
-struct BlockMeasurement {
+// Which block of which model, on how many tokens: what a measurement and an attack report share.
+struct BlockIdentity {
   std::string model;
   std::optional<int> layer;          // the layer of a one-layer block; null for stack and model
   std::optional<LayerRange> layers;  // the layers spanned, for stack and model
   std::optional<int> head;           // null: every head (and every whole block)
   std::string block;
-  int n = 0, sample = 0;
+  int n = 0;
+};
+// `layer` for a one-layer block, `layers` = span for stack and model.
+BlockIdentity block_identity(const std::string& model, Block block, int layer, LayerRange span,
+                             std::optional<int> head, int n);
+void to_json(nlohmann::json& j, const BlockIdentity& id);
+void from_json(const nlohmann::json& j, BlockIdentity& id);
+
+// One measurement of one block on one window: the record `measure --model --json` prints.
+struct BlockMeasurement : BlockIdentity {
+  int sample = 0;
   double radius = 0;                 // √(mean_i ‖x_i‖²) of the measured input
   double lipschitz = 0, lower = 0;
   long matvecs = 0;
