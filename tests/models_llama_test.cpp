@@ -283,6 +283,15 @@ TEST(HuggingFaceLlama, RejectsWhatItCannotRunNamingTheKey) {
   j = small_config("llama");
   j["rope_scaling"] = {{"rope_type", "default"}};
   EXPECT_NO_THROW(parse_config(j, "config.json"));
+  j["rope_scaling"] = {{"type", "default"}};
+  EXPECT_NO_THROW(parse_config(j, "config.json"));
+  // A type that is not a string is refused by name, not escaped as a JSON type error (config_json
+  // fuzzer, tests/fuzz/regressions/config_json/).
+  j = small_config("llama");
+  j["rope_scaling"] = {{"type", 2}};
+  expect(j, {"rope_scaling", "not supported"});
+  j["rope_scaling"] = {{"rope_type", nullptr}};
+  expect(j, {"rope_scaling", "not supported"});
 }
 
 TEST(HuggingFaceLlama, RandomInitAsTransformers) {

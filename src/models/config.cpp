@@ -122,7 +122,12 @@ void reject_llama_options(const Reader& r) {
   const Json& json = r.json;
   if (json.contains("rope_scaling") && !json.at("rope_scaling").is_null()) {
     const Json& s = json.at("rope_scaling");
-    const bool plain = s.is_object() && s.value("rope_type", s.value("type", std::string())) == "default";
+    // The type may be under "rope_type" or "type", and may be anything in a hostile file: only the
+    // string "default" is plain RoPE (a number there escaped as a JSON type error: config_json fuzzer).
+    const auto text_at = [&s](const char* key) {
+      return s.contains(key) && s.at(key).is_string() ? s.at(key).get<std::string>() : std::string();
+    };
+    const bool plain = s.is_object() && (s.contains("rope_type") ? text_at("rope_type") : text_at("type")) == "default";
     if (!plain)
       throw InputError(
           fmt::format("{}: \"rope_scaling\" {} is not supported (only null: plain RoPE)", r.source, s.dump()));
