@@ -8,7 +8,8 @@
 // digits, products of each precision, seconds). solve_seconds is the whole library call `measure
 // --block model` makes (measure_local_lipschitz on the model's MapBuilder): building the maps, the
 // forward pass in each precision the solve uses, the solve and the float64 certificate; the peer's
-// eigsh_seconds likewise includes its forward pass and graph (peer_torch.make_products). The token ids are seeded uniform draws from the
+// eigsh_seconds likewise includes its forward pass and graph (peer_torch.make_products). The token
+// ids are seeded uniform draws from the
 // vocabulary (seed 0), so the input needs no tokenizer. --export DIR writes model.safetensors (every
 // tensor the peer needs, float64), X.npy (the embedding output) and ids.json.
 #include <algorithm>

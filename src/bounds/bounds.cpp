@@ -24,7 +24,8 @@ namespace lipattn {
 
 BoundStatus BoundStatus::parse(const std::string& text) {
   if (text == "proved") return {Kind::Proved, {}};
-  for (const auto& [prefix, kind] : {std::pair<std::string, Kind>{"refuted", Kind::Refuted}, {"not covered", Kind::NotCovered}}) {
+  const std::pair<std::string, Kind> written[] = {{"refuted", Kind::Refuted}, {"not covered", Kind::NotCovered}};
+  for (const auto& [prefix, kind] : written) {
     if (text.compare(0, prefix.size(), prefix) != 0) continue;
     const std::size_t reason = text.find_first_not_of(": ", prefix.size());
     return {kind, reason == std::string::npos ? std::string() : text.substr(reason)};

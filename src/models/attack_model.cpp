@@ -35,7 +35,8 @@ ModelAttackReport attack_model(const ModelMeasureRequest& request, double eps, c
   const ForwardResult taps = run_forward(p.weights, w.ids, forward);
 
   ModelAttackReport report;
-  static_cast<BlockIdentity&>(report) = block_identity(request.model, p.block, request.layer, p.span, request.head, w.n);
+  static_cast<BlockIdentity&>(report) =
+      block_identity(request.model, p.block, request.layer, p.span, request.head, w.n);
   report.eps = eps;
   report.center = block_input(taps.layers[p.span.first], p.block);
   SpectralOptions certificate;

@@ -60,17 +60,21 @@ VectorD dominant_part_hint(const LayerSpec& spec, const MatrixView<double>& X, c
 // could never be met; the floor keeps f32 runs from spinning to --max-iter.
 constexpr double kFloat32ToleranceFloor = 1e-6;
 
-SpectralResult measure_local_lipschitz(const LayerSpec& spec, const MatrixView<double>& X, const SpectralOptions& options,
+SpectralResult measure_local_lipschitz(const LayerSpec& spec, const MatrixView<double>& X,
+                                       const SpectralOptions& options,
                                        Precision precision, const AttentionMemory& memory) {
   MapBuilder builder;
   builder.attention_heads = spec.attention.heads;
   builder.f64 = [&spec](const AttentionMemory& m) { return build_map<double>(spec, m); };
   builder.f32 = [&spec](const AttentionMemory& m) { return build_map<float>(spec, m); };
-  builder.start_hint = [&spec](const MatrixView<double>& X0, const AttentionMemory& m) { return dominant_part_hint(spec, X0, m); };
+  builder.start_hint = [&spec](const MatrixView<double>& X0, const AttentionMemory& m) {
+    return dominant_part_hint(spec, X0, m);
+  };
   return measure_local_lipschitz(builder, X, options, precision, memory);
 }
 
-SpectralResult measure_local_lipschitz(const MapBuilder& builder, const MatrixView<double>& X, const SpectralOptions& options,
+SpectralResult measure_local_lipschitz(const MapBuilder& builder, const MatrixView<double>& X,
+                                       const SpectralOptions& options,
                                        Precision precision, const AttentionMemory& memory) {
   const auto start = std::chrono::steady_clock::now();
   if (!X.allFinite()) throw InputError("the input X holds NaN or Inf");
