@@ -82,5 +82,27 @@ TEST(ExperimentsBadInput, WrongTypesNameTheFile) {
   expect_contains(plan_error(R"({"sweeps": 3})"), "spec.json: 'sweeps' must be a list of sweeps");
 }
 
+// The solver's fields were read only when a job ran, as nlohmann's type errors (exit 1, "internal
+// error", once per job); they are checked when the sweep is planned and named.
+TEST(ExperimentsBadInput, SolverFieldsAreCheckedWhenPlanned) {
+  const std::string head = R"({"kind": "regime", "model": "toy", "regime": "iid", "radius": 1, "n": [4], )";
+  const std::pair<const char*, const char*> cases[] = {
+      {R"("tol": "x"})", "field 'tol' must be a finite number > 0, got \"x\""},
+      {R"("tol": 0})", "field 'tol' must be a finite number > 0, got 0"},
+      {R"("mixed_tol": -1})", "field 'mixed_tol' must be a finite number ≥ 0, got -1"},
+      {R"("solver_seed": -3})", "field 'solver_seed' must be an integer ≥ 0, got -3"},
+      {R"("solver_seed": 1.5})", "field 'solver_seed' must be an integer ≥ 0, got 1.5"},
+      {R"("method": 4})", "field 'method' (a string) is required"},
+      {R"("method": "qr"})", "qr"},
+      {R"("attack_steps": "a"})", "field 'attack_steps' must be an integer ≥ 0"},
+  };
+  for (const auto& [fields, expected] : cases) {
+    const std::string message = plan_error(head + fields);
+    expect_contains(message, "spec.json: ");
+    expect_contains(message, expected);
+  }
+  EXPECT_NO_THROW(plan_sweep_text(head + R"("tol": 1e-6, "mixed_tol": 1e-5, "solver_seed": 0})", "spec.json"));
+}
+
 }  // namespace
 }  // namespace lipattn::experiments

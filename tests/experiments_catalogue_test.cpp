@@ -48,6 +48,17 @@ TEST(Catalogue, EveryExperimentPlansUnderAUniqueNameWithItsGroupsKind) {
       EXPECT_EQ(e.title.find('{'), std::string::npos) << e.title;  // every placeholder filled
       EXPECT_EQ(e.setting.find('{'), std::string::npos) << e.setting;
       EXPECT_EQ(e.spec.dump().find('$'), std::string::npos) << e.spec.dump();
+      // docs/experiments.md, "Tolerances and grids": fitted windows and blocks to 1e-6 with a float32
+      // phase; bounds, constructions and attacks at the planner's tighter defaults. The report says which.
+      const bool fitted = e.group == ExperimentGroup::Real || e.group == ExperimentGroup::Long ||
+                          e.group == ExperimentGroup::Trained || e.group == ExperimentGroup::Blocks;
+      EXPECT_EQ(e.spec.contains("mixed_tol"), fitted) << e.name;
+      if (fitted) {
+        EXPECT_EQ(e.spec["tol"], 1e-6) << e.name;
+      }
+      EXPECT_NE(e.setting.find(fitted ? "relative residual 1e-06 (a float32 phase to 1e-05" : "relative residual 1e-0"),
+                std::string::npos)
+          << e.setting;
       const PlannedSweep plan = plan_sweep(e.spec);
       EXPECT_FALSE(plan.jobs.empty()) << e.name;
       if (e.group == ExperimentGroup::Blocks) continue;  // experiments_blocks_test.cpp counts them
@@ -58,7 +69,7 @@ TEST(Catalogue, EveryExperimentPlansUnderAUniqueNameWithItsGroupsKind) {
   EXPECT_EQ(jobs[1].size(), 16u);
   std::size_t full = 0;
   for (const auto& [name, count] : jobs[0]) full += count;
-  EXPECT_EQ(full, 4637u);  // docs/experiments.md: the full default run's 4,637 jobs
+  EXPECT_EQ(full, 4497u);  // docs/experiments.md: the full default run's 4,497 jobs (long windows: 44 n × 10)
   for (const auto& [name, count] : jobs[1]) EXPECT_LE(count, jobs[0].at(name)) << name;
   EXPECT_FALSE(jobs[1].count("real-bert-l0-self"));
   EXPECT_FALSE(jobs[1].count("long-bert-l6"));

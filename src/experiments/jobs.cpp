@@ -113,11 +113,36 @@ int layers_needed(const nlohmann::json& job) {
   return job.value("layer", 0) + 1;
 }
 
-SpectralOptions solver_options(const nlohmann::json& job) {
+// An integer ≥ 0 (JSON keeps 0 as a signed integer, 2⁶³ and above as unsigned).
+bool is_natural(const nlohmann::json& v) {
+  return v.is_number_unsigned() || (v.is_number_integer() && v.get<std::int64_t>() >= 0);
+}
+
+// A number field that may be absent; present, it must be a finite number ≥ minimum (> 0 if strict).
+double optional_number(const nlohmann::json& job, const char* field, double fallback, bool strict,
+                       const std::string& where) {
+  if (!job.contains(field)) return fallback;
+  const nlohmann::json& v = job[field];
+  const double x = v.is_number() ? v.get<double>() : std::numeric_limits<double>::quiet_NaN();
+  if (!std::isfinite(x) || x < 0 || (strict && x == 0))
+    throw InputError(fmt::format("{}: field '{}' must be a finite number {} 0, got {}", where, field,
+                                 strict ? ">" : "≥", v.dump()),
+                     field);
+  return x;
+}
+
+// The solver's fields of a job: "tol", "mixed_tol" (a float32 phase first, docs/theory.md §4.5),
+// "solver_seed" and "method". Checked when the job is planned, so a bad one fails the plan by name.
+SpectralOptions solver_options(const nlohmann::json& job, const std::string& where = "job") {
   SpectralOptions o;
-  o.tol = job.value("tol", 1e-8);
+  o.tol = optional_number(job, "tol", 1e-8, true, where);
+  o.mixed_tol = optional_number(job, "mixed_tol", 0.0, false, where);
+  if (job.contains("solver_seed") && !is_natural(job["solver_seed"]))
+    throw InputError(fmt::format("{}: field 'solver_seed' must be an integer ≥ 0, got {}", where,
+                                 job["solver_seed"].dump()),
+                     "solver_seed");
   o.seed = job.value("solver_seed", 0ULL);
-  o.method = parse_spectral_method(job.value("method", std::string("auto")));
+  o.method = parse_spectral_method(job.contains("method") ? require_string(job, "method", where) : "auto");
   return o;
 }
 
@@ -188,16 +213,18 @@ const ResolvedModel& SweepPlanner::model(const std::string& name) {
 bool SweepPlanner::plan(nlohmann::json& job, JobKind kind, Job& out) {
   job["kind"] = to_string(kind);
   const std::string model_name = require_string(job, "model", where_);
-  if (kind == JobKind::Window) {
-    if (model_name == "toy") throw InputError(where_ + ": window jobs need a real model, not 'toy'", "model");
-    return plan_window(job, model(model_name), out);
-  }
-  if (kind == JobKind::Block) {
-    if (model_name == "toy") throw InputError(where_ + ": block jobs need a real model, not 'toy'", "model");
-    return plan_block(job, model(model_name), out);
-  }
-  plan_head(job, kind, out);
-  return true;
+  if ((kind == JobKind::Window || kind == JobKind::Block) && model_name == "toy")
+    throw InputError(fmt::format("{}: {} jobs need a real model, not 'toy'", where_, to_string(kind)), "model");
+  bool planned = true;
+  if (kind == JobKind::Window) planned = plan_window(job, model(model_name), out);
+  else if (kind == JobKind::Block) planned = plan_block(job, model(model_name), out);
+  else plan_head(job, kind, out);
+  (void)solver_options(job, where_);
+  for (const char* count : {"attack_steps", "attack_restarts"})
+    if (job.contains(count) && !is_natural(job[count]))
+      throw InputError(fmt::format("{}: field '{}' must be an integer ≥ 0, got {}", where_, count, job[count].dump()),
+                       count);
+  return planned;
 }
 
 bool SweepPlanner::plan_window(nlohmann::json& job, const ResolvedModel& m, Job& out) {
