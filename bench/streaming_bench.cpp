@@ -4,6 +4,7 @@
 //
 //   streaming_bench --n 65536 --storage streaming [--heads 1 --d 64 --k 64] [--tol 1e-6]
 //                   [--products 1] [--solve] [--krylov 20] [--gpt2] [--dtype f64|f32] [--causal]
+//                   [--mixed-tol T]
 //
 // --gpt2 is the GPT-2-shaped layer of the issue-2 benchmark (d = 768, 12 heads, causal, W_O, biases,
 // weights N(0, 0.02²)); otherwise one head with W_Q, W_K, W_V ~ N(0, 1/d) (scores of order 1, so the
@@ -64,7 +65,7 @@ int main(int argc, char** argv) {
   lipattn::keep_freed_buffers_for_reuse();  // as the CLI does
   Index n = 4096, heads = 1, d = 64, k = 64;
   std::string storage = "streaming", dtype = "f64";
-  double tol = 1e-6;
+  double tol = 1e-6, mixed_tol = 0;  // mixed_tol > tol: a float32 phase first (docs/theory.md §4.5)
   int product_count = 1, krylov = 20;
   bool solve = false, gpt2 = false, causal = false;
   for (int i = 1; i < argc; ++i) {
@@ -76,6 +77,7 @@ int main(int argc, char** argv) {
     else if (a == "--d") d = std::stol(next());
     else if (a == "--k") k = std::stol(next());
     else if (a == "--tol") tol = std::stod(next());
+    else if (a == "--mixed-tol") mixed_tol = std::stod(next());
     else if (a == "--products") product_count = std::stoi(next());
     else if (a == "--krylov") krylov = std::stoi(next());
     else if (a == "--dtype") dtype = next();
@@ -128,10 +130,12 @@ int main(int argc, char** argv) {
     o.method = SpectralMethod::Lanczos;
     o.tol = tol;
     o.krylov_dim = krylov;
+    o.mixed_tol = mixed_tol;
     const SpectralResult r = measure_local_lipschitz(spec, X, o, precision, memory);
     out["solve"] = {{"lipschitz", r.lipschitz}, {"lower", r.lower},         {"matvecs", r.matvecs},
                     {"converged", r.converged}, {"relative_residual", r.relative_residual},
-                    {"seconds", r.seconds},     {"tol", tol},               {"krylov", krylov}};
+                    {"seconds", r.seconds},     {"tol", tol},               {"krylov", krylov},
+                    {"mixed_tol", mixed_tol},   {"f32_matvecs", r.f32_matvecs}};
   }
   out["peak_rss_mib"] = peak_rss_mib();
   std::cout << out.dump() << std::endl;

@@ -296,9 +296,9 @@ Section intro_section(const Analysis& a, double sweep_seconds) {
                     ProgressBar::format_duration(sweep_seconds),
                     o.workers > 0 ? o.workers : static_cast<int>(std::thread::hardware_concurrency())));
   intro.paragraph(
-      "L is the local Lipschitz constant ‖Df(X)‖₂ (Lanczos on JᵀJ, certified lower bound within 1e-8 relative "
-      "residual). Fits are least squares of log L on log n over every point (all windows), with the exponent's 95% "
-      "confidence interval from Student's t with (points − 2) degrees of freedom.");
+      "L is the local Lipschitz constant ‖Df(X)‖₂ (Lanczos on JᵀJ, a certified lower bound within the relative "
+      "residual each experiment's setting states). Fits are least squares of log L on log n over every point (all "
+      "windows), with the exponent's 95% confidence interval from Student's t with (points − 2) degrees of freedom.");
   return intro;
 }
 

@@ -2,6 +2,7 @@
 
 #include <fmt/core.h>
 
+#include "experiments/records.h"
 #include "models/tokenizer.h"
 
 namespace lipattn::experiments {
@@ -551,10 +552,10 @@ void set_radius(Experiment& e, const Definition& d, bool pretrained) {
         head, e.layer, d.paper_radius);
 }
 
-// The solver's tolerance per group (docs/experiments.md, "Tolerances"). Windows and blocks feed fits whose
-// confidence intervals come from the spread between windows, so they solve to a relative residual of 1e-6,
-// a float32 phase first (docs/theory.md §4.5): σ moves by less than 1e-11 relative against 1e-8, far inside
-// every CI. Bounds compare two numbers at one X; the adversarial constructions and the attack probe the
+// The solver's tolerance per group (docs/experiments.md, "Tolerances and grids"). Windows and blocks feed
+// fits whose confidence intervals come from the spread between windows, so they solve to a relative residual
+// of 1e-6, a float32 phase first (docs/theory.md §4.5): σ moves by at most 2.4e-11 relative against 1e-8,
+// far inside every CI. Bounds compare two numbers at one X; the adversarial constructions and the attack probe the
 // √n law itself: those keep the planner's tighter defaults.
 struct Tolerance {
   double tol = 0;        // 0: the planner's default for the job kind
@@ -581,9 +582,7 @@ void set_tolerance(Experiment& e, ExperimentGroup group) {
 
 // The tolerance in words, for the report: what the spec says, else the planner's default.
 std::string tolerance_words(const nlohmann::json& spec) {
-  const double tol = spec.contains("tol")             ? spec["tol"].get<double>()
-                     : spec.value("kind", "") == "window" || spec.value("kind", "") == "block" ? 1e-8
-                                                                                                 : 1e-9;
+  const double tol = spec.contains("tol") ? spec["tol"].get<double>() : default_tol(parse_job_kind(spec["kind"]));
   if (spec.contains("mixed_tol"))
     return fmt::format("σ_max to relative residual {:g} (a float32 phase to {:g}, then float64)", tol,
                        spec["mixed_tol"].get<double>());

@@ -135,7 +135,7 @@ double optional_number(const nlohmann::json& job, const char* field, double fall
 // "solver_seed" and "method". Checked when the job is planned, so a bad one fails the plan by name.
 SpectralOptions solver_options(const nlohmann::json& job, const std::string& where = "job") {
   SpectralOptions o;
-  o.tol = optional_number(job, "tol", 1e-8, true, where);
+  o.tol = optional_number(job, "tol", default_tol(parse_job_kind(job.value("kind", "window"))), true, where);
   o.mixed_tol = optional_number(job, "mixed_tol", 0.0, false, where);
   if (job.contains("solver_seed") && !is_natural(job["solver_seed"]))
     throw InputError(fmt::format("{}: field 'solver_seed' must be an integer ≥ 0, got {}", where,
@@ -232,7 +232,7 @@ bool SweepPlanner::plan_window(nlohmann::json& job, const ResolvedModel& m, Job&
   set_default(job, "layer", 0);
   set_default(job, "head", nullptr);
   set_default(job, "sample", 0);
-  set_default(job, "tol", 1e-8);
+  set_default(job, "tol", default_tol(parse_job_kind(job["kind"])));
   set_default(job, "bounds", false);
   set_default(job, "rope", "as_trained");
   if (job["rope"] != "as_trained" && job["rope"] != "none")
@@ -274,7 +274,7 @@ bool SweepPlanner::plan_input(nlohmann::json& job, const ResolvedModel& m) {
 bool SweepPlanner::plan_block(nlohmann::json& job, const ResolvedModel& m, Job& out) {
   set_default(job, "model_seed", 0);
   set_default(job, "sample", 0);
-  set_default(job, "tol", 1e-8);
+  set_default(job, "tol", default_tol(parse_job_kind(job["kind"])));
   set_default(job, "composition", true);
   const models::Block block = models::parse_block(require_string(job, "block", where_), m.config.type);
   if (models::is_attention_block(block))
@@ -327,7 +327,7 @@ std::optional<std::size_t> SweepPlanner::window_start(const ResolvedModel& m, co
 void SweepPlanner::plan_head(nlohmann::json& job, JobKind kind, Job& out) {
   set_default(job, "model_seed", 0);
   set_default(job, "causal", false);
-  set_default(job, "tol", 1e-9);
+  set_default(job, "tol", default_tol(parse_job_kind(job["kind"])));
   if (!job.contains("radius") && !job.contains("n_star"))
     throw InputError(where_ + ": give 'radius' (token norm R) or 'n_star' (the n* that fixes R)", "radius");
   const int n = require_int(job, "n", where_);

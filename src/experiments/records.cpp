@@ -84,6 +84,8 @@ JobKind parse_job_kind(const std::string& name) {
   throw InputError(fmt::format("unknown kind '{}' (expected window, construction, regime or block)", name), "kind");
 }
 
+double default_tol(JobKind kind) { return kind == JobKind::Window || kind == JobKind::Block ? 1e-8 : 1e-9; }
+
 std::string to_string(JobKind kind) {
   switch (kind) {
     case JobKind::Window:

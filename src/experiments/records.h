@@ -31,6 +31,9 @@ enum class JobKind { Window, Construction, Regime, Block };
 // "window" | "construction" | "regime" | "block"; InputError("kind")
 JobKind parse_job_kind(const std::string& name);
 std::string to_string(JobKind kind);
+// The relative residual a job's solve reaches when its spec gives no "tol" (docs/experiments.md,
+// "Tolerances and grids"): 1e-8 for windows and blocks, 1e-9 for constructions and regimes.
+double default_tol(JobKind kind);
 
 // The spectral solve of a job: the fields every measuring kind shares.
 struct SolverRecord {

@@ -156,12 +156,18 @@ MlpWeights mlp_weights(const LayerWeights& layer, Activation activation) {
   return w;
 }
 
+// A layer's MLP norm and MLP as maps: the one place both are built (layer_maps, mlp_block_map).
+template <class T>
+std::pair<MapPtr<T>, MapPtr<T>> mlp_maps(const ModelWeights& model, const LayerWeights& L) {
+  return {std::make_shared<Norm<T>>(L.mlp_norm), std::make_shared<Mlp<T>>(mlp_weights(L, model.config.activation))};
+}
+
 template <class T>
 LayerMaps<T> layer_maps(const ModelWeights& model, int layer, const AttentionMemory& memory) {
   const LayerWeights& L = model.layers.at(layer);
+  auto [mlp_norm, mlp] = mlp_maps<T>(model, L);
   return {std::make_shared<Norm<T>>(L.attention_norm), std::make_shared<MultiHeadAttention<T>>(L.attention, memory),
-          std::make_shared<Norm<T>>(L.mlp_norm),
-          std::make_shared<Mlp<T>>(mlp_weights(L, model.config.activation))};
+          std::move(mlp_norm), std::move(mlp)};
 }
 
 // The MLP sub-block from its two maps: BERT a ↦ LN(a + mlp(a)); GPT-2 / LLaMA x ↦ x + mlp(norm(x)).
@@ -174,9 +180,8 @@ MapPtr<T> mlp_block(ModelType type, MapPtr<T> norm, MapPtr<T> mlp) {
 
 template <class T>
 MapPtr<T> mlp_block_map(const ModelWeights& model, int layer) {
-  const LayerWeights& L = model.layers.at(layer);
-  return mlp_block<T>(model.config.type, std::make_shared<Norm<T>>(L.mlp_norm),
-                      std::make_shared<Mlp<T>>(mlp_weights(L, model.config.activation)));
+  auto [norm, mlp] = mlp_maps<T>(model, model.layers.at(layer));
+  return mlp_block<T>(model.config.type, std::move(norm), std::move(mlp));
 }
 
 template <class T>

@@ -170,7 +170,8 @@ SpectralResult power_method(const LinearOperator& op, const SpectralOptions& o, 
 }
 
 void check_options(const LinearOperator& op, const SpectralOptions& o) {
-  if (!(o.tol > 0) || !std::isfinite(o.tol)) throw InputError(fmt::format("tol must be positive and finite, got {}", o.tol), "tol");
+  if (!(o.tol > 0) || !std::isfinite(o.tol))
+    throw InputError(fmt::format("tol must be positive and finite, got {}", o.tol), "tol");
   if (o.max_iter < 0) throw InputError(fmt::format("max_iter must be ≥ 0, got {}", o.max_iter), "max_iter");
   if (!(o.mixed_tol >= 0) || !std::isfinite(o.mixed_tol))
     throw InputError(fmt::format("mixed_tol must be ≥ 0 and finite, got {}", o.mixed_tol), "mixed_tol");
