@@ -94,7 +94,8 @@ TEST(ExperimentsBadInput, SolverFieldsAreCheckedWhenPlanned) {
       {R"("solver_seed": 1.5})", "field 'solver_seed' must be an integer ≥ 0, got 1.5"},
       {R"("method": 4})", "field 'method' (a string) is required"},
       {R"("method": "qr"})", "qr"},
-      {R"("attack_steps": "a"})", "field 'attack_steps' must be an integer ≥ 0"},
+      {R"("attack_steps": "a"})", "field 'attack_steps' must be an integer from 0 to 2147483647, got \"a\""},
+      {R"("attack_restarts": 4294967296})", "field 'attack_restarts' must be an integer from 0 to 2147483647"},
   };
   for (const auto& [fields, expected] : cases) {
     const std::string message = plan_error(head + fields);

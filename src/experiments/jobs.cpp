@@ -118,7 +118,7 @@ bool is_natural(const nlohmann::json& v) {
   return v.is_number_unsigned() || (v.is_number_integer() && v.get<std::int64_t>() >= 0);
 }
 
-// A number field that may be absent; present, it must be a finite number ≥ minimum (> 0 if strict).
+// A number field that may be absent; present, it must be a finite number ≥ 0 (> 0 if strict).
 double optional_number(const nlohmann::json& job, const char* field, double fallback, bool strict,
                        const std::string& where) {
   if (!job.contains(field)) return fallback;
@@ -220,9 +220,11 @@ bool SweepPlanner::plan(nlohmann::json& job, JobKind kind, Job& out) {
   else if (kind == JobKind::Block) planned = plan_block(job, model(model_name), out);
   else plan_head(job, kind, out);
   (void)solver_options(job, where_);
-  for (const char* count : {"attack_steps", "attack_restarts"})
-    if (job.contains(count) && !is_natural(job[count]))
-      throw InputError(fmt::format("{}: field '{}' must be an integer ≥ 0, got {}", where_, count, job[count].dump()),
+  for (const char* count : {"attack_steps", "attack_restarts"})  // read as int when the job runs
+    if (job.contains(count) &&
+        !(is_natural(job[count]) && job[count].get<std::uint64_t>() <= std::numeric_limits<int>::max()))
+      throw InputError(fmt::format("{}: field '{}' must be an integer from 0 to {}, got {}", where_, count,
+                                   std::numeric_limits<int>::max(), job[count].dump()),
                        count);
   return planned;
 }
@@ -232,7 +234,7 @@ bool SweepPlanner::plan_window(nlohmann::json& job, const ResolvedModel& m, Job&
   set_default(job, "layer", 0);
   set_default(job, "head", nullptr);
   set_default(job, "sample", 0);
-  set_default(job, "tol", default_tol(parse_job_kind(job["kind"])));
+  set_default(job, "tol", default_tol(JobKind::Window));
   set_default(job, "bounds", false);
   set_default(job, "rope", "as_trained");
   if (job["rope"] != "as_trained" && job["rope"] != "none")
@@ -274,7 +276,7 @@ bool SweepPlanner::plan_input(nlohmann::json& job, const ResolvedModel& m) {
 bool SweepPlanner::plan_block(nlohmann::json& job, const ResolvedModel& m, Job& out) {
   set_default(job, "model_seed", 0);
   set_default(job, "sample", 0);
-  set_default(job, "tol", default_tol(parse_job_kind(job["kind"])));
+  set_default(job, "tol", default_tol(JobKind::Block));
   set_default(job, "composition", true);
   const models::Block block = models::parse_block(require_string(job, "block", where_), m.config.type);
   if (models::is_attention_block(block))
@@ -327,7 +329,7 @@ std::optional<std::size_t> SweepPlanner::window_start(const ResolvedModel& m, co
 void SweepPlanner::plan_head(nlohmann::json& job, JobKind kind, Job& out) {
   set_default(job, "model_seed", 0);
   set_default(job, "causal", false);
-  set_default(job, "tol", default_tol(parse_job_kind(job["kind"])));
+  set_default(job, "tol", default_tol(kind));
   if (!job.contains("radius") && !job.contains("n_star"))
     throw InputError(where_ + ": give 'radius' (token norm R) or 'n_star' (the n* that fixes R)", "radius");
   const int n = require_int(job, "n", where_);
