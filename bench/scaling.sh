@@ -25,37 +25,16 @@ while [ $# -gt 0 ]; do
   shift
 done
 OUT=${OUT:-$BUILD_DIR/out}
-mkdir -p "$OUT"
-export OMP_NUM_THREADS=2
+. "$SRC/bench/streaming_common.sh"
+streaming_setup scaling
 
-cmake -S "$SRC" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DLIPATTN_BUILD_BENCH=ON -DPYTHON_EXECUTABLE=/usr/bin/python3 > "$OUT/scaling-cmake.log"
-cmake --build "$BUILD_DIR" --target streaming_bench -j2 > "$OUT/scaling-build.log"
-BIN=$BUILD_DIR/streaming_bench
-RESULTS=$OUT/scaling.jsonl
-grep -m1 'model name' /proc/cpuinfo | sed 's/.*: /cpu: /' > "$OUT/scaling-host.txt"
-
-run() {  # run ARGS...: one point, appended to $RESULTS with its CPU time and the load before it
-  local load
-  load=$(cut -d' ' -f1 /proc/loadavg)
-  /usr/bin/time -f '%U %S' -o "$OUT/time.txt" "$BIN" --products 1 --solve --tol 1e-6 --krylov 20 "$@" > "$OUT/line.json"
-  python3 - "$OUT/line.json" "$OUT/time.txt" "$load" >> "$RESULTS" <<'EOF'
-import json, sys
-line = json.load(open(sys.argv[1]))
-user, system = map(float, open(sys.argv[2]).read().split()[-2:])
-line["cpu_seconds"] = user + system
-line["load_before"] = float(sys.argv[3])
-print(json.dumps(line))
-EOF
-  tail -1 "$RESULTS"
-}
-
+SOLVE=(--products 1 --solve --tol 1e-6 --krylov 20)
 precisions() {  # precisions ARGS...: the point in float64, float32 and mixed
-  run "$@" --dtype f64
-  run "$@" --dtype f32
-  run "$@" --dtype f64 --mixed-tol 1e-5
+  run "${SOLVE[@]}" "$@" --dtype f64
+  run "${SOLVE[@]}" "$@" --dtype f32
+  run "${SOLVE[@]}" "$@" --dtype f64 --mixed-tol 1e-5
 }
 
-: > "$RESULTS"
 for n in 64 256 1024 4096 16384; do
   precisions --n "$n" --d 64 --k 64 --storage stored
   precisions --n "$n" --d 64 --k 64 --storage streaming
@@ -66,8 +45,8 @@ for d in 128 256 512 1024; do  # d = 64 is the n = 1024 point above
 done
 if [ $LONG = 1 ]; then
   for n in 32768 65536; do
-    run --n "$n" --d 64 --k 64 --storage streaming --dtype f64 --mixed-tol 1e-5
-    run --n "$n" --d 64 --k 64 --storage streaming --dtype f64
+    run "${SOLVE[@]}" --n "$n" --d 64 --k 64 --storage streaming --dtype f64 --mixed-tol 1e-5
+    run "${SOLVE[@]}" --n "$n" --d 64 --k 64 --storage streaming --dtype f64
   done
 fi
 echo "results: $RESULTS"

@@ -24,30 +24,8 @@ while [ $# -gt 0 ]; do
   shift
 done
 OUT=${OUT:-$BUILD_DIR/out}
-mkdir -p "$OUT"
-export OMP_NUM_THREADS=2
-
-cmake -S "$SRC" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DLIPATTN_BUILD_BENCH=ON -DPYTHON_EXECUTABLE=/usr/bin/python3 > "$OUT/streaming-cmake.log"
-cmake --build "$BUILD_DIR" --target streaming_bench -j2 > "$OUT/streaming-build.log"
-BIN=$BUILD_DIR/streaming_bench
-RESULTS=$OUT/streaming.jsonl
-
-run() {  # run ARGS...: one configuration, appended to $RESULTS with CPU time and the load
-  local load
-  load=$(cut -d' ' -f1 /proc/loadavg)
-  /usr/bin/time -f '%U %S' -o "$OUT/time.txt" "$BIN" "$@" > "$OUT/line.json"
-  python3 - "$OUT/line.json" "$OUT/time.txt" "$load" >> "$RESULTS" <<'EOF'
-import json, sys
-line = json.load(open(sys.argv[1]))
-user, system = map(float, open(sys.argv[2]).read().split()[-2:])
-line["cpu_seconds"] = user + system
-line["load_before"] = float(sys.argv[3])
-print(json.dumps(line))
-EOF
-  tail -1 "$RESULTS"
-}
-
-: > "$RESULTS"
+. "$SRC/bench/streaming_common.sh"
+streaming_setup streaming
 SIZES="1024 4096 16384"
 [ $QUICK = 1 ] || SIZES="$SIZES 32768 65536"
 for n in $SIZES; do
