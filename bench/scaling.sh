@@ -1,5 +1,5 @@
 #!/bin/bash
-# The scaling table (issue 18.4, docs/performance.md "Scaling"):
+# The scaling table (issue 18.4, docs/performance.md, "Session 9 … the scaling table"):
 #   bench/scaling.sh [--with-65536] [OUT_DIR]
 # One head (heads = 1, k = k_v = d), unmasked, W_Q, W_K, W_V ~ N(0, 1/d), X ~ N(0, 1), 2 threads,
 # Lanczos to a relative residual of 1e-6 (Krylov 20), one process per point so that each peak RSS is
@@ -14,18 +14,9 @@ set -euo pipefail
 
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD_DIR=${BUILD_DIR:-$SRC/build-bench}
-LONG=0
-OUT=""
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --with-65536) LONG=1 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
-    *) OUT=$1 ;;
-  esac
-  shift
-done
-OUT=${OUT:-$BUILD_DIR/out}
 . "$SRC/bench/streaming_common.sh"
+streaming_args --with-65536 2,13 "$@"
+LONG=$FLAG_SET
 streaming_setup scaling
 
 SOLVE=(--products 1 --solve --tol 1e-6 --krylov 20)

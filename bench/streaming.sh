@@ -13,18 +13,9 @@ set -euo pipefail
 
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD_DIR=${BUILD_DIR:-$SRC/build-bench}
-QUICK=0
-OUT=""
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --quick) QUICK=1 ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
-    *) OUT=$1 ;;
-  esac
-  shift
-done
-OUT=${OUT:-$BUILD_DIR/out}
 . "$SRC/bench/streaming_common.sh"
+streaming_args --quick 2,12 "$@"
+QUICK=$FLAG_SET
 streaming_setup streaming
 SIZES="1024 4096 16384"
 [ $QUICK = 1 ] || SIZES="$SIZES 32768 65536"

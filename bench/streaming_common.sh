@@ -1,9 +1,29 @@
 # Sourced by bench/streaming.sh and bench/scaling.sh: builds streaming_bench and defines `run`.
+#   streaming_args FLAG LINES ARGS...
+#                          parses a script's arguments: FLAG (its one option) sets FLAG_SET=1, -h prints
+#                          the script's comment LINES (sed range), anything else is OUT (default
+#                          BUILD_DIR/out)
 #   streaming_setup NAME   needs SRC, BUILD_DIR and OUT; builds $BUILD_DIR/streaming_bench (logs in
 #                          OUT/NAME-*.log) and empties RESULTS=OUT/NAME.jsonl
 #   run ARGS...            one configuration (one process, so its peak RSS is its own), appended to
 #                          RESULTS with the process's user+sys CPU seconds and the load before it
 export OMP_NUM_THREADS=2
+
+streaming_args() {
+  local flag=$1 lines=$2
+  shift 2
+  FLAG_SET=0
+  OUT=""
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      "$flag") FLAG_SET=1 ;;
+      -h|--help) sed -n "${lines}p" "$0"; exit 0 ;;
+      *) OUT=$1 ;;
+    esac
+    shift
+  done
+  OUT=${OUT:-$BUILD_DIR/out}
+}
 
 streaming_setup() {
   mkdir -p "$OUT"
