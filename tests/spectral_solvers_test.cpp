@@ -509,6 +509,41 @@ TEST(MixedPrecision, DetectsFloat32PhasesThatCannotBeTrusted) {
   EXPECT_THROW(spectral_norm(DiagonalWithTwin(truth, truth), o), InputError);
 }
 
+// The float64 phase by float32 corrections (docs/theory.md §4.7): with a twin that is J rounded to
+// float32, a few float64 products take the float32 phase's vector to tol; with a twin whose lower
+// spectrum is wrong (its top pair is J's, so the float32 phase and the start check pass), the
+// corrections do not shrink the residual, and the float64 solve starts afresh: σ_max to 1e-10 and a
+// float64 residual below tol either way.
+TEST(MixedPrecision, CorrectionsFinishInFewFloat64ProductsOrGiveUp) {
+  const Index N = 3000;
+  SpectralOptions o;
+  o.method = SpectralMethod::Lanczos;
+  o.tol = 1e-10;
+  o.mixed_tol = 1e-6;
+  const VectorD s = graded_spectrum(N, 7);
+  const SpectralResult good = spectral_norm(DiagonalWithTwin(s, s), o);
+  o.mixed_tol = 0;
+  const SpectralResult plain = spectral_norm(DiagonalWithTwin(s, s), o);
+  o.mixed_tol = 1e-6;
+  EXPECT_EQ(good.mixed, MixedPhase::Used);
+  EXPECT_NEAR(good.lipschitz, 1.0, 1e-10);
+  EXPECT_LT(good.relative_residual, 1e-10);
+  const long good_f64 = good.matvecs - good.f32_matvecs;
+  EXPECT_LE(good_f64, 5);  // the start and at most 4 corrections
+  EXPECT_LT(good_f64, plain.matvecs / 3);
+  VectorD wrong = s;
+  for (Index i = 0; i < N; ++i)
+    if (i != 7) wrong(i) *= 0.3;
+  const SpectralResult fallback = spectral_norm(DiagonalWithTwin(s, wrong), o);
+  EXPECT_EQ(fallback.mixed, MixedPhase::Rejected);
+  EXPECT_TRUE(fallback.converged);
+  EXPECT_NEAR(fallback.lipschitz, 1.0, 1e-10);
+  EXPECT_LT(fallback.relative_residual, 1e-10);
+  EXPECT_GE(fallback.matvecs - fallback.f32_matvecs, plain.matvecs);  // the corrections', then a fresh solve
+  fmt::print("corrections: {} + {} products (float64 Lanczos alone {}); wrong twin: {} + {}\n", good_f64,
+             good.f32_matvecs, plain.matvecs, fallback.matvecs - fallback.f32_matvecs, fallback.f32_matvecs);
+}
+
 // The start hint (docs/theory.md §4.6) is mixed with the Gaussian start, so a hint orthogonal to the
 // top singular vector, even an exact singular vector of a lower value (from which Lanczos alone would
 // never leave), still gives σ_max, in float64 and with mixed precision.

@@ -13,6 +13,7 @@
 
 #include "common/error.h"
 #include "common/stop.h"
+#include "spectral/correction.h"
 #include "spectral/lanczos.h"
 
 namespace lipattn {
@@ -206,16 +207,16 @@ SpectralMethod resolve_method(const LinearOperator& op, const SpectralOptions& o
   return method;
 }
 
-// Mixed precision (docs/theory.md §4.5). Float32 products carry relative rounding of about 1e-7, so
-// the float32 phase stops at 1e-6 at the least; it gets a few restarts, since one that stalls above
-// its tolerance only wastes products. Its vector must pass the first float64 product: a relative
+// Mixed precision (docs/theory.md §4.5, §4.7). Float32 products carry relative rounding of about
+// 1e-7, so the float32 phase stops at 1e-6 at the least; it gets a few restarts, since one that stalls
+// above its tolerance only wastes products. Its vector must pass the first float64 product: a relative
 // residual and a change of θ beyond kMixedAgreement times its tolerance mean the twin is not J to that
-// tolerance, and the float64 solve starts afresh from v0.
+// tolerance. The float64 phase is then float32 corrections with float64 Rayleigh–Ritz
+// (correction_method); when they are refused or make no progress, the float64 solve starts afresh
+// from v0. (Float64 Lanczos from the float32 vector, the float64 phase until session 10, spoilt its
+// own residual estimate to about ε/ρ₀ from a start of residual ρ₀; Rayleigh–Ritz on stored products
+// does not, so the float32 phase needs no tolerance floor beyond float32's.)
 constexpr double kFloat32Floor = 1e-6;
-// A start whose relative residual is ρ₀ costs the float64 phase's first step a cancellation
-// (f = JᵀJx − θx, ‖f‖ ≈ ρ₀θ) that leaves its residual accurate only to about ε/ρ₀ (measured: ρ₀ = 1e-6
-// gave a certified 2e-10 at tol 1e-11), so the float32 phase stops no closer than kStartCancellation·ε/tol.
-constexpr double kStartCancellation = 10;
 constexpr int kMixedRestarts = 4;
 constexpr double kMixedAgreement = 100;
 
@@ -233,7 +234,7 @@ SpectralResult mixed_lanczos(const LinearOperator& op, const LinearOperator& twi
                              const VectorD& v0) {
   const auto start = std::chrono::steady_clock::now();
   SpectralOptions o32 = o;
-  o32.tol = std::max({o.mixed_tol, kFloat32Floor, kStartCancellation * std::numeric_limits<double>::epsilon() / o.tol});
+  o32.tol = std::max(o.mixed_tol, kFloat32Floor);
   o32.max_iter = o.max_iter > 0 ? std::min(o.max_iter, kMixedRestarts) : kMixedRestarts;
   SpectralResult r32;
   bool converged32 = false;
@@ -242,28 +243,29 @@ SpectralResult mixed_lanczos(const LinearOperator& op, const LinearOperator& twi
     converged32 = r32.converged;
   } catch (const KrylovBreakdown&) {
   }
-  long spent64 = 0;
+  long spent64 = 0, spent32 = 0;  // by the corrections
   MixedPhase outcome = MixedPhase::Stalled;
   if (converged32) {
     const double theta32 = r32.lipschitz * r32.lipschitz, allowed = kMixedAgreement * o32.tol;
     const StartCheck agrees = [&](double theta, double residual) {
       return residual <= allowed && std::abs(theta - theta32) <= allowed * theta32;
     };
-    bool rejected = false;
-    SpectralResult r = lanczos_method(op, phase_options(o, r32.matvecs, seconds_since(start)), r32.right_vector,
-                                      agrees, &rejected);
-    if (!rejected) {
-      r.f32_matvecs = r32.matvecs;
-      r.matvecs += r32.matvecs;
-      r.mixed = MixedPhase::Used;
-      return r;
+    SpectralResult c = correction_method(op, twin, phase_options(o, r32.matvecs, seconds_since(start)),
+                                         r32.right_vector, agrees);
+    if (c.converged) {
+      c.f32_matvecs += r32.matvecs;
+      c.matvecs += r32.matvecs;
+      c.mixed = MixedPhase::Used;
+      return c;
     }
-    spent64 = r.matvecs;
+    spent64 = c.matvecs - c.f32_matvecs;
+    spent32 = c.f32_matvecs;
     outcome = MixedPhase::Rejected;
   }
-  SpectralResult r = lanczos_method(op, phase_options(o, r32.matvecs + spent64, seconds_since(start)), v0);
-  r.f32_matvecs = r32.matvecs;
-  r.matvecs += r32.matvecs + spent64;
+  SpectralResult r =
+      lanczos_method(op, phase_options(o, r32.matvecs + spent64 + spent32, seconds_since(start)), v0);
+  r.f32_matvecs = r32.matvecs + spent32;
+  r.matvecs += r32.matvecs + spent64 + spent32;
   r.mixed = outcome;
   return r;
 }

@@ -56,7 +56,8 @@ enum class MixedPhase {
   Off,       // not run: no mixed_tol, no float32 twin, or not lanczos
   Used,      // the float64 solve started from the float32 Ritz vector
   Stalled,   // the float32 phase did not converge within its budget: the float64 solve started afresh
-  Rejected,  // the first float64 product contradicted the float32 answer: the float64 solve started afresh
+  Rejected,  // the first float64 product contradicted the float32 answer, or the float32 corrections did not
+             // shrink the float64 residual (§4.7): the float64 solve started afresh
 };
 std::string to_string(MixedPhase phase);
 MixedPhase parse_mixed_phase(const std::string& name);  // throws InputError

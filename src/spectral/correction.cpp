@@ -1,0 +1,152 @@
+// Float32 corrections, float64 Rayleigh–Ritz: the float64 phase of a mixed-precision solve
+// (docs/theory.md §4.7).
+#include "spectral/correction.h"
+
+#include <chrono>
+#include <cmath>
+#include <limits>
+
+#include <Eigen/Eigenvalues>
+
+#include "common/stop.h"
+
+namespace lipattn {
+
+namespace {
+
+// At most this many correction steps (one float64 product each) before the caller's Lanczos takes over.
+constexpr int kMaxCorrections = 4;
+// A step must cut the float64 residual at least this much, or the phase gives up.
+constexpr double kMinProgress = 0.5;
+// The float32 solve of a step aims at this fraction of the tolerance (a little below it: the float64
+// residual after the step lands near the target), but no lower than this fraction of the residual
+// it corrects: products carry relative rounding of about 1e-7·κ on the correction equation (§4.7).
+constexpr double kInnerTarget = 0.9, kInnerFloor = 1e-3;
+
+// Counts the products of both precisions and reports them to on_product, numbered together.
+class Products {
+ public:
+  Products(const LinearOperator& op, const LinearOperator& twin, const SpectralOptions& o)
+      : op_(op), twin_(twin), options_(o) {}
+  VectorD f64(const VectorD& v) { return count(op_.apply_normal(v)); }
+  VectorD f32(const VectorD& v) {
+    ++f32_;
+    return count(twin_.apply_normal(v));
+  }
+  long total() const { return total_; }
+  long f32_total() const { return f32_; }
+
+ private:
+  VectorD count(VectorD w) {
+    ++total_;
+    stop::throw_if_requested();  // common/stop.h: a stop request ends the solve between products
+    if (options_.on_product)
+      options_.on_product(total_, std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count());
+    return w;
+  }
+  const LinearOperator& op_;
+  const LinearOperator& twin_;
+  const SpectralOptions& options_;
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+  long total_ = 0, f32_ = 0;
+};
+
+// x − u(uᵀx) for unit u.
+VectorD project_out(const VectorD& u, VectorD x) {
+  x -= u.dot(x) * u;
+  return x;
+}
+
+// Conjugate gradients on A = (I − uuᵀ)(θ − JᵀJ)(I − uuᵀ) with the twin's products, for A t = r (r ⟂ u).
+// A is positive definite on u⟂ when θ lies above the rest of JᵀJ's spectrum (u near the top vector);
+// pᵀAp ≤ 0 says it does not (a cluster, a lower eigenvector) and ends the solve with what it has.
+// Stops when the recurrence's residual is at most target, or after max_steps products.
+VectorD solve_correction(Products& products, const VectorD& u, double theta, const VectorD& r, double target,
+                         int max_steps) {
+  VectorD t = VectorD::Zero(r.size()), res = project_out(u, r), p = res;
+  double rr = res.squaredNorm();
+  for (int step = 0; step < max_steps && std::sqrt(rr) > target; ++step) {
+    const double scale = p.norm();  // products of unit vectors: no float32 under- or overflow
+    const VectorD q = project_out(u, theta * p - scale * products.f32(p / scale));
+    const double pq = p.dot(q);
+    if (!(pq > 0)) break;
+    const double alpha = rr / pq;
+    t += alpha * p;
+    res -= alpha * q;
+    const double rr_next = res.squaredNorm();
+    p = res + (rr_next / rr) * p;
+    rr = rr_next;
+  }
+  return t;
+}
+
+// The subspace U (orthonormal columns, at most `capacity`) with W = JᵀJ·U in float64, and its top
+// Ritz pair.
+struct Subspace {
+  Subspace(Index size, Index capacity) : U(size, capacity), W(size, capacity) {}
+  MatrixD U, W;
+  Index k = 0;
+  double theta = 0;
+  VectorD u, residual;  // the Ritz vector U y and W y − θ u
+
+  void add(const VectorD& v, Products& products) {
+    U.col(k) = v;
+    W.col(k) = products.f64(v);
+    ++k;
+    const MatrixD H = U.leftCols(k).transpose() * W.leftCols(k);
+    Eigen::SelfAdjointEigenSolver<MatrixD> eig(0.5 * (H + H.transpose()));
+    const VectorD y = eig.eigenvectors().col(k - 1);
+    theta = eig.eigenvalues()(k - 1);
+    u = U.leftCols(k) * y;
+    residual = W.leftCols(k) * y - theta * u;
+  }
+  double relative_residual() const {
+    return theta > 0 ? residual.norm() / theta : std::numeric_limits<double>::infinity();
+  }
+};
+
+// t orthogonalised against U's columns (two classical Gram–Schmidt passes) and normalised; empty when
+// nothing of it is left.
+VectorD orthonormal_to(const Subspace& s, VectorD t) {
+  const double before = t.norm();
+  for (int pass = 0; pass < 2; ++pass) t -= s.U.leftCols(s.k) * (s.U.leftCols(s.k).transpose() * t);
+  const double after = t.norm();
+  if (!(after > 1e-8 * before)) return VectorD();
+  return t / after;
+}
+
+}  // namespace
+
+SpectralResult correction_method(const LinearOperator& op, const LinearOperator& twin, const SpectralOptions& o,
+                                 const VectorD& x, const StartCheck& check) {
+  SpectralResult r;
+  r.method = SpectralMethod::Lanczos;
+  Products products(op, twin, o);
+  const double eps23 = std::pow(std::numeric_limits<double>::epsilon(), 2.0 / 3.0);
+  Subspace s(x.size(), kMaxCorrections + 1);
+  s.add(x / x.norm(), products);
+  if (!check || check(s.theta, s.relative_residual())) {
+    double previous = std::numeric_limits<double>::infinity();
+    for (int step = 0;; ++step) {
+      const double residual = s.residual.norm();
+      if (residual < o.tol * std::max(std::abs(s.theta), eps23)) {
+        r.converged = true;
+        break;
+      }
+      if (step == kMaxCorrections || !(residual <= kMinProgress * previous)) break;
+      previous = residual;
+      const double target = std::max(kInnerTarget * o.tol * s.theta, kInnerFloor * residual);
+      const VectorD t = orthonormal_to(
+          s, solve_correction(products, s.u, s.theta, s.residual, target, 2 * std::max(o.krylov_dim, 3)));
+      if (t.size() == 0) break;
+      s.add(t, products);
+    }
+  }
+  r.lipschitz = std::sqrt(std::max(0.0, s.theta));
+  r.right_vector = s.u;
+  r.matvecs = products.total();
+  r.f32_matvecs = products.f32_total();
+  return r;
+}
+
+}  // namespace lipattn
