@@ -57,25 +57,50 @@ VectorD project_out(const VectorD& u, VectorD x) {
   return x;
 }
 
-// Conjugate gradients on A = (I − uuᵀ)(θ − JᵀJ)(I − uuᵀ) with the twin's products, for A t = r (r ⟂ u).
-// A is positive definite on u⟂ when θ lies above the rest of JᵀJ's spectrum (u near the top vector);
-// pᵀAp ≤ 0 says it does not (a cluster, a lower eigenvector) and ends the solve with what it has.
-// Stops when the recurrence's residual is at most target, or after max_steps products.
-VectorD solve_correction(Products& products, const VectorD& u, double theta, const VectorD& r, double target,
-                         int max_steps) {
-  VectorD t = VectorD::Zero(r.size()), res = project_out(u, r), p = res;
-  double rr = res.squaredNorm();
-  for (int step = 0; step < max_steps && std::sqrt(rr) > target; ++step) {
+// The preconditioner of the correction equation (§4.7): on the span of the float32 phase's Ritz
+// vectors z_i below the top, (θ − λ_i)⁻¹ (they approximate A's eigenpairs there, where θ − A is
+// smallest and the equation hardest); elsewhere 1/θ. Projected on u⟂. Without Ritz vectors: (I − uuᵀ).
+class Preconditioner {
+ public:
+  Preconditioner(const RitzBlock* ritz, const VectorD& u, double theta) : ritz_(ritz), u_(u), theta_(theta) {
+    if (!ritz_) return;
+    scale_ = VectorD::Zero(ritz_->values.size());
+    for (Index i = 0; i < scale_.size(); ++i)  // only pairs below θ: the operator stays positive
+      if (ritz_->values(i) < theta) scale_(i) = 1.0 / (theta - ritz_->values(i)) - 1.0 / theta;
+  }
+  VectorD operator()(const VectorD& res) const {
+    if (!ritz_ || scale_.size() == 0) return project_out(u_, res);
+    const VectorD c = ritz_->vectors.transpose() * res;
+    return project_out(u_, res / theta_ + ritz_->vectors * scale_.cwiseProduct(c));
+  }
+
+ private:
+  const RitzBlock* ritz_;
+  const VectorD& u_;
+  double theta_;
+  VectorD scale_;  // (θ − λ_i)⁻¹ − θ⁻¹, 0 for a pair not below θ
+};
+
+// Preconditioned conjugate gradients on A = (I − uuᵀ)(θ − JᵀJ)(I − uuᵀ) with the twin's products, for
+// A t = r (r ⟂ u). A is positive definite on u⟂ when θ lies above the rest of JᵀJ's spectrum (u near
+// the top vector); pᵀAp ≤ 0 says it does not (a cluster, a lower eigenvector) and ends the solve with
+// what it has. Stops when the recurrence's residual is at most target, or after max_steps products.
+VectorD solve_correction(Products& products, const VectorD& u, double theta, const VectorD& r,
+                         const Preconditioner& precondition, double target, int max_steps) {
+  VectorD t = VectorD::Zero(r.size()), res = project_out(u, r), z = precondition(res), p = z;
+  double rz = res.dot(z);
+  for (int step = 0; step < max_steps && res.norm() > target && rz > 0; ++step) {
     const double scale = p.norm();  // products of unit vectors: no float32 under- or overflow
     const VectorD q = project_out(u, theta * p - scale * products.f32(p / scale));
     const double pq = p.dot(q);
     if (!(pq > 0)) break;
-    const double alpha = rr / pq;
+    const double alpha = rz / pq;
     t += alpha * p;
     res -= alpha * q;
-    const double rr_next = res.squaredNorm();
-    p = res + (rr_next / rr) * p;
-    rr = rr_next;
+    z = precondition(res);
+    const double rz_next = res.dot(z);
+    p = z + (rz_next / rz) * p;
+    rz = rz_next;
   }
   return t;
 }
@@ -118,7 +143,7 @@ VectorD orthonormal_to(const Subspace& s, VectorD t) {
 }  // namespace
 
 SpectralResult correction_method(const LinearOperator& op, const LinearOperator& twin, const SpectralOptions& o,
-                                 const VectorD& x, const StartCheck& check) {
+                                 const VectorD& x, const StartCheck& check, const RitzBlock* ritz) {
   SpectralResult r;
   r.method = SpectralMethod::Lanczos;
   Products products(op, twin, o);
@@ -136,8 +161,9 @@ SpectralResult correction_method(const LinearOperator& op, const LinearOperator&
       if (step == kMaxCorrections || !(residual <= kMinProgress * previous)) break;
       previous = residual;
       const double target = std::max(kInnerTarget * o.tol * s.theta, kInnerFloor * residual);
-      const VectorD t = orthonormal_to(
-          s, solve_correction(products, s.u, s.theta, s.residual, target, 2 * std::max(o.krylov_dim, 3)));
+      const Preconditioner precondition(ritz, s.u, s.theta);
+      const VectorD t = orthonormal_to(s, solve_correction(products, s.u, s.theta, s.residual, precondition,
+                                                           target, 2 * std::max(o.krylov_dim, 3)));
       if (t.size() == 0) break;
       s.add(t, products);
     }

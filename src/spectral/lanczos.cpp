@@ -100,11 +100,12 @@ double subtract_product_and_norm(const Eigen::Ref<const Eigen::MatrixXd>& B, con
       .sum();
 }
 
-// B·y, row chunks in parallel.
-VectorD chunked_product(const Eigen::Ref<const Eigen::MatrixXd>& B, const VectorD& y) {
-  VectorD out(B.rows());
+// B·Y (Y a vector or a matrix), row chunks in parallel.
+template <class Rhs>
+auto chunked_product(const Eigen::Ref<const Eigen::MatrixXd>& B, const Rhs& Y) {
+  std::conditional_t<Rhs::ColsAtCompileTime == 1, VectorD, Eigen::MatrixXd> out(B.rows(), Y.cols());
   for_row_chunks(B.rows(), [&](Eigen::Index r0, Eigen::Index len, Eigen::Index) {
-    out.segment(r0, len).noalias() = B.middleRows(r0, len) * y;
+    out.middleRows(r0, len).noalias() = B.middleRows(r0, len) * Y;
   });
   return out;
 }
@@ -118,11 +119,13 @@ class LanczosFactorization {
       : op_(op), n_(op.size()), m_(capacity), V_(n_, m_), alpha_(VectorD::Zero(m_)), beta_(VectorD::Zero(m_ - 1)) {}
 
   Index size() const { return k_; }
+  Index dimension() const { return n_; }  // N
   Index capacity() const { return m_; }
   double residual_norm() const { return f_norm_; }
   const VectorD& diagonal() const { return alpha_; }    // α_0 … α_{m−1}; the first k are T_k's
   const VectorD& subdiagonal() const { return beta_; }  // β_0 … β_{m−2}; the first k − 1 are T_k's
   VectorD combine(const VectorD& y) const { return chunked_product(V_.leftCols(y.size()), y); }  // V y
+  Eigen::MatrixXd combine(const Eigen::MatrixXd& Y) const { return chunked_product(V_.leftCols(Y.rows()), Y); }
 
   // The step-1 factorization from v₀ with one product. (Spectra's init() spends a second product
   // to first map v₀ into the range of A; neither a seeded Gaussian nor a warm start needs that.)
@@ -267,23 +270,40 @@ void LanczosFactorization::restart(Index keep) {
   compress_basis(Q);
 }
 
+// T_k's eigenpairs, ascending.
+Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> ritz_pairs(const LanczosFactorization& fac) {
+  const Index k = fac.size();
+  Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig;
+  eig.computeFromTridiagonal(fac.diagonal().head(k), fac.subdiagonal().head(std::max<Index>(k - 1, 0)),
+                             Eigen::ComputeEigenvectors);
+  return eig;
+}
+
 // The largest Ritz pair of T_k.
 struct RitzPair {
   double theta = 0;
   VectorD y;  // unit, length k
 };
 RitzPair top_ritz_pair(const LanczosFactorization& fac) {
+  const auto eig = ritz_pairs(fac);
   const Index k = fac.size();
-  Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig;
-  eig.computeFromTridiagonal(fac.diagonal().head(k), fac.subdiagonal().head(std::max<Index>(k - 1, 0)),
-                             Eigen::ComputeEigenvectors);
   return {eig.eigenvalues()(k - 1), eig.eigenvectors().col(k - 1)};
+}
+
+// The `count` Ritz pairs below the top one, descending.
+RitzBlock ritz_block_below_top(const LanczosFactorization& fac, Index count) {
+  const auto eig = ritz_pairs(fac);
+  const Index k = fac.size();
+  count = std::max<Index>(0, std::min(count, k - 1));
+  // Columns k − 2, k − 3, …: descending.
+  const Eigen::MatrixXd Y = eig.eigenvectors().middleCols(k - 1 - count, count).rowwise().reverse();
+  return {eig.eigenvalues().segment(k - 1 - count, count).reverse(), fac.combine(Y)};
 }
 
 }  // namespace
 
 SpectralResult lanczos_method(const LinearOperator& op, const SpectralOptions& o, const VectorD& v0,
-                              const StartCheck& check, bool* rejected) {
+                              const StartCheck& check, bool* rejected, RitzBlock* below, Index below_count) {
   SpectralResult r;
   r.method = SpectralMethod::Lanczos;
   NormalProduct normal(op, o);
@@ -327,6 +347,7 @@ SpectralResult lanczos_method(const LinearOperator& op, const SpectralOptions& o
   r.matvecs = normal.products();
   r.lipschitz = std::sqrt(std::max(0.0, ritz.theta));
   r.right_vector = fac.combine(ritz.y);
+  if (below) *below = ritz_block_below_top(fac, below_count);
   return r;
 }
 

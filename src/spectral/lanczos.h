@@ -21,11 +21,21 @@ struct KrylovBreakdown : std::runtime_error {
 // abandons the solve (the mixed-precision check of §4.5).
 using StartCheck = std::function<bool(double theta, double relative_residual)>;
 
+// The Ritz pairs of a finished Lanczos factorization just below the top one: values descending, and
+// their vectors V·y (N × count, orthonormal). The float32 corrections of a mixed-precision solve
+// precondition with them (docs/theory.md §4.7).
+struct RitzBlock {
+  VectorD values;
+  Eigen::MatrixXd vectors;
+};
+
 // σ_max of op by Lanczos on JᵀJ from the start vector v0 (any nonzero length), to options.tol, with
 // options.krylov_dim vectors and at most options.max_iter restarts. Sets lipschitz, matvecs,
 // converged and right_vector; the caller certifies. With a start check that refuses the start, returns
-// after that one product with converged false and *rejected set.
+// after that one product with converged false and *rejected set. With `below`, fills it with the
+// below_count Ritz pairs just below the top one (fewer if the subspace is smaller).
 SpectralResult lanczos_method(const LinearOperator& op, const SpectralOptions& options, const VectorD& v0,
-                              const StartCheck& check = {}, bool* rejected = nullptr);
+                              const StartCheck& check = {}, bool* rejected = nullptr, RitzBlock* below = nullptr,
+                              Index below_count = 0);
 
 }  // namespace lipattn

@@ -237,9 +237,10 @@ SpectralResult mixed_lanczos(const LinearOperator& op, const LinearOperator& twi
   o32.tol = std::max(o.mixed_tol, kFloat32Floor);
   o32.max_iter = o.max_iter > 0 ? std::min(o.max_iter, kMixedRestarts) : kMixedRestarts;
   SpectralResult r32;
+  RitzBlock below;
   bool converged32 = false;
   try {
-    r32 = lanczos_method(twin, o32, v0);
+    r32 = lanczos_method(twin, o32, v0, {}, nullptr, &below, kPreconditionerPairs);
     converged32 = r32.converged;
   } catch (const KrylovBreakdown&) {
   }
@@ -251,7 +252,7 @@ SpectralResult mixed_lanczos(const LinearOperator& op, const LinearOperator& twi
       return residual <= allowed && std::abs(theta - theta32) <= allowed * theta32;
     };
     SpectralResult c = correction_method(op, twin, phase_options(o, r32.matvecs, seconds_since(start)),
-                                         r32.right_vector, agrees);
+                                         r32.right_vector, agrees, &below);
     if (c.converged) {
       c.f32_matvecs += r32.matvecs;
       c.matvecs += r32.matvecs;
