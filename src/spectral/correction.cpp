@@ -112,7 +112,7 @@ struct Subspace {
   MatrixD U, W;
   Index k = 0;
   double theta = 0;
-  VectorD u, residual;  // the Ritz vector U y and W y − θ u
+  VectorD u, image, residual;  // the Ritz vector u = U y, JᵀJu = W y and W y − θ u
 
   void add(const VectorD& v, Products& products) {
     U.col(k) = v;
@@ -123,7 +123,8 @@ struct Subspace {
     const VectorD y = eig.eigenvectors().col(k - 1);
     theta = eig.eigenvalues()(k - 1);
     u = U.leftCols(k) * y;
-    residual = W.leftCols(k) * y - theta * u;
+    image = W.leftCols(k) * y;
+    residual = image - theta * u;
   }
   double relative_residual() const {
     return theta > 0 ? residual.norm() / theta : std::numeric_limits<double>::infinity();
@@ -143,7 +144,8 @@ VectorD orthonormal_to(const Subspace& s, VectorD t) {
 }  // namespace
 
 SpectralResult correction_method(const LinearOperator& op, const LinearOperator& twin, const SpectralOptions& o,
-                                 const VectorD& x, const StartCheck& check, const RitzBlock* ritz) {
+                                 const VectorD& x, const StartCheck& check, const RitzBlock* ritz,
+                                 VectorD* normal_product) {
   SpectralResult r;
   r.method = SpectralMethod::Lanczos;
   Products products(op, twin, o);
@@ -170,6 +172,7 @@ SpectralResult correction_method(const LinearOperator& op, const LinearOperator&
   }
   r.lipschitz = std::sqrt(std::max(0.0, s.theta));
   r.right_vector = s.u;
+  if (normal_product) *normal_product = s.image;
   r.matvecs = products.total();
   r.f32_matvecs = products.f32_total();
   return r;

@@ -103,7 +103,7 @@ SingularPair top_singular_pair(const MatrixD& M) {
   return p;
 }
 
-Certificate certify(const LinearOperator& op, const VectorD& v_in) {
+Certificate certify(const LinearOperator& op, const VectorD& v_in, const VectorD& normal_product) {
   Certificate c;
   const double norm = v_in.norm();
   if (!(norm > 0)) return c;
@@ -111,7 +111,7 @@ Certificate certify(const LinearOperator& op, const VectorD& v_in) {
   c.image = op.apply(v);
   c.lower = c.image.norm();
   const double theta = c.lower * c.lower;
-  c.normal_product = op.apply_transpose(c.image);
+  c.normal_product = normal_product.size() ? VectorD(normal_product / norm) : op.apply_transpose(c.image);
   const VectorD r = c.normal_product - theta * v;
   c.relative_residual = theta > 0 ? r.norm() / theta : (r.norm() == 0 ? 0.0 : std::numeric_limits<double>::infinity());
   return c;
@@ -230,8 +230,9 @@ SpectralOptions phase_options(const SpectralOptions& o, long products_before, do
   return p;
 }
 
+// *normal_product: JᵀJ at the vector found when the corrections found it (empty otherwise).
 SpectralResult mixed_lanczos(const LinearOperator& op, const LinearOperator& twin, const SpectralOptions& o,
-                             const VectorD& v0) {
+                             const VectorD& v0, VectorD* normal_product) {
   const auto start = std::chrono::steady_clock::now();
   SpectralOptions o32 = o;
   o32.tol = std::max(o.mixed_tol, kFloat32Floor);
@@ -252,13 +253,14 @@ SpectralResult mixed_lanczos(const LinearOperator& op, const LinearOperator& twi
       return residual <= allowed && std::abs(theta - theta32) <= allowed * theta32;
     };
     SpectralResult c = correction_method(op, twin, phase_options(o, r32.matvecs, seconds_since(start)),
-                                         r32.right_vector, agrees, &below);
+                                         r32.right_vector, agrees, &below, normal_product);
     if (c.converged) {
       c.f32_matvecs += r32.matvecs;
       c.matvecs += r32.matvecs;
       c.mixed = MixedPhase::Used;
       return c;
     }
+    normal_product->resize(0);
     spent64 = c.matvecs - c.f32_matvecs;
     spent32 = c.f32_matvecs;
     outcome = MixedPhase::Rejected;
@@ -300,6 +302,7 @@ SpectralResult spectral_norm(const LinearOperator& op, const SpectralOptions& o)
                                                          : random_unit_vector(N, o.seed);
   if (v0.size() && !o.start.size() && o.start_hint.size()) v0 += o.start_hint / o.start_hint.norm();  // §4.6
   SpectralResult r;
+  VectorD normal_product;  // JᵀJ at r.right_vector when the method has it from its own float64 products
   if (N == 0) {
     r.method = method;
     r.converged = true;
@@ -309,8 +312,9 @@ SpectralResult spectral_norm(const LinearOperator& op, const SpectralOptions& o)
   } else if (method == SpectralMethod::Lanczos) {
     try {
       const LinearOperator* twin = op.float32_twin();
-      r = twin && o.mixed_tol > o.tol ? mixed_lanczos(op, *twin, o, v0) : lanczos_method(op, o, v0);
+      r = twin && o.mixed_tol > o.tol ? mixed_lanczos(op, *twin, o, v0, &normal_product) : lanczos_method(op, o, v0);
     } catch (const KrylovBreakdown&) {
+      normal_product.resize(0);
       // JᵀJ is zero on the Krylov space and beyond (e.g. LayerNorm of width 1, whose Jacobian
       // vanishes). Power iteration handles that case; it reports itself.
       r = power_method(op, o, v0);
@@ -318,7 +322,7 @@ SpectralResult spectral_norm(const LinearOperator& op, const SpectralOptions& o)
   } else {
     r = power_method(op, o, v0);
   }
-  if (N > 0 && o.certify) apply_certificate(r, certify(op, r.right_vector));
+  if (N > 0 && o.certify) apply_certificate(r, certify(op, r.right_vector, normal_product));
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return r;
 }
