@@ -20,8 +20,8 @@ void SolverFlags::add_to(CLI::App& app) {
   app.add_option("--krylov", krylov, "Lanczos subspace size (vectors kept); past it the subspace restarts at half")
       ->capture_default_str();
   app.add_option("--mixed-tol", mixed_tol,
-                 "mixed precision (f64 only): a float32 Lanczos phase to this looser tolerance, then float64 "
-                 "from its vector to --tol (0: off)")
+                 "mixed precision (f64 only): a float32 Lanczos phase to this looser tolerance, then float32 "
+                 "corrections with float64 Rayleigh-Ritz to --tol (0: off)")
       ->capture_default_str();
   app.add_flag("--dominant-start", dominant_start,
                "start Lanczos from the top singular vector of the attention Jacobian's dominant part "
