@@ -14,7 +14,8 @@ namespace lipattn {
 
 namespace {
 
-// At most this many correction steps (one float64 product each) before the caller's Lanczos takes over.
+// At most this many correction steps (one float64 product each); past them the phase gives up and the
+// caller solves afresh.
 constexpr int kMaxCorrections = 4;
 // A step must cut the float64 residual at least this much, or the phase gives up.
 constexpr double kMinProgress = 0.5;

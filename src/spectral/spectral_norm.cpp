@@ -213,9 +213,9 @@ SpectralMethod resolve_method(const LinearOperator& op, const SpectralOptions& o
 // residual and a change of θ beyond kMixedAgreement times its tolerance mean the twin is not J to that
 // tolerance. The float64 phase is then float32 corrections with float64 Rayleigh–Ritz
 // (correction_method); when they are refused or make no progress, the float64 solve starts afresh
-// from v0. (Float64 Lanczos from the float32 vector, the float64 phase until session 10, spoilt its
-// own residual estimate to about ε/ρ₀ from a start of residual ρ₀; Rayleigh–Ritz on stored products
-// does not, so the float32 phase needs no tolerance floor beyond float32's.)
+// from v0. (Float64 Lanczos from the float32 vector would spoil its own residual estimate to about
+// ε/ρ₀ from a start of residual ρ₀; Rayleigh–Ritz on stored products does not, so the float32 phase
+// needs no tolerance floor beyond float32's.)
 constexpr double kFloat32Floor = 1e-6;
 constexpr int kMixedRestarts = 4;
 constexpr double kMixedAgreement = 100;
