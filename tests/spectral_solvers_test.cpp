@@ -446,6 +446,15 @@ class DiagonalWithTwin final : public LinearOperator {
   Twin twin_;
 };
 
+// Lanczos to tol, with a float32 phase to mixed_tol (0: float64 alone).
+SpectralOptions lanczos_options(double tol, double mixed_tol) {
+  SpectralOptions o;
+  o.method = SpectralMethod::Lanczos;
+  o.tol = tol;
+  o.mixed_tol = mixed_tol;
+  return o;
+}
+
 // σ = 1 at index `top` above a graded tail ≤ 0.9.
 VectorD graded_spectrum(Index N, Index top) {
   VectorD s(N);
@@ -460,10 +469,7 @@ VectorD graded_spectrum(Index N, Index top) {
 // blindly return a wrong σ: its answer must equal max |s_i| to 1e-10 all the same.
 TEST(MixedPrecision, DetectsFloat32PhasesThatCannotBeTrusted) {
   const Index N = 3000;
-  SpectralOptions o;
-  o.method = SpectralMethod::Lanczos;
-  o.tol = 1e-10;
-  o.mixed_tol = 1e-5;
+  SpectralOptions o = lanczos_options(1e-10, 1e-5);
   auto solve = [&](const DiagonalWithTwin& op) {
     const SpectralResult r = spectral_norm(op, o);
     EXPECT_TRUE(r.converged);
@@ -516,15 +522,10 @@ TEST(MixedPrecision, DetectsFloat32PhasesThatCannotBeTrusted) {
 // float64 residual below tol either way.
 TEST(MixedPrecision, CorrectionsFinishInFewFloat64ProductsOrGiveUp) {
   const Index N = 3000;
-  SpectralOptions o;
-  o.method = SpectralMethod::Lanczos;
-  o.tol = 1e-10;
-  o.mixed_tol = 1e-6;
+  const SpectralOptions o = lanczos_options(1e-10, 1e-6);
   const VectorD s = graded_spectrum(N, 7);
   const SpectralResult good = spectral_norm(DiagonalWithTwin(s, s), o);
-  o.mixed_tol = 0;
-  const SpectralResult plain = spectral_norm(DiagonalWithTwin(s, s), o);
-  o.mixed_tol = 1e-6;
+  const SpectralResult plain = spectral_norm(DiagonalWithTwin(s, s), lanczos_options(1e-10, 0));
   EXPECT_EQ(good.mixed, MixedPhase::Used);
   EXPECT_NEAR(good.lipschitz, 1.0, 1e-10);
   EXPECT_LT(good.relative_residual, 1e-10);
@@ -554,10 +555,7 @@ TEST(StartHint, AHintOrthogonalToTheTopVectorStillGivesTheTop) {
   for (const VectorD& hint : {VectorD(VectorD::Unit(N, 100)), VectorD(VectorD::Unit(N, 2000)),
                               VectorD(VectorD::Ones(N) - VectorD::Unit(N, 7))}) {
     for (double mixed_tol : {0.0, 1e-6}) {
-      SpectralOptions o;
-      o.method = SpectralMethod::Lanczos;
-      o.tol = 1e-10;
-      o.mixed_tol = mixed_tol;
+      SpectralOptions o = lanczos_options(1e-10, mixed_tol);
       o.start_hint = hint;
       const SpectralResult r = spectral_norm(DiagonalWithTwin(s, s), o);
       EXPECT_TRUE(r.converged);
