@@ -2,13 +2,10 @@
 // (docs/theory.md §4.7).
 #include "spectral/correction.h"
 
-#include <chrono>
 #include <cmath>
 #include <limits>
 
 #include <Eigen/Eigenvalues>
-
-#include "common/stop.h"
 
 namespace lipattn {
 
@@ -24,32 +21,28 @@ constexpr double kMinProgress = 0.5;
 // it corrects: products carry relative rounding of about 1e-7·κ on the correction equation (§4.7).
 constexpr double kInnerTarget = 0.9, kInnerFloor = 1e-3;
 
-// Counts the products of both precisions and reports them to on_product, numbered together.
+// The products of both precisions, counted together (ProductCounter), the float32 ones also apart.
 class Products {
  public:
   Products(const LinearOperator& op, const LinearOperator& twin, const SpectralOptions& o)
-      : op_(op), twin_(twin), options_(o) {}
-  VectorD f64(const VectorD& v) { return count(op_.apply_normal(v)); }
+      : op_(op), twin_(twin), counter_(o) {}
+  VectorD f64(const VectorD& v) { return counted(op_.apply_normal(v)); }
   VectorD f32(const VectorD& v) {
     ++f32_;
-    return count(twin_.apply_normal(v));
+    return counted(twin_.apply_normal(v));
   }
-  long total() const { return total_; }
+  long total() const { return counter_.total(); }
   long f32_total() const { return f32_; }
 
  private:
-  VectorD count(VectorD w) {
-    ++total_;
-    stop::throw_if_requested();  // common/stop.h: a stop request ends the solve between products
-    if (options_.on_product)
-      options_.on_product(total_, std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count());
+  VectorD counted(VectorD w) {
+    counter_.count();
     return w;
   }
   const LinearOperator& op_;
   const LinearOperator& twin_;
-  const SpectralOptions& options_;
-  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
-  long total_ = 0, f32_ = 0;
+  ProductCounter counter_;
+  long f32_ = 0;
 };
 
 // x − u(uᵀx) for unit u.

@@ -20,25 +20,20 @@ namespace lipattn {
 
 namespace {
 
-// JᵀJ as the factorization sees it, counting products and reporting each one to on_product.
+// JᵀJ as the factorization sees it, counted.
 class NormalProduct {
  public:
-  NormalProduct(const LinearOperator& op, const SpectralOptions& o) : op_(op), options_(o) {}
+  NormalProduct(const LinearOperator& op, const SpectralOptions& o) : op_(op), counter_(o) {}
   Index size() const { return op_.input_size(); }
   void apply(const double* x, double* y) {
     Eigen::Map<VectorD>(y, size()) = op_.apply_normal(Eigen::Map<const VectorD>(x, size()));
-    ++products_;
-    stop::throw_if_requested();  // common/stop.h: a stop request ends the solve between products
-    if (options_.on_product)
-      options_.on_product(products_, std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count());
+    counter_.count();
   }
-  long products() const { return products_; }
+  long products() const { return counter_.total(); }
 
  private:
   const LinearOperator& op_;
-  const SpectralOptions& options_;
-  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
-  long products_ = 0;
+  ProductCounter counter_;
 };
 
 // Sweeps over the Lanczos basis (N × k, N = n·d in the millions): memory-bound, so they run over
@@ -301,6 +296,15 @@ RitzBlock ritz_block_below_top(const LanczosFactorization& fac, Index count) {
 }
 
 }  // namespace
+
+ProductCounter::ProductCounter(const SpectralOptions& options) : options_(options) {}
+
+void ProductCounter::count() {
+  ++total_;
+  stop::throw_if_requested();  // common/stop.h: a stop request ends the solve between products
+  if (options_.on_product)
+    options_.on_product(total_, std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count());
+}
 
 SpectralResult lanczos_method(const LinearOperator& op, const SpectralOptions& o, const VectorD& v0,
                               const StartCheck& check, bool* rejected, RitzBlock* below, Index below_count) {

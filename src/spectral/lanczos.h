@@ -4,6 +4,7 @@
 // restart) are used only through their public API on the small tridiagonal matrix.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <stdexcept>
 
@@ -20,6 +21,21 @@ struct KrylovBreakdown : std::runtime_error {
 // Judges the start after the first product from θ₀ = v₀ᵀJᵀJv₀ and ‖JᵀJv₀ − θ₀v₀‖/θ₀ (unit v₀); false
 // abandons the solve (the mixed-precision check of §4.5).
 using StartCheck = std::function<bool(double theta, double relative_residual)>;
+
+// Counts a solve's JᵀJ products, of every operator it uses, in one numbering: after each one, a stop
+// request ends the solve (common/stop.h) and options.on_product hears the count and the seconds since
+// the counter was made. Lanczos and the float32 corrections (§4.7) count through it.
+class ProductCounter {
+ public:
+  explicit ProductCounter(const SpectralOptions& options);
+  void count();  // after each product
+  long total() const { return total_; }
+
+ private:
+  const SpectralOptions& options_;
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+  long total_ = 0;
+};
 
 // The Ritz pairs of a finished Lanczos factorization just below the top one: values descending, and
 // their vectors V·y (N × count, orthonormal). The float32 corrections of a mixed-precision solve

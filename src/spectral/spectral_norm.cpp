@@ -144,11 +144,10 @@ SpectralResult dense_method(const LinearOperator& op) {
 SpectralResult power_method(const LinearOperator& op, const SpectralOptions& o, const VectorD& v0) {
   SpectralResult r;
   r.method = SpectralMethod::Power;
-  const auto start = std::chrono::steady_clock::now();
+  ProductCounter counter(o);
   VectorD v = v0 / v0.norm();
   VectorD w = op.apply_normal(v);
-  r.matvecs = 1;
-  if (o.on_product) o.on_product(r.matvecs, seconds_since(start));
+  counter.count();
   const long max_steps = o.max_iter > 0 ? o.max_iter : 100000;
   double theta = 0;
   while (true) {
@@ -158,13 +157,12 @@ SpectralResult power_method(const LinearOperator& op, const SpectralOptions& o, 
       r.converged = true;
       break;
     }
-    if (r.matvecs >= max_steps) break;
+    if (counter.total() >= max_steps) break;
     v = w / w.norm();
     w = op.apply_normal(v);
-    ++r.matvecs;
-    stop::throw_if_requested();  // common/stop.h
-    if (o.on_product) o.on_product(r.matvecs, seconds_since(start));
+    counter.count();
   }
+  r.matvecs = counter.total();
   r.lipschitz = std::sqrt(std::max(0.0, theta));
   r.right_vector = v;
   return r;
