@@ -325,6 +325,14 @@ TEST(Certificate, LowerBoundOfAnyVectorIsBelowTheNorm) {
     const Certificate c = certify(lin, random_vector(rng, lin.input_size()));
     EXPECT_LE(c.lower, exact * (1 + 1e-12));
   }
+  // Products the caller already has at v (at v's length) give the certificate a fresh one gives.
+  const VectorD v = random_vector(rng, lin.input_size());
+  const Certificate fresh = certify(lin, v);
+  const Certificate known = certify(lin, v, lin.apply_keeping_image(v));
+  EXPECT_NEAR(known.lower, fresh.lower, 1e-13 * fresh.lower);
+  EXPECT_NEAR(known.relative_residual, fresh.relative_residual, 1e-12);
+  EXPECT_LT(relative_error(known.image, fresh.image), 1e-13);
+  EXPECT_LT(relative_error(known.normal_product, fresh.normal_product), 1e-13);
   // A power method stopped after two products still certifies its lower bound.
   o.method = SpectralMethod::Power;
   o.max_iter = 2;
@@ -437,13 +445,18 @@ class DiagonalWithTwin final : public LinearOperator {
   DiagonalWithTwin(VectorD s, VectorD twin_s, double noise = 0) : s_(std::move(s)), twin_(std::move(twin_s), noise) {}
   Index input_size() const override { return s_.size(); }
   Index output_size() const override { return s_.size(); }
-  VectorD apply(const VectorD& v) const override { return s_.cwiseProduct(v); }
+  VectorD apply(const VectorD& v) const override {
+    ++applies_;
+    return s_.cwiseProduct(v);
+  }
   VectorD apply_transpose(const VectorD& w) const override { return s_.cwiseProduct(w); }
   const LinearOperator* float32_twin() const override { return &twin_; }
+  long applies() const { return applies_; }  // float64 J products, certificate included
 
  private:
   VectorD s_;
   Twin twin_;
+  mutable long applies_ = 0;
 };
 
 // Lanczos to tol, with a float32 phase to mixed_tol (0: float64 alone).
@@ -524,7 +537,8 @@ TEST(MixedPrecision, CorrectionsFinishInFewFloat64ProductsOrGiveUp) {
   const Index N = 3000;
   const SpectralOptions o = lanczos_options(1e-10, 1e-6);
   const VectorD s = graded_spectrum(N, 7);
-  const SpectralResult good = spectral_norm(DiagonalWithTwin(s, s), o);
+  const DiagonalWithTwin twin_is_rounded(s, s);
+  const SpectralResult good = spectral_norm(twin_is_rounded, o);
   const SpectralResult plain = spectral_norm(DiagonalWithTwin(s, s), lanczos_options(1e-10, 0));
   EXPECT_EQ(good.mixed, MixedPhase::Used);
   EXPECT_NEAR(good.lipschitz, 1.0, 1e-10);
@@ -532,6 +546,10 @@ TEST(MixedPrecision, CorrectionsFinishInFewFloat64ProductsOrGiveUp) {
   const long good_f64 = good.matvecs - good.f32_matvecs;
   EXPECT_LE(good_f64, 5);  // the start and at most 4 corrections
   EXPECT_LT(good_f64, plain.matvecs / 3);
+  // The certificate takes Jv and JᵀJv from the subspace's products: no J product of its own, and the
+  // same lower bound as a fresh product at the vector.
+  EXPECT_EQ(twin_is_rounded.applies(), good_f64);
+  EXPECT_NEAR(good.lower, s.cwiseProduct(good.right_vector).norm(), 1e-14);
   VectorD wrong = s;
   for (Index i = 0; i < N; ++i)
     if (i != 7) wrong(i) *= 0.3;

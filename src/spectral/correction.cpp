@@ -26,19 +26,21 @@ class Products {
  public:
   Products(const LinearOperator& op, const LinearOperator& twin, const SpectralOptions& o)
       : op_(op), twin_(twin), counter_(o) {}
-  VectorD f64(const VectorD& v) { return counted(op_.apply_normal(v)); }
+  ImageAndNormal f64(const VectorD& v) {  // Jv kept for the certificate (§4.7)
+    ImageAndNormal p = op_.apply_keeping_image(v);
+    counter_.count();
+    return p;
+  }
   VectorD f32(const VectorD& v) {
     ++f32_;
-    return counted(twin_.apply_normal(v));
+    VectorD w = twin_.apply_normal(v);
+    counter_.count();
+    return w;
   }
   long total() const { return counter_.total(); }
   long f32_total() const { return f32_; }
 
  private:
-  VectorD counted(VectorD w) {
-    counter_.count();
-    return w;
-  }
   const LinearOperator& op_;
   const LinearOperator& twin_;
   ProductCounter counter_;
@@ -99,26 +101,30 @@ VectorD solve_correction(Products& products, const VectorD& u, double theta, con
   return t;
 }
 
-// The subspace U (orthonormal columns, at most `capacity`) with W = JᵀJ·U in float64, and its top
-// Ritz pair.
+// The subspace U (orthonormal columns, at most `capacity`) with G = J·U and W = JᵀJ·U in float64,
+// and its top Ritz pair.
 struct Subspace {
-  Subspace(Index size, Index capacity) : U(size, capacity), W(size, capacity) {}
-  MatrixD U, W;
+  Subspace(Index size, Index image_size, Index capacity) : U(size, capacity), G(image_size, capacity), W(size, capacity) {}
+  MatrixD U, G, W;
   Index k = 0;
   double theta = 0;
-  VectorD u, image, residual;  // the Ritz vector u = U y, JᵀJu = W y and W y − θ u
+  VectorD u, residual;  // the Ritz vector u = U y and its residual W y − θ u
+  ImageAndNormal at_u;  // Ju = G y and JᵀJu = W y
 
   void add(const VectorD& v, Products& products) {
     U.col(k) = v;
-    W.col(k) = products.f64(v);
+    ImageAndNormal p = products.f64(v);
+    G.col(k) = p.image;
+    W.col(k) = p.normal;
     ++k;
     const MatrixD H = U.leftCols(k).transpose() * W.leftCols(k);
     Eigen::SelfAdjointEigenSolver<MatrixD> eig(0.5 * (H + H.transpose()));
     const VectorD y = eig.eigenvectors().col(k - 1);
     theta = eig.eigenvalues()(k - 1);
     u = U.leftCols(k) * y;
-    image = W.leftCols(k) * y;
-    residual = image - theta * u;
+    at_u.image = G.leftCols(k) * y;
+    at_u.normal = W.leftCols(k) * y;
+    residual = at_u.normal - theta * u;
   }
   double relative_residual() const {
     return theta > 0 ? residual.norm() / theta : std::numeric_limits<double>::infinity();
@@ -139,12 +145,12 @@ VectorD orthonormal_to(const Subspace& s, VectorD t) {
 
 SpectralResult correction_method(const LinearOperator& op, const LinearOperator& twin, const SpectralOptions& o,
                                  const VectorD& x, const StartCheck& check, const RitzBlock* ritz,
-                                 VectorD* normal_product) {
+                                 ImageAndNormal* known) {
   SpectralResult r;
   r.method = SpectralMethod::Lanczos;
   Products products(op, twin, o);
   const double eps23 = std::pow(std::numeric_limits<double>::epsilon(), 2.0 / 3.0);
-  Subspace s(x.size(), kMaxCorrections + 1);
+  Subspace s(x.size(), op.output_size(), kMaxCorrections + 1);
   s.add(x / x.norm(), products);
   if (!check || check(s.theta, s.relative_residual())) {
     double previous = std::numeric_limits<double>::infinity();
@@ -166,7 +172,7 @@ SpectralResult correction_method(const LinearOperator& op, const LinearOperator&
   }
   r.lipschitz = std::sqrt(std::max(0.0, s.theta));
   r.right_vector = s.u;
-  if (normal_product) *normal_product = s.image;
+  if (known) *known = s.at_u;
   r.matvecs = products.total();
   r.f32_matvecs = products.f32_total();
   return r;

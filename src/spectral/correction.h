@@ -18,10 +18,10 @@ constexpr Index kPreconditionerPairs = 4;
 // pairs below x) when given. Sets lipschitz, right_vector, matvecs (all) and
 // f32_matvecs (the corrections'). converged: the float64 residual meets options.tol; false: the check
 // refused the start, or a step did not shrink the residual enough (the twin is not J away from the
-// top pair), and the caller solves afresh. *normal_product gets JᵀJ at right_vector in float64, a
-// combination of the float64 products the subspace holds: the certificate needs no more (§4.7).
+// top pair), and the caller solves afresh. *known gets J and JᵀJ at right_vector in float64,
+// combinations of the float64 products the subspace holds: the certificate needs no more (§4.7).
 SpectralResult correction_method(const LinearOperator& op, const LinearOperator& twin, const SpectralOptions& o,
                                  const VectorD& x, const StartCheck& check, const RitzBlock* ritz,
-                                 VectorD* normal_product);
+                                 ImageAndNormal* known);
 
 }  // namespace lipattn

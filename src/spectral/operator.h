@@ -8,6 +8,13 @@
 
 namespace lipattn {
 
+// Jv and JᵀJv at one vector v, in float64: what a product computes on its way, and what the
+// certificate needs (docs/theory.md §4.7).
+struct ImageAndNormal {
+  VectorD image;   // J v
+  VectorD normal;  // JᵀJ v
+};
+
 class LinearOperator {
  public:
   virtual ~LinearOperator() = default;
@@ -16,6 +23,14 @@ class LinearOperator {
   virtual VectorD apply(const VectorD& v) const = 0;            // J v
   virtual VectorD apply_transpose(const VectorD& w) const = 0;  // Jᵀ w
   virtual VectorD apply_normal(const VectorD& v) const { return apply_transpose(apply(v)); }  // JᵀJ v
+  // JᵀJ v as Jᵀ(Jv), keeping Jv: the cost of a product (apply_normal may fuse the two and lose Jv,
+  // docs/theory.md §2.5), and a certificate at v needs nothing more.
+  ImageAndNormal apply_keeping_image(const VectorD& v) const {
+    ImageAndNormal p;
+    p.image = apply(v);
+    p.normal = apply_transpose(p.image);
+    return p;
+  }
   // The same J with its products computed in float32, or null: the float32 phase of a mixed-precision
   // solve runs on it (SpectralOptions::mixed_tol, docs/theory.md §4.5).
   virtual const LinearOperator* float32_twin() const { return nullptr; }

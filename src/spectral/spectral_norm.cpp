@@ -103,15 +103,15 @@ SingularPair top_singular_pair(const MatrixD& M) {
   return p;
 }
 
-Certificate certify(const LinearOperator& op, const VectorD& v_in, const VectorD& normal_product) {
+Certificate certify(const LinearOperator& op, const VectorD& v_in, const ImageAndNormal& known) {
   Certificate c;
   const double norm = v_in.norm();
   if (!(norm > 0)) return c;
   const VectorD v = v_in / norm;
-  c.image = op.apply(v);
+  c.image = known.image.size() ? VectorD(known.image / norm) : op.apply(v);
   c.lower = c.image.norm();
   const double theta = c.lower * c.lower;
-  c.normal_product = normal_product.size() ? VectorD(normal_product / norm) : op.apply_transpose(c.image);
+  c.normal_product = known.normal.size() ? VectorD(known.normal / norm) : op.apply_transpose(c.image);
   const VectorD r = c.normal_product - theta * v;
   c.relative_residual = theta > 0 ? r.norm() / theta : (r.norm() == 0 ? 0.0 : std::numeric_limits<double>::infinity());
   return c;
@@ -228,9 +228,9 @@ SpectralOptions phase_options(const SpectralOptions& o, long products_before, do
   return p;
 }
 
-// *normal_product: JᵀJ at the vector found when the corrections found it (empty otherwise).
+// *known: Jv and JᵀJv at the vector found when the corrections found it (empty otherwise).
 SpectralResult mixed_lanczos(const LinearOperator& op, const LinearOperator& twin, const SpectralOptions& o,
-                             const VectorD& v0, VectorD* normal_product) {
+                             const VectorD& v0, ImageAndNormal* known) {
   const auto start = std::chrono::steady_clock::now();
   SpectralOptions o32 = o;
   o32.tol = std::max(o.mixed_tol, kFloat32Floor);
@@ -251,14 +251,14 @@ SpectralResult mixed_lanczos(const LinearOperator& op, const LinearOperator& twi
       return residual <= allowed && std::abs(theta - theta32) <= allowed * theta32;
     };
     SpectralResult c = correction_method(op, twin, phase_options(o, r32.matvecs, seconds_since(start)),
-                                         r32.right_vector, agrees, &below, normal_product);
+                                         r32.right_vector, agrees, &below, known);
     if (c.converged) {
       c.f32_matvecs += r32.matvecs;
       c.matvecs += r32.matvecs;
       c.mixed = MixedPhase::Used;
       return c;
     }
-    normal_product->resize(0);
+    *known = {};
     spent64 = c.matvecs - c.f32_matvecs;
     spent32 = c.f32_matvecs;
     outcome = MixedPhase::Rejected;
@@ -300,7 +300,7 @@ SpectralResult spectral_norm(const LinearOperator& op, const SpectralOptions& o)
                                                          : random_unit_vector(N, o.seed);
   if (v0.size() && !o.start.size() && o.start_hint.size()) v0 += o.start_hint / o.start_hint.norm();  // §4.6
   SpectralResult r;
-  VectorD normal_product;  // JᵀJ at r.right_vector when the method has it from its own float64 products
+  ImageAndNormal known;  // Jv and JᵀJv at r.right_vector when the method has them from its own products
   if (N == 0) {
     r.method = method;
     r.converged = true;
@@ -310,9 +310,9 @@ SpectralResult spectral_norm(const LinearOperator& op, const SpectralOptions& o)
   } else if (method == SpectralMethod::Lanczos) {
     try {
       const LinearOperator* twin = op.float32_twin();
-      r = twin && o.mixed_tol > o.tol ? mixed_lanczos(op, *twin, o, v0, &normal_product) : lanczos_method(op, o, v0);
+      r = twin && o.mixed_tol > o.tol ? mixed_lanczos(op, *twin, o, v0, &known) : lanczos_method(op, o, v0);
     } catch (const KrylovBreakdown&) {
-      normal_product.resize(0);
+      known = {};
       // JᵀJ is zero on the Krylov space and beyond (e.g. LayerNorm of width 1, whose Jacobian
       // vanishes). Power iteration handles that case; it reports itself.
       r = power_method(op, o, v0);
@@ -320,7 +320,7 @@ SpectralResult spectral_norm(const LinearOperator& op, const SpectralOptions& o)
   } else {
     r = power_method(op, o, v0);
   }
-  if (N > 0 && o.certify) apply_certificate(r, certify(op, r.right_vector, normal_product));
+  if (N > 0 && o.certify) apply_certificate(r, certify(op, r.right_vector, known));
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return r;
 }

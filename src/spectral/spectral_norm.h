@@ -101,9 +101,9 @@ struct Certificate {
   VectorD image;           // Jv
   VectorD normal_product;  // JᵀJv, the product the certificate was computed from
 };
-// With normal_product (JᵀJv for this v, computed in float64 by the method from products it made, as
-// the corrections of §4.7 have it), only Jv is computed: half a product.
-Certificate certify(const LinearOperator& op, const VectorD& v, const VectorD& normal_product = {});
+// `known` holds Jv and JᵀJv for this v (at its length) when the method has them in float64 from
+// products it made, as the corrections of §4.7 do: what it holds is not computed again.
+Certificate certify(const LinearOperator& op, const VectorD& v, const ImageAndNormal& known = {});
 // Puts a certificate into a result: lower, relative_residual, left_vector = Jv/‖Jv‖, and lipschitz
 // raised to at least lower, since no estimate below a certified lower bound can be right (docs/theory.md §4).
 void apply_certificate(SpectralResult& result, const Certificate& c);
