@@ -110,10 +110,10 @@ void export_model(const std::filesystem::path& dir, const models::ModelWeights& 
     vec(p + "o.bias", L.attention.b_o);
     vec(p + "ln_2.weight", L.mlp_norm.gamma);
     vec(p + "ln_2.bias", L.mlp_norm.beta);
-    mat(p + "fc.weight", L.mlp_in.weight);
-    vec(p + "fc.bias", L.mlp_in.bias);
-    mat(p + "proj.weight", L.mlp_out.weight);
-    vec(p + "proj.bias", L.mlp_out.bias);
+    mat(p + "fc.weight", L.mlp.w_in);
+    vec(p + "fc.bias", L.mlp.b_in);
+    mat(p + "proj.weight", L.mlp.w_out);
+    vec(p + "proj.bias", L.mlp.b_out);
   }
   vec("ln_f.weight", m.final_norm->gamma);
   vec("ln_f.bias", m.final_norm->beta);
@@ -160,7 +160,7 @@ int main(int argc, char** argv) {
   const double load_seconds = seconds_since(t_load);
   if (!export_dir.empty()) export_model(export_dir, model, X, ids);
 
-  const Index d = X.cols(), hidden = model.layers[0].mlp_in.weight.rows();
+  const Index d = X.cols(), hidden = model.layers[0].mlp.w_in.rows();
   const double flops = model_flops(n, d, static_cast<Index>(model.layers.size()), hidden);
   const double gemm64 = gemm_rate<double>(n, d, hidden), gemm32 = gemm_rate<float>(n, d, hidden);
   double linearize_seconds = 0, product64 = 0, product32 = 0;

@@ -75,9 +75,9 @@ inline MatrixXd logits(const lipattn::models::ModelWeights& m, const std::vector
   for (const auto& L : m.layers) {
     x += attention(rms_norm(x, L.attention_norm.gamma, eps), L.attention);
     const MatrixXd b = rms_norm(x, L.mlp_norm.gamma, eps);
-    const MatrixXd gate = b * L.mlp_gate.weight.transpose(), up = b * L.mlp_in.weight.transpose();
+    const MatrixXd gate = b * L.mlp.w_gate.transpose(), up = b * L.mlp.w_in.transpose();
     const MatrixXd act = (gate.array() / (1.0 + (-gate.array()).exp())) * up.array();
-    x += act * L.mlp_out.weight.transpose();
+    x += act * L.mlp.w_out.transpose();
   }
   x = rms_norm(x, m.final_norm->gamma, eps);
   return x * (m.lm_head.size() ? m.lm_head : m.token_embeddings).transpose();

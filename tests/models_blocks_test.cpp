@@ -209,7 +209,7 @@ TEST(WholeBlocks, ActivationDerivativeBoundsHoldOnAFineGrid) {
 TEST(WholeBlocks, MlpGlobalBoundIsAboveTheMlpsLocalConstants) {
   std::mt19937_64 rng(5);
   for (const ModelWeights& m : small_models()) {
-    const MlpWeights w = mlp_weights(m.layers[0], m.config.activation);
+    const MlpWeights& w = m.layers[0].mlp;
     std::string why;
     const std::optional<double> bound = mlp_global_bound(w, &why);
     if (w.gated()) {

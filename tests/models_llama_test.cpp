@@ -44,9 +44,9 @@ void expect_stories_weights(const ModelWeights& w, const Llama2c& m, bool hf) {
     expect_matrix(a.w_k, hf ? llama_fixture::permute_rows(wk, m.kv_heads, m.head_dim(), m.dim) : wk, "wk");
     expect_matrix(a.w_v, slice("wv"), "wv");
     expect_matrix(a.w_o, slice("wo"), "wo");
-    expect_matrix(L.mlp_gate.weight, slice("w1"), "w1");
-    expect_matrix(L.mlp_out.weight, slice("w2"), "w2");
-    expect_matrix(L.mlp_in.weight, slice("w3"), "w3");
+    expect_matrix(L.mlp.w_gate, slice("w1"), "w1");
+    expect_matrix(L.mlp.w_out, slice("w2"), "w2");
+    expect_matrix(L.mlp.w_in, slice("w3"), "w3");
     expect_matrix(L.attention_norm.gamma.transpose(), slice("rms_att_weight"), "rms_att");
     expect_matrix(L.mlp_norm.gamma.transpose(), slice("rms_ffn_weight"), "rms_ffn");
     EXPECT_EQ(L.attention_norm.kind, NormKind::RmsNorm);
@@ -316,7 +316,7 @@ TEST(HuggingFaceLlama, RandomInitAsTransformers) {
   EXPECT_EQ(a.layers[0].attention_norm.gamma, VectorD::Ones(32));
   EXPECT_EQ(a.lm_head.rows(), 40);
   EXPECT_GT(a.lm_head.norm(), 0.0);
-  EXPECT_EQ(a.layers[0].mlp_gate.weight.rows(), 48);
+  EXPECT_EQ(a.layers[0].mlp.w_gate.rows(), 48);
   // Same seeding scheme as GPT-2/BERT: each tensor from its own stream seeded by its name.
   const auto layout = checkpoint_layout(a.config);
   const auto values = random_tensor(layout[0], a.config, 7);

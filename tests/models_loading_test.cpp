@@ -148,14 +148,14 @@ void expect_gpt2_matches(const ModelWeights& w, const Checkpoint& c) {
       ASSERT_EQ(L.mlp_norm.beta(out), c(h + "ln_2.bias", out));
     }
     EXPECT_DOUBLE_EQ(L.attention_norm.eps, 1e-5);
-    ASSERT_EQ(L.mlp_in.weight.rows(), o.inner);
-    ASSERT_EQ(L.mlp_in.weight.cols(), d);
-    ASSERT_EQ(L.mlp_out.weight.rows(), d);
-    ASSERT_EQ(L.mlp_out.weight.cols(), o.inner);
+    ASSERT_EQ(L.mlp.w_in.rows(), o.inner);
+    ASSERT_EQ(L.mlp.w_in.cols(), d);
+    ASSERT_EQ(L.mlp.w_out.rows(), d);
+    ASSERT_EQ(L.mlp.w_out.cols(), o.inner);
     for (int i = 0; i < o.inner; ++i)
       for (int j = 0; j < d; ++j) {
-        ASSERT_EQ(L.mlp_in.weight(i, j), c(h + "mlp.c_fc.weight", j, i));
-        ASSERT_EQ(L.mlp_out.weight(j, i), c(h + "mlp.c_proj.weight", i, j));
+        ASSERT_EQ(L.mlp.w_in(i, j), c(h + "mlp.c_fc.weight", j, i));
+        ASSERT_EQ(L.mlp.w_out(j, i), c(h + "mlp.c_proj.weight", i, j));
       }
   }
   ASSERT_TRUE(w.final_norm.has_value());
@@ -221,9 +221,9 @@ TEST(ModelLoading, BertPrefixesLayerNormNamingsDtypes) {
             ASSERT_EQ(L.attention_norm.beta(out), c(p + "attention.output.LayerNorm.bias", out));
             ASSERT_EQ(L.mlp_norm.gamma(out), c(p + "output.LayerNorm.weight", out));
           }
-          ASSERT_EQ(L.mlp_in.weight.rows(), o.inner);
-          ASSERT_EQ(L.mlp_in.weight(3, 5), c(p + "intermediate.dense.weight", 3, 5));
-          ASSERT_EQ(L.mlp_out.weight(5, 3), c(p + "output.dense.weight", 5, 3));
+          ASSERT_EQ(L.mlp.w_in.rows(), o.inner);
+          ASSERT_EQ(L.mlp.w_in(3, 5), c(p + "intermediate.dense.weight", 3, 5));
+          ASSERT_EQ(L.mlp.w_out(5, 3), c(p + "output.dense.weight", 5, 3));
         }
         fs::remove_all(dir);
       }
@@ -463,13 +463,13 @@ TEST(RandomInit, FollowsTransformersInitWeights) {
   MatrixD qkv(3 * 64, 64);
   qkv << w.layers[3].attention.w_q, w.layers[3].attention.w_k, w.layers[3].attention.w_v;
   EXPECT_NEAR(std_of(qkv), 0.02, 0.02 * 0.04);
-  EXPECT_NEAR(std_of(w.layers[3].mlp_in.weight), 0.02, 0.02 * 0.03);
+  EXPECT_NEAR(std_of(w.layers[3].mlp.w_in), 0.02, 0.02 * 0.03);
   EXPECT_NEAR(std_of(w.layers[3].attention.w_o), 0.005, 0.005 * 0.06);
-  EXPECT_NEAR(std_of(w.layers[3].mlp_out.weight), 0.005, 0.005 * 0.03);
+  EXPECT_NEAR(std_of(w.layers[3].mlp.w_out), 0.005, 0.005 * 0.03);
   for (const auto& L : w.layers) {
     EXPECT_EQ(L.attention.b_q.cwiseAbs().maxCoeff(), 0.0);
     EXPECT_EQ(L.attention.b_o.cwiseAbs().maxCoeff(), 0.0);
-    EXPECT_EQ(L.mlp_in.bias.cwiseAbs().maxCoeff(), 0.0);
+    EXPECT_EQ(L.mlp.b_in.cwiseAbs().maxCoeff(), 0.0);
     EXPECT_EQ((L.attention_norm.gamma.array() - 1.0).abs().maxCoeff(), 0.0);
     EXPECT_EQ(L.attention_norm.beta.cwiseAbs().maxCoeff(), 0.0);
     EXPECT_EQ((L.mlp_norm.gamma.array() - 1.0).abs().maxCoeff(), 0.0);
@@ -488,7 +488,7 @@ TEST(RandomInit, FollowsTransformersInitWeights) {
   two.layers = 2;
   const ModelWeights partial = random_model(g, 7, two);
   EXPECT_EQ(partial.layers.size(), 2u);
-  EXPECT_EQ(partial.layers[1].mlp_out.weight, w.layers[1].mlp_out.weight);
+  EXPECT_EQ(partial.layers[1].mlp.w_out, w.layers[1].mlp.w_out);
   EXPECT_FALSE(partial.final_norm);
   // Different tensors are not the same stream.
   EXPECT_GT((w.layers[0].attention.w_q - w.layers[1].attention.w_q).norm(), 0.1);

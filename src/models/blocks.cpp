@@ -144,28 +144,16 @@ const MatrixD& block_input(const LayerTaps& taps, Block block) {
   return block == Block::Mlp ? taps.mlp_in : taps.block_in;
 }
 
-MlpWeights mlp_weights(const LayerWeights& layer, Activation activation) {
-  MlpWeights w;
-  w.activation = activation;
-  w.w_in = layer.mlp_in.weight;
-  w.b_in = layer.mlp_in.bias;
-  w.w_gate = layer.mlp_gate.weight;
-  w.b_gate = layer.mlp_gate.bias;
-  w.w_out = layer.mlp_out.weight;
-  w.b_out = layer.mlp_out.bias;
-  return w;
-}
-
 // A layer's MLP norm and MLP as maps: the one place both are built (layer_maps, mlp_block_map).
 template <class T>
-std::pair<MapPtr<T>, MapPtr<T>> mlp_maps(const ModelWeights& model, const LayerWeights& L) {
-  return {std::make_shared<Norm<T>>(L.mlp_norm), std::make_shared<Mlp<T>>(mlp_weights(L, model.config.activation))};
+std::pair<MapPtr<T>, MapPtr<T>> mlp_maps(const LayerWeights& L) {
+  return {std::make_shared<Norm<T>>(L.mlp_norm), std::make_shared<Mlp<T>>(L.mlp)};
 }
 
 template <class T>
 LayerMaps<T> layer_maps(const ModelWeights& model, int layer, const AttentionMemory& memory) {
   const LayerWeights& L = model.layers.at(layer);
-  auto [mlp_norm, mlp] = mlp_maps<T>(model, L);
+  auto [mlp_norm, mlp] = mlp_maps<T>(L);
   return {std::make_shared<Norm<T>>(L.attention_norm), std::make_shared<MultiHeadAttention<T>>(L.attention, memory),
           std::move(mlp_norm), std::move(mlp)};
 }
@@ -180,7 +168,7 @@ MapPtr<T> mlp_block(ModelType type, MapPtr<T> norm, MapPtr<T> mlp) {
 
 template <class T>
 MapPtr<T> mlp_block_map(const ModelWeights& model, int layer) {
-  auto [norm, mlp] = mlp_maps<T>(model, model.layers.at(layer));
+  auto [norm, mlp] = mlp_maps<T>(model.layers.at(layer));
   return mlp_block<T>(model.config.type, std::move(norm), std::move(mlp));
 }
 

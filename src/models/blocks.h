@@ -88,9 +88,6 @@ MapPtr<T> mlp_block_map(const ModelWeights& model, int layer);
 // in both precisions, for the attention storage the measurement resolves. `model` must outlive it.
 MapBuilder whole_block_builder(const ModelWeights& model, Block block, int layer, std::optional<LayerRange> layers);
 
-// The MLP of a layer as the MLP map's weights (gated for the LLaMA family).
-MlpWeights mlp_weights(const LayerWeights& layer, Activation activation);
-
 // The block's input at its (first) layer, from that layer's taps: attn_in for the attention blocks
 // (GPT-2 ln_1's output; BERT the block input), mlp_in for Mlp, block_in for Layer, Stack and Model.
 const MatrixD& block_input(const LayerTaps& taps, Block block);

@@ -54,7 +54,7 @@ std::optional<double> attention_bound(const LayerSpec& spec, const MatrixD& X, s
 std::optional<double> layer_upper_bound(const ModelWeights& model, int layer, const LayerTaps& taps,
                                         std::string* why_not) {
   const LayerWeights& L = model.layers.at(layer);
-  const MlpWeights mlp = mlp_weights(L, model.config.activation);
+  const MlpWeights& mlp = L.mlp;
   std::string mlp_why;
   const std::optional<double> mlp_bound = mlp_global_bound(mlp, &mlp_why);
   if (!mlp_bound) {

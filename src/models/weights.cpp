@@ -519,8 +519,11 @@ void assemble_gpt2(const Tensors& t, int count, ModelWeights& w) {
     a.causal = true;
     a.scale = config.attention_scale(i);
     L.mlp_norm = t.layer_norm(h + "ln_2");
-    L.mlp_in = {t.matrix(h + "mlp.c_fc.weight").transpose(), t.vector(h + "mlp.c_fc.bias")};
-    L.mlp_out = {t.matrix(h + "mlp.c_proj.weight").transpose(), t.vector(h + "mlp.c_proj.bias")};
+    L.mlp.activation = config.activation;
+    L.mlp.w_in = t.matrix(h + "mlp.c_fc.weight").transpose();
+    L.mlp.b_in = t.vector(h + "mlp.c_fc.bias");
+    L.mlp.w_out = t.matrix(h + "mlp.c_proj.weight").transpose();
+    L.mlp.b_out = t.vector(h + "mlp.c_proj.bias");
     w.layers.push_back(std::move(L));
   }
   if (w.complete()) w.final_norm = t.layer_norm("ln_f");
@@ -548,8 +551,11 @@ void assemble_bert(const Tensors& t, int count, ModelWeights& w) {
     a.causal = w.config.causal();
     a.scale = config.attention_scale(i);
     L.attention_norm = t.layer_norm(l + "attention.output.LayerNorm");
-    L.mlp_in = {t.matrix(l + "intermediate.dense.weight"), t.vector(l + "intermediate.dense.bias")};
-    L.mlp_out = {t.matrix(l + "output.dense.weight"), t.vector(l + "output.dense.bias")};
+    L.mlp.activation = config.activation;
+    L.mlp.w_in = t.matrix(l + "intermediate.dense.weight");
+    L.mlp.b_in = t.vector(l + "intermediate.dense.bias");
+    L.mlp.w_out = t.matrix(l + "output.dense.weight");
+    L.mlp.b_out = t.vector(l + "output.dense.bias");
     L.mlp_norm = t.layer_norm(l + "output.LayerNorm");
     w.layers.push_back(std::move(L));
   }
@@ -578,9 +584,10 @@ void assemble_llama(const Tensors& t, int count, ModelWeights& w) {
     a.rope = {config.rope_style, config.rope_theta};
     L.attention_norm = t.rms_norm(l + "input_layernorm.weight");
     L.mlp_norm = t.rms_norm(l + "post_attention_layernorm.weight");
-    L.mlp_gate = {t.matrix(m + "gate_proj.weight"), {}};
-    L.mlp_in = {t.matrix(m + "up_proj.weight"), {}};
-    L.mlp_out = {t.matrix(m + "down_proj.weight"), {}};
+    L.mlp.activation = config.activation;
+    L.mlp.w_gate = t.matrix(m + "gate_proj.weight");
+    L.mlp.w_in = t.matrix(m + "up_proj.weight");
+    L.mlp.w_out = t.matrix(m + "down_proj.weight");
     w.layers.push_back(std::move(L));
   }
   if (!w.complete()) return;

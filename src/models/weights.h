@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "attention/attention.h"
+#include "attention/mlp.h"
 #include "attention/norm.h"
 #include "models/config.h"
 
@@ -77,18 +78,13 @@ struct StoredTensor {
 // Lists every tensor in the checkpoint files (random models: the layout, dtype "F64").
 std::vector<StoredTensor> list_tensors(const ModelSource& source);
 
-// nn.Linear layout: y = x Wᵀ + b, W is (out, in).
-struct Linear {
-  MatrixD weight;
-  VectorD bias;
-};
-
 struct LayerWeights {
   AttentionWeights attention;  // Q, K, V, W_O (GPT-2 c_proj, BERT attention.output.dense), causal, scale
   NormWeights attention_norm;  // GPT-2 ln_1 (before attention); BERT attention.output.LayerNorm (after)
-  Linear mlp_in;               // GPT-2 mlp.c_fc; BERT intermediate.dense; LLaMA mlp.up_proj (w3)
-  Linear mlp_gate;             // LLaMA mlp.gate_proj (w1): act(x W_gateᵀ) ⊙ (x W_inᵀ); empty: not gated
-  Linear mlp_out;              // GPT-2 mlp.c_proj; BERT output.dense; LLaMA mlp.down_proj (w2)
+  // w_in: GPT-2 mlp.c_fc, BERT intermediate.dense, LLaMA mlp.up_proj (w3); w_gate: LLaMA mlp.gate_proj
+  // (w1), act(x W_gateᵀ) ⊙ (x W_inᵀ), empty when not gated; w_out: GPT-2 mlp.c_proj, BERT output.dense,
+  // LLaMA mlp.down_proj (w2). The activation is the config's. The Mlp map is built from it as it is.
+  MlpWeights mlp;
   NormWeights mlp_norm;        // GPT-2 ln_2 (before the MLP); BERT output.LayerNorm (after)
 };
 
