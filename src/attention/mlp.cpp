@@ -5,9 +5,12 @@
 // where S = ∂H/∂z is cached: act′(a), or S_g = act′(g) ⊙ a and S_a = act(g).
 #include "attention/mlp.h"
 
+#include <algorithm>
+
 #include <fmt/core.h>
 
 #include "common/error.h"
+#include "common/parallel.h"
 
 namespace lipattn {
 
@@ -86,19 +89,21 @@ template <class T>
 Mlp<T>::Mlp(const MlpWeights& w) : activation_(w.activation), gated_(w.gated()) {
   w.validate();
   const Index h = w.hidden_dim();
+  w_stack_.resize(gated_ ? 2 * h : h, w.input_dim());
   if (gated_) {
-    w_stack_.resize(2 * h, w.input_dim());
-    w_stack_ << w.w_gate.cast<T>(), w.w_in.cast<T>();
+    convert_rows(w_stack_.topRows(h), w.w_gate);
+    convert_rows(w_stack_.bottomRows(h), w.w_in);
     if (w.b_gate.size() || w.b_in.size()) {
       b_stack_ = Vector<T>::Zero(2 * h);
       if (w.b_gate.size()) b_stack_.head(h) = w.b_gate.cast<T>();
       if (w.b_in.size()) b_stack_.tail(h) = w.b_in.cast<T>();
     }
   } else {
-    w_stack_ = w.w_in.cast<T>();
+    convert_rows(w_stack_, w.w_in);
     if (w.b_in.size()) b_stack_ = w.b_in.cast<T>();
   }
-  w_out_ = w.w_out.cast<T>();
+  w_out_.resize(w.w_out.rows(), w.w_out.cols());
+  convert_rows(w_out_, w.w_out);
   if (w.b_out.size()) b_out_ = w.b_out.cast<T>();
 }
 
@@ -108,6 +113,32 @@ std::string Mlp<T>::describe() const {
                      hidden_dim(), output_dim());
 }
 
+// H and S from z, token by token over row chunks in parallel (the activation's transcendental costs as
+// much as a GEMM's share at n = 128; elementwise, so any thread count gives the same bits).
+template <class T>
+void Mlp<T>::activate(const Matrix<T>& pre, Matrix<T>& hidden, Matrix<T>& slope) const {
+  const Index n = pre.rows(), h = hidden_dim();
+  hidden.resize(n, h);
+  slope.resize(n, pre.cols());
+  const Index chunk_rows = std::max<Index>(1, kActivationChunk / std::max<Index>(h, 1));
+  for_fixed_chunks(n, chunk_rows, [&](Index r0, Index len, Index) {
+    for (Index i = r0; i < r0 + len; ++i)
+      for (Index j = 0; j < h; ++j) {
+        if (!gated_) {
+          const ActivationPoint<T> p = activation_with_slope(pre(i, j), activation_);
+          hidden(i, j) = p.value;
+          slope(i, j) = p.slope;
+        } else {  // S_g = act′(g) ⊙ a, S_a = act(g), H = act(g) ⊙ a
+          const T a = pre(i, h + j);
+          const ActivationPoint<T> p = activation_with_slope(pre(i, j), activation_);
+          slope(i, j) = p.slope * a;
+          slope(i, h + j) = p.value;
+          hidden(i, j) = p.value * a;
+        }
+      }
+  });
+}
+
 template <class T>
 std::unique_ptr<Cache<T>> Mlp<T>::forward(const MatrixView<T>& X) const {
   if (X.cols() != input_dim())
@@ -115,20 +146,8 @@ std::unique_ptr<Cache<T>> Mlp<T>::forward(const MatrixView<T>& X) const {
   auto cache = std::make_unique<MlpCache<T>>();
   cache->pre.noalias() = X * w_stack_.transpose();
   if (b_stack_.size()) cache->pre.rowwise() += b_stack_.transpose();
-  const auto act = [this](T x) { return apply_activation(x, activation_); };
-  const auto slope = [this](T x) { return activation_derivative(x, activation_); };
   Matrix<T> hidden;
-  if (!gated_) {
-    hidden = cache->pre.unaryExpr(act);
-    cache->slope = cache->pre.unaryExpr(slope);
-  } else {
-    const Index h = hidden_dim();
-    const auto g = cache->pre.leftCols(h), a = cache->pre.rightCols(h);
-    cache->slope.resize(X.rows(), 2 * h);
-    cache->slope.leftCols(h) = g.unaryExpr(slope).cwiseProduct(a);
-    cache->slope.rightCols(h) = g.unaryExpr(act);
-    hidden = cache->slope.rightCols(h).cwiseProduct(a);
-  }
+  activate(cache->pre, hidden, cache->slope);
   cache->output.noalias() = hidden * w_out_.transpose();
   if (b_out_.size()) cache->output.rowwise() += b_out_.transpose();
   return cache;

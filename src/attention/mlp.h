@@ -46,8 +46,7 @@ inline constexpr double kGeluC = 0.7978845608028654;  // √(2/π)
 inline constexpr double kGeluKappa = 0.044715;
 inline constexpr double kQuickGeluBeta = 1.702;
 template <class T>
-T silu_derivative(T x) {  // σ(x)(1 + x(1 − σ(x)))
-  const T s = sigmoid(x);
+T silu_slope(T x, T s) {  // silu′(x) = σ(x)(1 + x(1 − σ(x))), given s = σ(x)
   return s * (T(1) + x * (T(1) - s));
 }
 template <class T>
@@ -57,53 +56,56 @@ T silu_second_derivative(T x) {  // σ(x)(1 − σ(x))(2 + x(1 − 2σ(x)))
 }
 }  // namespace activation_detail
 
+// The activation and its slope at one point, sharing what both need (tanh(u) for gelu_new, σ for
+// silu, Φ for gelu): the MLP's forward pass caches both at every pre-activation.
 template <class T>
-T apply_activation(T x, Activation activation) {
+struct ActivationPoint {
+  T value;  // act(x)
+  T slope;  // act′(x)
+};
+
+template <class T>
+ActivationPoint<T> activation_with_slope(T x, Activation activation) {
   namespace ad = activation_detail;
   switch (activation) {
-    case Activation::GeluErf:
-      return x * ad::normal_cdf(x);
-    case Activation::GeluTanh: {
-      const T u = static_cast<T>(ad::kGeluC) * (x + static_cast<T>(ad::kGeluKappa) * x * x * x);
-      return T(0.5) * x * (T(1) + std::tanh(u));
+    case Activation::GeluErf: {
+      const T cdf = ad::normal_cdf(x);
+      return {x * cdf, cdf + x * ad::normal_pdf(x)};
+    }
+    case Activation::GeluTanh: {  // ½x(1 + t) and ½(1 + t) + ½ x (1 − t²) u′, t = tanh(u)
+      const T c = static_cast<T>(ad::kGeluC), kappa = static_cast<T>(ad::kGeluKappa);
+      const T t = std::tanh(c * (x + kappa * x * x * x));
+      const T value = T(0.5) * x * (T(1) + t);
+      const T sech2 = T(1) - t * t;
+      if (sech2 == T(0)) return {value, T(0.5) * (T(1) + t)};  // |u| past ~19: skip 0·∞ when x² overflows
+      return {value, T(0.5) * (T(1) + t) + T(0.5) * x * sech2 * c * (T(1) + T(3) * kappa * x * x)};
     }
     case Activation::Relu:
-      return x > T(0) ? x : T(0);
-    case Activation::Silu:
-      return x * ad::sigmoid(x);
-    case Activation::QuickGelu:
-      return x * ad::sigmoid(static_cast<T>(ad::kQuickGeluBeta) * x);
-    case Activation::Tanh:
-      return std::tanh(x);
+      return {x > T(0) ? x : T(0), x > T(0) ? T(1) : T(0)};  // slope 0 at the kink, as autograd
+    case Activation::Silu: {
+      const T s = ad::sigmoid(x);
+      return {x * s, ad::silu_slope(x, s)};
+    }
+    case Activation::QuickGelu: {  // q(x) = silu(βx)/β
+      const T beta_x = static_cast<T>(ad::kQuickGeluBeta) * x, s = ad::sigmoid(beta_x);
+      return {x * s, ad::silu_slope(beta_x, s)};
+    }
+    case Activation::Tanh: {
+      const T t = std::tanh(x);
+      return {t, T(1) - t * t};
+    }
   }
-  return x;
+  return {x, T(1)};
+}
+
+template <class T>
+T apply_activation(T x, Activation activation) {
+  return activation_with_slope(x, activation).value;
 }
 
 template <class T>
 T activation_derivative(T x, Activation activation) {
-  namespace ad = activation_detail;
-  switch (activation) {
-    case Activation::GeluErf:
-      return ad::normal_cdf(x) + x * ad::normal_pdf(x);
-    case Activation::GeluTanh: {  // ½(1 + t) + ½ x (1 − t²) u′
-      const T c = static_cast<T>(ad::kGeluC), kappa = static_cast<T>(ad::kGeluKappa);
-      const T t = std::tanh(c * (x + kappa * x * x * x));
-      const T sech2 = T(1) - t * t;
-      if (sech2 == T(0)) return T(0.5) * (T(1) + t);  // |u| past ~19: skip 0·∞ when x² overflows
-      return T(0.5) * (T(1) + t) + T(0.5) * x * sech2 * c * (T(1) + T(3) * kappa * x * x);
-    }
-    case Activation::Relu:
-      return x > T(0) ? T(1) : T(0);  // 0 at the kink, as autograd
-    case Activation::Silu:
-      return ad::silu_derivative(x);
-    case Activation::QuickGelu:  // q(x) = silu(βx)/β
-      return ad::silu_derivative(static_cast<T>(ad::kQuickGeluBeta) * x);
-    case Activation::Tanh: {
-      const T t = std::tanh(x);
-      return T(1) - t * t;
-    }
-  }
-  return T(1);
+  return activation_with_slope(x, activation).slope;
 }
 
 template <class T>
@@ -173,6 +175,10 @@ class Mlp final : public Map<T> {
 
  private:
   Index hidden_dim() const { return w_out_.cols(); }
+  // Elements per chunk of the activation sweep: big enough to outweigh a thread's start.
+  static constexpr Index kActivationChunk = 16384;
+  // H (n × h) and the cached slope S (n × h, or n × 2h gated) from the pre-activations z.
+  void activate(const Matrix<T>& pre, Matrix<T>& hidden, Matrix<T>& slope) const;
 
   Activation activation_;
   bool gated_;

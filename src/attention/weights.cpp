@@ -7,6 +7,7 @@
 #include <fmt/core.h>
 
 #include "common/error.h"
+#include "common/parallel.h"
 
 namespace lipattn {
 
@@ -125,14 +126,19 @@ Projections<T>::Projections(const AttentionWeights& w) {
   d_out = w.output_dim();
   scale = static_cast<T>(w.effective_scale());
   w_qkv.resize(heads * k + groups * (k + kv), d);
-  w_qkv << w.w_q.cast<T>(), w.w_k.cast<T>(), w.w_v.cast<T>();
+  convert_rows(w_qkv.topRows(heads * k), w.w_q);
+  convert_rows(w_qkv.middleRows(heads * k, groups * k), w.w_k);
+  convert_rows(w_qkv.bottomRows(groups * kv), w.w_v);
   if (w.b_q.size() || w.b_k.size() || w.b_v.size()) {
     b_qkv = Vector<T>::Zero(w_qkv.rows());
     if (w.b_q.size()) b_qkv.segment(0, heads * k) = w.b_q.cast<T>();
     if (w.b_k.size()) b_qkv.segment(heads * k, groups * k) = w.b_k.cast<T>();
     if (w.b_v.size()) b_qkv.segment((heads + groups) * k, groups * kv) = w.b_v.cast<T>();
   }
-  if (w.w_o.size()) w_o = w.w_o.cast<T>();
+  if (w.w_o.size()) {
+    w_o.resize(w.w_o.rows(), w.w_o.cols());
+    convert_rows(w_o, w.w_o);
+  }
   if (w.b_o.size()) b_o = w.b_o.cast<T>();
 }
 

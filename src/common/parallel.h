@@ -60,20 +60,36 @@ class PartialsByThread {
 
 // Runs f(r0, len, chunk) over the chunks of `rows` rows, chunk_rows each (the last may be shorter),
 // in parallel with a static schedule. When f returns a double, the per-chunk values come back in
-// chunk order: a sum over them is the same for any number of threads.
+// chunk order: a sum over them is the same for any number of threads. A single chunk runs on the
+// calling thread: a parallel region would cost more than a small sweep, and on a busy machine its
+// barrier waits for descheduled threads (docs/theory.md §MF.7).
 template <class F>
 auto for_fixed_chunks(Index rows, Index chunk_rows, F&& f) {
   const Index chunks = (rows + chunk_rows - 1) / chunk_rows;
+  const bool parallel = chunks > 1;
   using Result = std::invoke_result_t<F, Index, Index, Index>;
   if constexpr (std::is_void_v<Result>) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (parallel)
     for (Index c = 0; c < chunks; ++c) f(c * chunk_rows, std::min(chunk_rows, rows - c * chunk_rows), c);
   } else {
     VectorD partial(chunks);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (parallel)
     for (Index c = 0; c < chunks; ++c) partial(c) = f(c * chunk_rows, std::min(chunk_rows, rows - c * chunk_rows), c);
     return partial;
   }
+}
+
+// dst = src in dst's scalar type, over row chunks in parallel: the copies of a map's weights into its
+// own storage (hundreds of MB for a whole model) are bound by page faults and memory bandwidth, and run
+// about twice as fast on two threads as on one (docs/performance.md, "Session 11"). Small matrices
+// are one chunk, copied on the calling thread.
+template <class Dst, class Src>
+void convert_rows(Dst&& dst, const Src& src) {
+  constexpr Index kChunkElements = 65536;
+  const Index chunk_rows = std::max<Index>(1, kChunkElements / std::max<Index>(src.cols(), 1));
+  for_fixed_chunks(src.rows(), chunk_rows, [&](Index r0, Index len, Index) {
+    dst.middleRows(r0, len) = src.middleRows(r0, len).template cast<typename std::decay_t<Dst>::Scalar>();
+  });
 }
 
 }  // namespace lipattn

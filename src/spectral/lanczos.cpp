@@ -44,18 +44,11 @@ constexpr Eigen::Index kChunkRows = 16384;
 // Below this ‖f‖ the Krylov space is invariant (Spectra's and ARPACK's threshold: 1/‖f‖ still finite).
 constexpr double kNearZero = std::numeric_limits<double>::min() * 10;
 
-// A single chunk (N ≤ 16,384: the tests' and the attack's small Jacobians) runs on the calling thread
-// with the same sum: a parallel region per sweep would cost more than the sweep, and on a busy machine
-// its barrier waits for descheduled threads (docs/theory.md §MF.7).
+// Over chunks of kChunkRows rows; a single chunk (N ≤ 16,384: the tests' and the attack's small
+// Jacobians) runs on the calling thread with the same sum.
 template <class F>
 auto for_row_chunks(Eigen::Index rows, F&& f) {
-  if constexpr (std::is_void_v<std::invoke_result_t<F, Eigen::Index, Eigen::Index, Eigen::Index>>) {
-    if (rows <= kChunkRows) return f(0, rows, 0);
-    return for_fixed_chunks(rows, kChunkRows, std::forward<F>(f));
-  } else {
-    if (rows <= kChunkRows) return VectorD::Constant(1, f(0, rows, 0)).eval();
-    return for_fixed_chunks(rows, kChunkRows, std::forward<F>(f));
-  }
+  return for_fixed_chunks(rows, kChunkRows, std::forward<F>(f));
 }
 
 // (Bᵀx, ‖x‖²) summed over chunks in chunk order; prepare(r0, len) runs on each chunk first, so a
