@@ -113,8 +113,9 @@ std::string Mlp<T>::describe() const {
                      hidden_dim(), output_dim());
 }
 
-// H and S from z, token by token over row chunks in parallel (the activation's transcendental costs as
-// much as a GEMM's share at n = 128; elementwise, so any thread count gives the same bits).
+// H and S from z, token by token over row chunks in parallel: gelu_new's tanh costs about 12 ns an
+// element, a sixth of a whole GPT-2's float64 forward pass at n = 128 (docs/performance.md, "Session
+// 11"). Elementwise, so any number of threads gives the same bits.
 template <class T>
 void Mlp<T>::activate(const Matrix<T>& pre, Matrix<T>& hidden, Matrix<T>& slope) const {
   const Index n = pre.rows(), h = hidden_dim();
