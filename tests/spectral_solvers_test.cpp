@@ -331,8 +331,8 @@ TEST(Certificate, LowerBoundOfAnyVectorIsBelowTheNorm) {
   const Certificate known = certify(lin, v, lin.apply_keeping_image(v));
   EXPECT_NEAR(known.lower, fresh.lower, 1e-13 * fresh.lower);
   EXPECT_NEAR(known.relative_residual, fresh.relative_residual, 1e-12);
-  EXPECT_LT(relative_error(known.image, fresh.image), 1e-13);
-  EXPECT_LT(relative_error(known.normal_product, fresh.normal_product), 1e-13);
+  EXPECT_LT(relative_error(known.at_v.image, fresh.at_v.image), 1e-13);
+  EXPECT_LT(relative_error(known.at_v.normal, fresh.at_v.normal), 1e-13);
   // A power method stopped after two products still certifies its lower bound.
   o.method = SpectralMethod::Power;
   o.max_iter = 2;

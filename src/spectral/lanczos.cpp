@@ -107,7 +107,6 @@ class LanczosFactorization {
       : op_(op), n_(op.size()), m_(capacity), V_(n_, m_), alpha_(VectorD::Zero(m_)), beta_(VectorD::Zero(m_ - 1)) {}
 
   Index size() const { return k_; }
-  Index dimension() const { return n_; }  // N
   Index capacity() const { return m_; }
   double residual_norm() const { return f_norm_; }
   const VectorD& diagonal() const { return alpha_; }    // α_0 … α_{m−1}; the first k are T_k's

@@ -107,7 +107,7 @@ SpectralResult measure_local_lipschitz(const MapBuilder& builder, const MatrixVi
     const Certificate c = certify(lin64, result.right_vector);
     apply_certificate(result, c);
     if (result.right_vector.size() > 0 && result.right_vector.norm() > 0) {
-      const VectorD& w64 = c.normal_product;  // JᵀJv in float64 at the unit v, from the certificate
+      const VectorD& w64 = c.at_v.normal;  // JᵀJv in float64 at the unit v, from the certificate
       const VectorD w32 = lin32.apply_normal(result.right_vector.normalized());
       result.f32_check_difference = w64.norm() > 0 ? (w32 - w64).norm() / w64.norm() : (w32 - w64).norm();
     }

@@ -108,11 +108,11 @@ Certificate certify(const LinearOperator& op, const VectorD& v_in, const ImageAn
   const double norm = v_in.norm();
   if (!(norm > 0)) return c;
   const VectorD v = v_in / norm;
-  c.image = known.image.size() ? VectorD(known.image / norm) : op.apply(v);
-  c.lower = c.image.norm();
+  c.at_v.image = known.image.size() ? VectorD(known.image / norm) : op.apply(v);
+  c.lower = c.at_v.image.norm();
   const double theta = c.lower * c.lower;
-  c.normal_product = known.normal.size() ? VectorD(known.normal / norm) : op.apply_transpose(c.image);
-  const VectorD r = c.normal_product - theta * v;
+  c.at_v.normal = known.normal.size() ? VectorD(known.normal / norm) : op.apply_transpose(c.at_v.image);
+  const VectorD r = c.at_v.normal - theta * v;
   c.relative_residual = theta > 0 ? r.norm() / theta : (r.norm() == 0 ? 0.0 : std::numeric_limits<double>::infinity());
   return c;
 }
@@ -121,7 +121,8 @@ void apply_certificate(SpectralResult& result, const Certificate& c) {
   result.lower = c.lower;
   result.relative_residual = c.relative_residual;
   result.lipschitz = std::max(result.lipschitz, result.lower);
-  result.left_vector = c.lower > 0 ? VectorD(c.image / c.lower) : VectorD(VectorD::Zero(c.image.size()));
+  const VectorD& image = c.at_v.image;
+  result.left_vector = c.lower > 0 ? VectorD(image / c.lower) : VectorD(VectorD::Zero(image.size()));
 }
 
 namespace {

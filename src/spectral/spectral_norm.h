@@ -98,8 +98,7 @@ VectorD random_unit_vector(Index size, std::uint64_t seed);
 struct Certificate {
   double lower = 0;
   double relative_residual = 0;
-  VectorD image;           // Jv
-  VectorD normal_product;  // JᵀJv, the product the certificate was computed from
+  ImageAndNormal at_v;  // Jv and JᵀJv at the unit v: the products the certificate was computed from
 };
 // `known` holds Jv and JᵀJv for this v (at its length) when the method has them in float64 from
 // products it made, as the corrections of §4.7 do: what it holds is not computed again.
